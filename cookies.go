@@ -1,0 +1,190 @@
+package logout
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Browsers drop a cookie whose name and value pass 4096 bytes, silently. A
+// session token longer than one chunk is split across the cookies NAME,
+// NAME.1, NAME.2, …; the first chunk then starts with the chunk count and a
+// dot ("3.…"), a character that never occurs in a token, so a reader knows
+// exactly which cookies to join and ignores leftovers.
+const (
+	chunkSize         = 3800
+	maxChunks         = 4
+	maxCookieTokenLen = chunkSize*maxChunks - len("4.")
+)
+
+// newCookieJar checks the session cookie's settings, including the rules
+// browsers enforce for the __Host- and __Secure- prefixes (Go does not), and
+// fills in the defaults.
+func newCookieJar(c CookieConfig) (cookieJar, error) {
+	j := cookieJar{
+		name:        c.Name,
+		path:        cmp.Or(c.Path, "/"),
+		domain:      c.Domain,
+		sameSite:    cmp.Or(c.SameSite, http.SameSiteLaxMode),
+		secure:      !c.InsecureHTTP,
+		partitioned: c.Partitioned,
+	}
+	if j.name == "" {
+		j.name = "__Host-session"
+		if c.InsecureHTTP {
+			j.name = "session"
+		}
+	}
+	if j.partitioned && !j.secure {
+		return j, errors.New("logout: a Partitioned cookie must be Secure; unset Cookie.InsecureHTTP")
+	}
+	if j.sameSite == http.SameSiteNoneMode && !j.secure {
+		return j, errors.New("logout: a SameSite=None cookie must be Secure; unset Cookie.InsecureHTTP")
+	}
+	if err := checkCookie(j.cookie(j.chunkName(maxChunks-1), "")); err != nil {
+		return j, fmt.Errorf("logout: Config.Cookie: %w", err)
+	}
+	return j, nil
+}
+
+// checkCookie refuses a cookie Go would write differently from what was asked
+// (Go silently drops an invalid Domain, and a deletion without it would miss
+// the cookie) or that a browser would ignore.
+func checkCookie(c *http.Cookie) error {
+	probe := *c
+	probe.Value = "x"
+	if err := probe.Valid(); err != nil {
+		return err
+	}
+	if probe.Domain != "" && strings.Trim(probe.Domain, ".") == "" {
+		return fmt.Errorf("cookie %q: invalid Domain %q", c.Name, c.Domain)
+	}
+	switch {
+	case strings.HasPrefix(c.Name, "__Host-") && (!c.Secure || c.Domain != "" || c.Path != "/"):
+		return fmt.Errorf("cookie %q: a __Host- cookie must be Secure, with Path \"/\" and no Domain", c.Name)
+	case strings.HasPrefix(c.Name, "__Secure-") && !c.Secure:
+		return fmt.Errorf("cookie %q: a __Secure- cookie must be Secure", c.Name)
+	}
+	return nil
+}
+
+// cookieJar writes, reads and expires the session cookie and its chunks, always
+// with the same attributes, so a deletion matches what was set.
+type cookieJar struct {
+	name        string
+	path        string
+	domain      string
+	sameSite    http.SameSite
+	secure      bool
+	partitioned bool
+}
+
+func (j cookieJar) cookie(name, value string) *http.Cookie {
+	return &http.Cookie{
+		Name:        name,
+		Value:       value,
+		Path:        j.path,
+		Domain:      j.domain,
+		Secure:      j.secure,
+		HttpOnly:    true,
+		SameSite:    j.sameSite,
+		Partitioned: j.partitioned,
+	}
+}
+
+func (j cookieJar) chunkName(i int) string {
+	if i == 0 {
+		return j.name
+	}
+	return j.name + "." + strconv.Itoa(i)
+}
+
+// read returns the token the request carries, joined from its chunks, or ""
+// when there is none or the chunks do not add up.
+func (j cookieJar) read(r *http.Request) string {
+	first, err := r.Cookie(j.name)
+	if err != nil || first.Value == "" {
+		return ""
+	}
+	count, rest, chunked := strings.Cut(first.Value, ".")
+	if !chunked {
+		return first.Value
+	}
+	n, err := strconv.Atoi(count)
+	if err != nil || n < 2 || n > maxChunks || rest == "" {
+		return ""
+	}
+	var b strings.Builder
+	b.Grow(n * chunkSize)
+	b.WriteString(rest)
+	for i := 1; i < n; i++ {
+		c, err := r.Cookie(j.chunkName(i))
+		if err != nil || c.Value == "" {
+			return ""
+		}
+		b.WriteString(c.Value)
+	}
+	return b.String()
+}
+
+// write sets the token, in as many chunks as it needs, and expires chunks
+// left over from a larger session that the request still carries.
+func (j cookieJar) write(w http.ResponseWriter, r *http.Request, token string, expires time.Time) error {
+	if len(token) > maxCookieTokenLen {
+		return fmt.Errorf("logout: session token is %d bytes, more than %d cookies can hold", len(token), maxChunks)
+	}
+	n := (len(token) + chunkSize - 1) / chunkSize
+	if n > 1 {
+		n = (len(token) + len("4.") + chunkSize - 1) / chunkSize
+		token = strconv.Itoa(n) + "." + token
+	}
+	maxAge := int(time.Until(expires).Seconds())
+	for i := 0; i < n; i++ {
+		part := token[i*chunkSize : min(len(token), (i+1)*chunkSize)]
+		c := j.cookie(j.chunkName(i), part)
+		c.MaxAge = max(maxAge, 1)
+		c.Expires = expires.UTC()
+		http.SetCookie(w, c)
+	}
+	j.expireChunks(w, r, n)
+	return nil
+}
+
+// expire removes the session cookie and every chunk the request carries.
+func (j cookieJar) expire(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, expired(j.cookie(j.name, "")))
+	j.expireChunks(w, r, 1)
+}
+
+// expireChunks expires each chunk cookie NAME.i with i >= from that the request
+// carries. Only present chunks are touched, so a small session's logout sends
+// one Set-Cookie, not maxChunks.
+func (j cookieJar) expireChunks(w http.ResponseWriter, r *http.Request, from int) {
+	if r == nil {
+		return
+	}
+	prefix := j.name + "."
+	for _, c := range r.Cookies() {
+		idx, ok := strings.CutPrefix(c.Name, prefix)
+		if !ok {
+			continue
+		}
+		if i, err := strconv.Atoi(idx); err == nil && i >= from && i < 100 && strconv.Itoa(i) == idx {
+			http.SetCookie(w, expired(j.cookie(c.Name, "")))
+		}
+	}
+}
+
+// expired turns c into its own deletion: same name, path, domain and security
+// attributes, Max-Age=0 and an Expires in the past for old user agents.
+func expired(c *http.Cookie) *http.Cookie {
+	d := *c
+	d.Value = ""
+	d.MaxAge = -1
+	d.Expires = time.Unix(0, 0).UTC()
+	return &d
+}

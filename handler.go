@@ -1,0 +1,483 @@
+// Package logout signs a user out of a web app that signed them in with
+// Scalekit or any other OpenID Connect provider, in all three places their
+// session lives.
+//
+// A signed-in user has an app session (a cookie, and with [RedisStore] a record
+// every instance shares), a session at the provider (Scalekit's own HttpOnly
+// cookie on its domain), and often one at the upstream identity provider that
+// Scalekit federates to. Logging out has to end all of them:
+//
+//  1. The [Handler] reads the session cookie and ends the app session in the
+//     [SessionStore] with one atomic call that also returns what the session
+//     held, so the ID token is in hand before anything is gone, and no copy
+//     of the cookie works afterwards on any instance.
+//  2. It expires every app cookie with exactly the attributes it was set with.
+//  3. It sends the browser, as a top-level navigation, to the provider's
+//     end-session endpoint with id_token_hint and an allow-listed
+//     post_logout_redirect_uri. Only a navigation carries the provider's own
+//     cookie, so only a navigation ends the provider's session (and through it
+//     the upstream one); the provider then sends the browser back.
+//
+// Mount the handler like any other:
+//
+//	h, err := logout.New(logout.Config{ /* … */ })
+//	http.Handle("/logout", h)
+//
+// The same Handler gives the sign-in side its half ([Handler.StartSession],
+// [Handler.Session], [Handler.UpdateSession]), so the cookie is always written
+// and deleted with the same name, path, domain and flags.
+package logout
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config configures a [Handler]. The zero value of every optional field is the
+// secure choice.
+type Config struct {
+	// Store keeps the sessions: a [CookieStore] or a [RedisStore]. Required.
+	Store SessionStore
+
+	// Issuer is the provider's issuer URL: for Scalekit, the environment URL,
+	// such as https://acme.scalekit.dev. New reads its discovery document
+	// once to find the end-session endpoint, unless EndSessionEndpoint is set.
+	Issuer string
+	// EndSessionEndpoint is the provider's end-session endpoint, such as
+	// https://acme.scalekit.dev/oidc/logout. Set it to skip discovery.
+	EndSessionEndpoint string
+	// HTTPClient fetches the discovery document. Nil means a client with a
+	// 10-second timeout.
+	HTTPClient *http.Client
+
+	// ClientID is the app's OAuth client ID. When set it is sent as
+	// client_id, which lets the provider honour post_logout_redirect_uri even
+	// without an ID token, so a user with no app session still has their
+	// provider session ended.
+	ClientID string
+
+	// PostLogoutRedirectURI is where the provider sends the browser after
+	// logout: an absolute URL registered with the provider (in Scalekit's
+	// dashboard, under the app's post-logout URLs). Required.
+	PostLogoutRedirectURI string
+	// AllowedPostLogoutRedirectURIs are further URIs a logout request may
+	// choose with its return_to parameter. Matching is exact; anything else
+	// is refused with 400.
+	AllowedPostLogoutRedirectURIs []string
+
+	// Cookie sets the session cookie's attributes.
+	Cookie CookieConfig
+
+	// ClearCookies are further cookies the app sets and logout must expire,
+	// such as accessToken, refreshToken and idToken. Give each the Name,
+	// Path, Domain, Secure, SameSite and Partitioned it was set with.
+	ClearCookies []http.Cookie
+
+	// StoreTimeout bounds each store call. Zero means 3 seconds.
+	StoreTimeout time.Duration
+
+	// AllowGET lets GET requests log out, for links that cannot be forms. A
+	// GET from another site is still refused. POST is always accepted.
+	AllowGET bool
+
+	// ClearSiteData adds Clear-Site-Data: "cookies", "storage" to the logout
+	// response. Off by default: "cookies" clears every cookie of the whole
+	// site, including a provider's on a custom domain under the same site.
+	ClearSiteData bool
+
+	// FailOnStoreError answers 503 when the store cannot end the session,
+	// instead of the default: expire the cookies, report the error, and still
+	// send the browser through the provider's logout.
+	FailOnStoreError bool
+
+	// SessionLifetime is the lifetime StartSession gives a session that has
+	// no Expiry. Zero means 12 hours.
+	SessionLifetime time.Duration
+
+	// OnLogout, if set, is called after a logout request ended a session,
+	// with what the session held (to revoke a refresh token, say).
+	OnLogout func(r *http.Request, ended Session)
+	// OnError, if set, is called with every store failure.
+	OnError func(r *http.Request, err error)
+	// Logger receives one line per logout and per failure; never a token.
+	// Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// CookieConfig names the session cookie and sets its attributes.
+type CookieConfig struct {
+	// Name is the cookie's name. Empty means "__Host-session", or "session"
+	// when InsecureHTTP is set.
+	Name string
+	// Path is the cookie's path. Empty means "/".
+	Path string
+	// Domain shares the cookie with subdomains. Empty means host-only, which
+	// is safer; it must stay empty for a "__Host-" name.
+	Domain string
+	// SameSite defaults to Lax, which the provider's redirects back to the
+	// app need.
+	SameSite http.SameSite
+	// Partitioned sets the Partitioned attribute (CHIPS), for apps embedded
+	// in another site.
+	Partitioned bool
+	// InsecureHTTP drops the Secure attribute, for plain-http development
+	// only. Browsers send Secure cookies to https sites and localhost alone.
+	InsecureHTTP bool
+}
+
+// Handler ends sessions. It is immutable after [New] and safe for concurrent
+// use.
+type Handler struct {
+	store          SessionStore
+	endSession     string // end-session endpoint without its query
+	endSessionBase string // its own query, already encoded, or ""
+	clientID       string
+	postLogout     string
+	allowed        []string
+	jar            cookieJar
+	clear          []*http.Cookie
+	timeout        time.Duration
+	allowGET       bool
+	clearSiteData  bool
+	failClosed     bool
+	lifetime       time.Duration
+	onLogout       func(*http.Request, Session)
+	onError        func(*http.Request, error)
+	log            *slog.Logger
+	csrf           *http.CrossOriginProtection
+}
+
+// New checks cfg and returns a Handler. With no EndSessionEndpoint it fetches
+// the issuer's discovery document, once.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("logout: Config.Store is required")
+	}
+	h := &Handler{
+		store:         cfg.Store,
+		clientID:      cfg.ClientID,
+		timeout:       cmp.Or(cfg.StoreTimeout, 3*time.Second),
+		allowGET:      cfg.AllowGET,
+		clearSiteData: cfg.ClearSiteData,
+		failClosed:    cfg.FailOnStoreError,
+		lifetime:      cmp.Or(cfg.SessionLifetime, 12*time.Hour),
+		onLogout:      cfg.OnLogout,
+		onError:       cfg.OnError,
+		log:           cfg.Logger,
+		csrf:          http.NewCrossOriginProtection(),
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+
+	endpoint := cfg.EndSessionEndpoint
+	if endpoint == "" {
+		if _, err := checkURL("Config.Issuer", cfg.Issuer); err != nil {
+			return nil, fmt.Errorf("%w (or set Config.EndSessionEndpoint)", err)
+		}
+		client := cfg.HTTPClient
+		if client == nil {
+			client = defaultHTTPClient()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var err error
+		if endpoint, err = discoverEndSession(ctx, client, cfg.Issuer); err != nil {
+			return nil, err
+		}
+	}
+	u, err := checkURL("end-session endpoint", endpoint)
+	if err != nil {
+		return nil, err
+	}
+	h.endSessionBase = u.RawQuery
+	u.RawQuery = ""
+	h.endSession = u.String()
+
+	if _, err := checkURL("Config.PostLogoutRedirectURI", cfg.PostLogoutRedirectURI); err != nil {
+		return nil, err
+	}
+	h.postLogout = cfg.PostLogoutRedirectURI
+	h.allowed = append(h.allowed, cfg.PostLogoutRedirectURI)
+	for _, a := range cfg.AllowedPostLogoutRedirectURIs {
+		if _, err := checkURL("Config.AllowedPostLogoutRedirectURIs", a); err != nil {
+			return nil, err
+		}
+		h.allowed = append(h.allowed, a)
+	}
+
+	if h.jar, err = newCookieJar(cfg.Cookie); err != nil {
+		return nil, err
+	}
+	for _, c := range cfg.ClearCookies {
+		if err := checkCookie(&c); err != nil {
+			return nil, fmt.Errorf("logout: Config.ClearCookies: %w", err)
+		}
+		h.clear = append(h.clear, expired(&c))
+	}
+	if b, ok := cfg.Store.(interface{ forCookie(string) SessionStore }); ok {
+		h.store = b.forCookie(h.jar.name)
+	}
+	return h, nil
+}
+
+// ServeHTTP logs the user out. See the package documentation for the flow.
+//
+// It answers 405 to methods other than POST (and GET when allowed), 403 to a
+// cross-origin request, 400 to a return_to that is not allowed, all before it
+// touches anything. Otherwise it ends the session, expires the cookies and
+// redirects the browser to the end-session endpoint: 303 after POST, 302 after
+// GET. A fetch or XHR caller, which cannot end the provider's session itself,
+// gets 200 and JSON naming the URL the page must navigate to.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// 1. Refuse anything that is not a same-origin logout, touching nothing.
+	if err := h.checkRequest(w, r); err != nil {
+		return
+	}
+	postLogout, ok := h.returnTo(w, r)
+	if !ok {
+		return
+	}
+
+	// 2. End the session with one atomic store call. The context survives a
+	// client that disconnects halfway, so a revocation is never cut short.
+	var ended Session
+	var storeErr error
+	token := h.jar.read(r)
+	if token != "" {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
+		ended, storeErr = h.store.End(ctx, token)
+		cancel()
+		if errors.Is(storeErr, ErrNoSession) {
+			storeErr = nil
+		}
+	}
+
+	// 3. Expire every app cookie, whatever happened above.
+	h.jar.expire(w, r)
+	for _, c := range h.clear {
+		http.SetCookie(w, c)
+	}
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "private, no-cache, no-store, must-revalidate")
+	hdr.Add("Vary", "Cookie")
+	if h.clearSiteData {
+		hdr.Set("Clear-Site-Data", `"cookies", "storage"`)
+	}
+
+	if storeErr != nil {
+		h.log.LogAttrs(r.Context(), slog.LevelError, "logout: session store failed; the session may outlive this logout",
+			slog.String("session", fingerprint(token)), slog.Any("error", storeErr))
+		if h.onError != nil {
+			h.onError(r, storeErr)
+		}
+		if h.failClosed {
+			h.reply(w, r, http.StatusServiceUnavailable, "", "session_store_unavailable")
+			return
+		}
+	} else if ended.Subject != "" || ended.IDToken != "" {
+		h.log.LogAttrs(r.Context(), slog.LevelInfo, "logout",
+			slog.String("sub", ended.Subject), slog.String("session", fingerprint(token)))
+		if h.onLogout != nil {
+			h.onLogout(r, ended)
+		}
+	}
+
+	// 4. Send the browser through the provider's logout. Without an ID token
+	// the provider can still trust the return address through client_id;
+	// with neither, the provider would stop at a confirmation page, so go
+	// straight back instead.
+	target := postLogout
+	if ended.IDToken != "" || h.clientID != "" {
+		target = h.EndSessionURL(ended.IDToken, postLogout, rand.Text())
+	}
+	h.reply(w, r, 0, target, "")
+}
+
+// EndSessionURL returns the provider's end-session URL for the given ID token
+// (may be empty), post-logout redirect URI and state. The base comes from the
+// configuration, never from the request, so a spoofed Host header cannot move
+// it. When the URL would pass maxEndSessionURL bytes, the ID token is left out
+// (client_id still identifies the app) rather than risk a 414 at the provider.
+func (h *Handler) EndSessionURL(idTokenHint, postLogoutRedirectURI, state string) string {
+	build := func(hint string) string {
+		var b strings.Builder
+		b.Grow(len(h.endSession) + len(h.endSessionBase) + len(hint) + len(postLogoutRedirectURI)*3/2 + len(state) + len(h.clientID) + 80)
+		b.WriteString(h.endSession)
+		sep := byte('?')
+		param := func(k, v string) {
+			if v == "" {
+				return
+			}
+			b.WriteByte(sep)
+			sep = '&'
+			b.WriteString(k)
+			b.WriteByte('=')
+			b.WriteString(url.QueryEscape(v))
+		}
+		if h.endSessionBase != "" {
+			b.WriteByte('?')
+			b.WriteString(h.endSessionBase)
+			sep = '&'
+		}
+		param("id_token_hint", hint)
+		param("post_logout_redirect_uri", postLogoutRedirectURI)
+		param("state", state)
+		param("client_id", h.clientID)
+		return b.String()
+	}
+	u := build(idTokenHint)
+	if len(u) > maxEndSessionURL && idTokenHint != "" {
+		u = build("")
+	}
+	return u
+}
+
+// maxEndSessionURL keeps the redirect under the 8 KB request-line limit common
+// to web servers and proxies.
+const maxEndSessionURL = 8000
+
+// checkRequest enforces the method and the origin, replying itself on error.
+func (h *Handler) checkRequest(w http.ResponseWriter, r *http.Request) error {
+	var err error
+	switch {
+	case r.Method == http.MethodPost:
+		err = h.csrf.Check(r)
+	case r.Method == http.MethodGet && h.allowGET:
+		// CrossOriginProtection never blocks GET, so apply its rule here:
+		// only same-origin or user-typed navigations may log out.
+		if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+			err = errors.New("cross-origin request")
+		}
+	default:
+		allow := "POST"
+		if h.allowGET {
+			allow = "GET, POST"
+		}
+		w.Header().Set("Allow", allow)
+		http.Error(w, "logout: method not allowed", http.StatusMethodNotAllowed)
+		return errors.New("method not allowed")
+	}
+	if err != nil {
+		http.Error(w, "logout: cross-origin logout refused", http.StatusForbidden)
+	}
+	return err
+}
+
+// returnTo picks the post-logout redirect URI: the configured one, or the
+// request's return_to when it exactly matches an allowed one.
+func (h *Handler) returnTo(w http.ResponseWriter, r *http.Request) (string, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "logout: malformed request", http.StatusBadRequest)
+		return "", false
+	}
+	values := r.Form["return_to"]
+	switch {
+	case len(values) == 0:
+		return h.postLogout, true
+	case len(values) == 1 && slices.Contains(h.allowed, values[0]):
+		return values[0], true
+	default:
+		http.Error(w, "logout: return_to is not an allowed post-logout redirect URI", http.StatusBadRequest)
+		return "", false
+	}
+}
+
+// reply redirects a browser navigation, or answers a script with JSON.
+func (h *Handler) reply(w http.ResponseWriter, r *http.Request, status int, target, errCode string) {
+	if isScript(r) {
+		w.Header().Set("Content-Type", "application/json")
+		body := map[string]string{"location": target}
+		if errCode != "" {
+			body = map[string]string{"error": errCode}
+		}
+		w.WriteHeader(cmp.Or(status, http.StatusOK))
+		json.NewEncoder(w).Encode(body)
+		return
+	}
+	if errCode != "" {
+		http.Error(w, "logout: the session store is unavailable; try again", status)
+		return
+	}
+	code := http.StatusSeeOther
+	if r.Method == http.MethodGet {
+		code = http.StatusFound
+	}
+	http.Redirect(w, r, target, code)
+}
+
+// isScript tells a fetch or XHR call from a navigation. Browsers say so in
+// Sec-Fetch-Mode; older clients are judged by their Accept header.
+func isScript(r *http.Request) bool {
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
+		return mode != "navigate" && mode != "nested-navigate"
+	}
+	return strings.Contains(r.Header.Get("Accept"), "application/json")
+}
+
+// StartSession stores s as the session of this browser and sets its cookie;
+// call it from the sign-in callback once the ID token is verified. A session
+// the request already carried is ended first, so sign-in always starts a new
+// one (no session fixation). A zero IssuedAt becomes now and a zero Expiry
+// now plus Config.SessionLifetime.
+func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session) error {
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	if old := h.jar.read(r); old != "" {
+		if _, err := h.store.End(ctx, old); err != nil && !errors.Is(err, ErrNoSession) {
+			return err
+		}
+	}
+	now := time.Now()
+	if s.IssuedAt.IsZero() {
+		s.IssuedAt = now
+	}
+	if s.Expiry.IsZero() {
+		s.Expiry = now.Add(h.lifetime)
+	}
+	token, err := h.store.Save(ctx, s)
+	if err != nil {
+		return err
+	}
+	return h.jar.write(w, r, token, s.Expiry)
+}
+
+// Session returns the session of the request's browser, or ErrNoSession.
+func (h *Handler) Session(r *http.Request) (Session, error) {
+	token := h.jar.read(r)
+	if token == "" {
+		return Session{}, ErrNoSession
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	return h.store.Load(ctx, token)
+}
+
+// UpdateSession replaces the request's session with s, for example after a
+// token refresh, and rewrites the cookie. If the session was ended meanwhile
+// (by a logout in another tab, say) it returns ErrNoSession and brings
+// nothing back.
+func (h *Handler) UpdateSession(w http.ResponseWriter, r *http.Request, s Session) error {
+	token := h.jar.read(r)
+	if token == "" {
+		return ErrNoSession
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	newToken, err := h.store.Update(ctx, token, s)
+	if err != nil {
+		return err
+	}
+	return h.jar.write(w, r, newToken, s.Expiry)
+}

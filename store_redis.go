@@ -1,0 +1,368 @@
+package logout
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisStore keeps sessions in Redis, shared by every instance of the app, so
+// a logout on one instance ends the session on all of them: a copy of the
+// cookie taken before logout signs nobody in afterwards.
+//
+// The cookie holds a random 128-bit session ID, a random 256-bit key and a
+// short hash of the user. Redis holds the session encrypted with that key,
+// under a name derived from the ID and key by SHA-256. A Redis dump or a MONITOR log
+// therefore shows no token and no usable cookie value.
+//
+// Costs, in Redis commands: Save 1 (2 on Redis Cluster, sent together), Load
+// 1, Update 1, End 1. Logging out is a single script that reads the session
+// and deletes it atomically, so the ID token is in hand before anything is
+// gone and two logouts never both see the session.
+//
+// Each user's sessions are indexed by the user's issuer and subject, and by
+// the provider's session ID (sid), so [RedisStore.EndSubject] and
+// [RedisStore.EndSID] cost one command whatever the size of the keyspace. All
+// keys of one user share a Redis Cluster hash tag.
+//
+// It needs Redis 6.2 or later (GETDEL) and works with a single node, Sentinel
+// and Cluster alike.
+type RedisStore struct {
+	rdb     redis.UniversalClient
+	cluster bool
+
+	// KeyPrefix starts every key the store writes. NewRedisStore sets it
+	// to "logout:"; change it before first use to share a Redis between
+	// apps.
+	KeyPrefix string
+	// Now, when set before first use, replaces time.Now.
+	Now func() time.Time
+}
+
+// NewRedisStore returns a store on rdb. It does no I/O and never closes rdb.
+func NewRedisStore(rdb redis.UniversalClient) *RedisStore {
+	_, cluster := rdb.(*redis.ClusterClient)
+	return &RedisStore{rdb: rdb, cluster: cluster, KeyPrefix: "logout:"}
+}
+
+// A token is base64url(id | key | user tag).
+const (
+	idLen      = 16
+	keyLen     = 32
+	tagLen     = 8
+	rawToken   = idLen + keyLen + tagLen
+	redisToken = (rawToken*8 + 5) / 6
+)
+
+// redisRef is what a token names: the session's keys and its encryption key.
+type redisRef struct {
+	session string // PREFIX{usertag}:s:HASH(id)
+	index   string // PREFIX{usertag}:u, a hash of field HASH(id) -> "expiryMs sid"
+	field   string
+	key     []byte
+}
+
+// Save stores a new session under a fresh random ID.
+func (r *RedisStore) Save(ctx context.Context, s Session) (string, error) {
+	ttl := s.Expiry.Sub(r.clock())
+	if ttl < time.Millisecond {
+		return "", fmt.Errorf("logout: session expiry %v is not in the future", s.Expiry)
+	}
+	raw := make([]byte, rawToken)
+	rand.Read(raw[:idLen+keyLen])
+	copy(raw[idLen+keyLen:], userTag(s.Issuer, s.Subject))
+	token := base64.RawURLEncoding.EncodeToString(raw)
+	ref := r.ref(raw)
+
+	blob, err := seal(ref, s)
+	if err != nil {
+		return "", err
+	}
+	keys := []string{ref.session, ref.index}
+	args := []any{blob, ttl.Milliseconds(), ref.field, indexEntry(s), unixMilli(r.clock())}
+	if s.SessionID == "" {
+		_, err = saveScript.Run(ctx, r.rdb, keys, args...).Result()
+	} else if ptr, tag := r.sidPointer(s.Issuer, s.SessionID), hex.EncodeToString(raw[idLen+keyLen:]); !r.cluster {
+		_, err = saveScript.Run(ctx, r.rdb, append(keys, ptr), append(args, tag)...).Result()
+	} else {
+		// The pointer from sid to user lives in the sid's own slot, so on
+		// Cluster it is a second command, sent in the same pipeline.
+		// EVAL rather than EVALSHA: a pipeline cannot fall back on NOSCRIPT.
+		_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			saveScript.Eval(ctx, p, keys, args...)
+			pointerScript.Eval(ctx, p, []string{ptr}, tag, ttl.Milliseconds())
+			return nil
+		})
+	}
+	if err != nil {
+		return "", fmt.Errorf("logout: redis save: %w", err)
+	}
+	return token, nil
+}
+
+// Load reads and decrypts the session.
+func (r *RedisStore) Load(ctx context.Context, token string) (Session, error) {
+	ref, ok := r.parse(token)
+	if !ok {
+		return Session{}, ErrNoSession
+	}
+	blob, err := r.rdb.Get(ctx, ref.session).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Session{}, ErrNoSession
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("logout: redis load: %w", err)
+	}
+	return r.open(ref, blob)
+}
+
+// Update rewrites the session only while it still exists, in one script, so a
+// refresh racing a logout can never bring the session back. The token stays
+// the same. The issuer, subject and sid cannot change: start a new session.
+func (r *RedisStore) Update(ctx context.Context, token string, s Session) (string, error) {
+	ref, ok := r.parse(token)
+	if !ok {
+		return "", ErrNoSession
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(token)
+	if !bytesEqual(raw[idLen+keyLen:], userTag(s.Issuer, s.Subject)) {
+		return "", errors.New("logout: Update cannot change a session's issuer or subject; start a new session")
+	}
+	ttl := s.Expiry.Sub(r.clock())
+	if ttl < time.Millisecond {
+		return "", fmt.Errorf("logout: session expiry %v is not in the future", s.Expiry)
+	}
+	blob, err := seal(ref, s)
+	if err != nil {
+		return "", err
+	}
+	n, err := updateScript.Run(ctx, r.rdb, []string{ref.session, ref.index},
+		blob, ttl.Milliseconds(), ref.field, indexEntry(s)).Int()
+	if err != nil {
+		return "", fmt.Errorf("logout: redis update: %w", err)
+	}
+	if n == 0 {
+		return "", ErrNoSession
+	}
+	return token, nil
+}
+
+// End deletes the session and returns what it held, in one command.
+func (r *RedisStore) End(ctx context.Context, token string) (Session, error) {
+	ref, ok := r.parse(token)
+	if !ok {
+		return Session{}, ErrNoSession
+	}
+	blob, err := endScript.Run(ctx, r.rdb, []string{ref.session, ref.index}, ref.field).Text()
+	if errors.Is(err, redis.Nil) {
+		return Session{}, ErrNoSession
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("logout: redis end: %w", err)
+	}
+	// The session is gone whatever the blob holds; a blob that does not open
+	// (a token forged to hit a real key) yields nothing to the caller.
+	return r.open(ref, []byte(blob))
+}
+
+// EndSubject ends every session of the user, on every instance, in one
+// command whose cost grows with that user's sessions only. It returns how
+// many sessions it ended.
+func (r *RedisStore) EndSubject(ctx context.Context, issuer, subject string) (int, error) {
+	return r.endIndexed(ctx, hex.EncodeToString(userTag(issuer, subject)), "")
+}
+
+// EndSID ends every session opened under the provider session sid. With the
+// subject known it is one command; with only the sid, as a back-channel
+// logout token may give, it first reads which user the sid belongs to.
+func (r *RedisStore) EndSID(ctx context.Context, issuer, sid, subject string) (int, error) {
+	if sid == "" {
+		return 0, errors.New("logout: EndSID needs a sid")
+	}
+	if subject != "" {
+		return r.endIndexed(ctx, hex.EncodeToString(userTag(issuer, subject)), sid)
+	}
+	tag, err := r.rdb.Get(ctx, r.sidPointer(issuer, sid)).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("logout: redis end sid: %w", err)
+	}
+	if _, err := hex.DecodeString(tag); err != nil || len(tag) != 2*tagLen {
+		return 0, fmt.Errorf("logout: redis end sid: malformed pointer")
+	}
+	return r.endIndexed(ctx, tag, sid)
+}
+
+func (r *RedisStore) endIndexed(ctx context.Context, tag, sid string) (int, error) {
+	base := r.KeyPrefix + "{" + tag + "}"
+	n, err := endIndexedScript.Run(ctx, r.rdb, []string{base + ":u"}, base+":s:", sid).Int()
+	if err != nil {
+		return 0, fmt.Errorf("logout: redis end sessions: %w", err)
+	}
+	return n, nil
+}
+
+// parse checks a token's shape and derives the keys it names. Nothing in a
+// token is trusted further: the session key is hashed from the ID, and the
+// blob must open with the token's key.
+func (r *RedisStore) parse(token string) (redisRef, bool) {
+	if len(token) != redisToken {
+		return redisRef{}, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(raw) != rawToken {
+		return redisRef{}, false
+	}
+	return r.ref(raw), true
+}
+
+func (r *RedisStore) ref(raw []byte) redisRef {
+	// The key name hashes the ID and the key together, so a token with any
+	// bit changed names a key that does not exist: tampering can neither
+	// read nor delete a session.
+	idHash := sha256.Sum256(raw[:idLen+keyLen])
+	field := hex.EncodeToString(idHash[:16])
+	base := r.KeyPrefix + "{" + hex.EncodeToString(raw[idLen+keyLen:]) + "}"
+	return redisRef{
+		session: base + ":s:" + field,
+		index:   base + ":u",
+		field:   field,
+		key:     raw[idLen : idLen+keyLen],
+	}
+}
+
+func (r *RedisStore) sidPointer(issuer, sid string) string {
+	sum := sha256.Sum256([]byte("logout sid\x00" + issuer + "\x00" + sid))
+	return r.KeyPrefix + "{" + hex.EncodeToString(sum[:tagLen]) + "}:sid"
+}
+
+func (r *RedisStore) open(ref redisRef, blob []byte) (Session, error) {
+	aead, err := newAEAD(ref.key)
+	if err != nil {
+		return Session{}, err
+	}
+	plain, err := aead.Open(nil, nil, blob, []byte(ref.session))
+	if err != nil {
+		return Session{}, ErrNoSession
+	}
+	s, err := decodeSession(plain)
+	if err != nil || !s.Expiry.After(r.clock()) {
+		return Session{}, ErrNoSession
+	}
+	return s, nil
+}
+
+func (r *RedisStore) clock() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func seal(ref redisRef, s Session) ([]byte, error) {
+	aead, err := newAEAD(ref.key)
+	if err != nil {
+		return nil, err
+	}
+	return aead.Seal(nil, nil, encodeSession(s), []byte(ref.session)), nil
+}
+
+// userTag is the hash tag shared by all keys of one user. It is derived from
+// the issuer and subject, which are not secret, so EndSubject can find it.
+func userTag(issuer, subject string) []byte {
+	sum := sha256.Sum256([]byte("logout user\x00" + issuer + "\x00" + subject))
+	return sum[:tagLen]
+}
+
+func indexEntry(s Session) string {
+	return strconv.FormatInt(unixMilli(s.Expiry), 10) + " " + s.SessionID
+}
+
+func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
+
+// The index entry of each session is "expiryMs sid". Saving prunes entries
+// whose sessions have expired and keeps the index alive as long as its
+// longest session.
+const pruneIndex = `
+local now = tonumber(ARGV[5])
+local last = now + tonumber(ARGV[2])
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  local exp = tonumber(string.match(all[i+1], '^(%d+)'))
+  if exp <= now then
+    redis.call('HDEL', KEYS[2], all[i])
+  elseif exp > last then
+    last = exp
+  end
+end
+redis.call('PEXPIREAT', KEYS[2], last)
+`
+
+// setPointer keeps the sid -> user pointer alive as long as the longest
+// session under that sid.
+const setPointer = `
+if redis.call('PTTL', %[1]s) < tonumber(%[3]s) then
+  redis.call('SET', %[1]s, %[2]s, 'PX', %[3]s)
+end
+`
+
+var (
+	saveScript = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+` + pruneIndex + `
+if KEYS[3] then
+` + fmt.Sprintf(setPointer, "KEYS[3]", "ARGV[6]", "ARGV[2]") + `
+end
+return 1
+`)
+
+	pointerScript = redis.NewScript(fmt.Sprintf(setPointer, "KEYS[1]", "ARGV[1]", "ARGV[2]") + "return 1")
+
+	updateScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return 1
+`)
+
+	endScript = redis.NewScript(`
+local v = redis.call('GETDEL', KEYS[1])
+if v then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+return v
+`)
+
+	// endIndexedScript deletes the sessions the user index lists (all of
+	// them, or those under the sid in ARGV[2]). The session keys share the
+	// index's hash tag, so on Cluster they live on the same node.
+	endIndexedScript = redis.NewScript(`
+local all = redis.call('HGETALL', KEYS[1])
+local n = 0
+for i = 1, #all, 2 do
+  local sid = string.match(all[i+1], '^%d+ (.*)$') or ''
+  if ARGV[2] == '' or sid == ARGV[2] then
+    n = n + redis.call('DEL', ARGV[1] .. all[i])
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+return n
+`)
+)
