@@ -168,39 +168,61 @@ func freePort(t testing.TB) int {
 	}
 }
 
-// commandCounter counts the commands a private redis-server executes, from
-// INFO commandstats, leaving out its own INFO and CONFIG calls.
+// commandCounter counts the commands a redis-server receives from clients,
+// through MONITOR. Commands a script runs inside the server are not sent by
+// anyone and are left out, as is the counter's own marker.
 type commandCounter struct {
-	rdb *redis.Client
+	rdb  *redis.Client
+	conn net.Conn
+	r    *bufio.Reader
+	seq  int
 }
 
-func (c commandCounter) reset(t testing.TB) {
+func newCommandCounter(t testing.TB, addr string) *commandCounter {
 	t.Helper()
-	if err := c.rdb.ConfigResetStat(context.Background()).Err(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// count returns the number of commands per name since the last reset.
-func (c commandCounter) count(t testing.TB) map[string]int {
-	t.Helper()
-	info, err := c.rdb.Info(context.Background(), "commandstats").Result()
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { conn.Close() })
+	c := &commandCounter{rdb: redis.NewClient(&redis.Options{Addr: addr}), conn: conn, r: bufio.NewReader(conn)}
+	t.Cleanup(func() { c.rdb.Close() })
+	fmt.Fprint(conn, "MONITOR\r\n")
+	if line, err := c.r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+		t.Fatalf("MONITOR: %q %v", line, err)
+	}
+	return c
+}
+
+// reset forgets the commands seen so far.
+func (c *commandCounter) reset(t testing.TB) { c.count(t) }
+
+// count returns the commands per name that clients sent since the last call.
+func (c *commandCounter) count(t testing.TB) map[string]int {
+	t.Helper()
+	c.seq++
+	marker := fmt.Sprintf("counter-marker-%d", c.seq)
+	if err := c.rdb.Echo(context.Background(), marker).Err(); err != nil {
+		t.Fatal(err)
+	}
 	out := map[string]int{}
-	sc := bufio.NewScanner(strings.NewReader(info))
-	for sc.Scan() {
-		// cmdstat_get:calls=1,usec=2,...
-		name, rest, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "cmdstat_"), ":calls=")
-		if !ok || name == "info" || name == "config|resetstat" || name == "config" {
+	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading MONITOR: %v", err)
+		}
+		if strings.Contains(line, marker) {
+			return out
+		}
+		// +1700000000.123456 [0 127.0.0.1:40000] "evalsha" "…" …
+		_, rest, ok := strings.Cut(line, "] \"")
+		if !ok || strings.Contains(line, " lua]") {
 			continue
 		}
-		calls, _, _ := strings.Cut(rest, ",")
-		n, _ := strconv.Atoi(calls)
-		out[name] = n
+		name, _, _ := strings.Cut(rest, "\"")
+		out[strings.ToLower(name)]++
 	}
-	return out
 }
 
 func total(m map[string]int) int {

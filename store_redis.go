@@ -87,7 +87,7 @@ func (r *RedisStore) Save(ctx context.Context, s Session) (string, error) {
 		return "", err
 	}
 	keys := []string{ref.session, ref.index}
-	args := []any{blob, ttl.Milliseconds(), ref.field, indexEntry(s), unixMilli(r.clock())}
+	args := []any{blob, ttl.Milliseconds(), ref.field, r.indexEntry(s), unixMilli(r.clock())}
 	if s.SessionID == "" {
 		_, err = saveScript.Run(ctx, r.rdb, keys, args...).Result()
 	} else if ptr, tag := r.sidPointer(s.Issuer, s.SessionID), hex.EncodeToString(raw[idLen+keyLen:]); !r.cluster {
@@ -145,7 +145,7 @@ func (r *RedisStore) Update(ctx context.Context, token string, s Session) (strin
 		return "", err
 	}
 	n, err := updateScript.Run(ctx, r.rdb, []string{ref.session, ref.index},
-		blob, ttl.Milliseconds(), ref.field, indexEntry(s)).Int()
+		blob, ttl.Milliseconds(), ref.field, r.indexEntry(s)).Int()
 	if err != nil {
 		return "", fmt.Errorf("logout: redis update: %w", err)
 	}
@@ -188,7 +188,7 @@ func (r *RedisStore) EndSID(ctx context.Context, issuer, sid, subject string) (i
 		return 0, errors.New("logout: EndSID needs a sid")
 	}
 	if subject != "" {
-		return r.endIndexed(ctx, hex.EncodeToString(userTag(issuer, subject)), sid)
+		return r.endIndexed(ctx, hex.EncodeToString(userTag(issuer, subject)), sidTag(issuer, sid))
 	}
 	tag, err := r.rdb.Get(ctx, r.sidPointer(issuer, sid)).Result()
 	if errors.Is(err, redis.Nil) {
@@ -200,7 +200,7 @@ func (r *RedisStore) EndSID(ctx context.Context, issuer, sid, subject string) (i
 	if _, err := hex.DecodeString(tag); err != nil || len(tag) != 2*tagLen {
 		return 0, fmt.Errorf("logout: redis end sid: malformed pointer")
 	}
-	return r.endIndexed(ctx, tag, sid)
+	return r.endIndexed(ctx, tag, sidTag(issuer, sid))
 }
 
 func (r *RedisStore) endIndexed(ctx context.Context, tag, sid string) (int, error) {
@@ -242,8 +242,14 @@ func (r *RedisStore) ref(raw []byte) redisRef {
 }
 
 func (r *RedisStore) sidPointer(issuer, sid string) string {
+	return r.KeyPrefix + "{" + sidTag(issuer, sid) + "}:sid"
+}
+
+// sidTag names a provider session in keys and index entries without writing
+// the sid itself into Redis.
+func sidTag(issuer, sid string) string {
 	sum := sha256.Sum256([]byte("logout sid\x00" + issuer + "\x00" + sid))
-	return r.KeyPrefix + "{" + hex.EncodeToString(sum[:tagLen]) + "}:sid"
+	return hex.EncodeToString(sum[:tagLen])
 }
 
 func (r *RedisStore) open(ref redisRef, blob []byte) (Session, error) {
@@ -284,13 +290,18 @@ func userTag(issuer, subject string) []byte {
 	return sum[:tagLen]
 }
 
-func indexEntry(s Session) string {
-	return strconv.FormatInt(unixMilli(s.Expiry), 10) + " " + s.SessionID
+// indexEntry is the user index's value for a session: "expiryMs sidtag".
+func (r *RedisStore) indexEntry(s Session) string {
+	e := strconv.FormatInt(unixMilli(s.Expiry), 10)
+	if s.SessionID != "" {
+		e += " " + sidTag(s.Issuer, s.SessionID)
+	}
+	return e
 }
 
 func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
 
-// The index entry of each session is "expiryMs sid". Saving prunes entries
+// The index entry of each session is "expiryMs sidtag". Saving prunes entries
 // whose sessions have expired and keeps the index alive as long as its
 // longest session.
 const pruneIndex = `
@@ -357,7 +368,7 @@ return v
 local all = redis.call('HGETALL', KEYS[1])
 local n = 0
 for i = 1, #all, 2 do
-  local sid = string.match(all[i+1], '^%d+ (.*)$') or ''
+  local sid = string.match(all[i+1], '^%d+ (%x+)$') or ''
   if ARGV[2] == '' or sid == ARGV[2] then
     n = n + redis.call('DEL', ARGV[1] .. all[i])
     redis.call('HDEL', KEYS[1], all[i])
