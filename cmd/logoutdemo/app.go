@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/oauth2"
+
+	"github.com/endsession/logout"
+	"github.com/endsession/logout/scalekittest"
+)
+
+type options struct {
+	Addr, IDPAddr                  string
+	Issuer, ClientID, ClientSecret string
+	Store, RedisURL                string
+}
+
+// demo is a running app, with the embedded identity provider and Redis it
+// started, if any.
+type demo struct {
+	AppURL string
+	Issuer string
+	Fake   *scalekittest.Server // nil against a real provider
+	Logout *logout.Handler
+	Redis  redis.UniversalClient // nil with the cookie store
+
+	srv     *http.Server
+	closers []func()
+}
+
+func (d *demo) Close() {
+	d.srv.Close()
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+}
+
+// start listens, starts what the options ask for, and serves the app.
+func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error) {
+	d := &demo{}
+	defer func() {
+		if err != nil {
+			for _, c := range d.closers {
+				c()
+			}
+		}
+	}()
+	l, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, func() { l.Close() })
+	d.AppURL = "http://" + l.Addr().String()
+
+	if o.Issuer == "" {
+		if d.Fake, err = scalekittest.NewServerAt(o.IDPAddr); err != nil {
+			return nil, err
+		}
+		d.closers = append(d.closers, d.Fake.Close)
+		o.Issuer = d.Fake.Issuer()
+		o.ClientID, o.ClientSecret = "skc_demo_app", rand.Text()
+		d.Fake.AddClient(scalekittest.Client{
+			ID:                     o.ClientID,
+			Secret:                 o.ClientSecret,
+			RedirectURIs:           []string{d.AppURL + "/callback"},
+			PostLogoutRedirectURIs: []string{d.AppURL + "/logged-out"},
+			BackChannelLogoutURI:   d.AppURL + "/backchannel-logout",
+		})
+	}
+	if o.ClientID == "" {
+		return nil, errors.New("-client-id is required with -issuer")
+	}
+	d.Issuer = o.Issuer
+
+	store, err := d.openStore(o)
+	if err != nil {
+		return nil, err
+	}
+	provider, err := oidc.NewProvider(ctx, o.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	d.Logout, err = logout.New(logout.Config{
+		Store:                 store,
+		Issuer:                o.Issuer,
+		ClientID:              o.ClientID,
+		PostLogoutRedirectURI: d.AppURL + "/logged-out",
+		Cookie:                logout.CookieConfig{InsecureHTTP: strings.HasPrefix(d.AppURL, "http:")},
+		Logger:                log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	a := &app{
+		log:      log,
+		logout:   d.Logout,
+		issuer:   o.Issuer,
+		verifier: provider.Verifier(&oidc.Config{ClientID: o.ClientID}),
+		oauth: oauth2.Config{
+			ClientID:     o.ClientID,
+			ClientSecret: o.ClientSecret,
+			Endpoint:     provider.Endpoint(),
+			RedirectURL:  d.AppURL + "/callback",
+			Scopes:       []string{oidc.ScopeOpenID, "email", "profile", oidc.ScopeOfflineAccess},
+		},
+	}
+	d.srv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	go d.srv.Serve(l)
+	return d, nil
+}
+
+func (d *demo) openStore(o options) (logout.SessionStore, error) {
+	switch o.Store {
+	case "cookie":
+		return logout.NewCookieStore([]byte(rand.Text() + rand.Text())[:32])
+	case "redis":
+		if o.RedisURL == "" {
+			mr, err := miniredis.Run()
+			if err != nil {
+				return nil, err
+			}
+			d.closers = append(d.closers, mr.Close)
+			o.RedisURL = "redis://" + mr.Addr()
+		}
+		opts, err := redis.ParseURL(o.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("-redis-url: %w", err)
+		}
+		rdb := redis.NewClient(opts)
+		d.closers = append(d.closers, func() { rdb.Close() })
+		d.Redis = rdb
+		return logout.NewRedisStore(rdb), nil
+	default:
+		return nil, fmt.Errorf("-store %q: want redis or cookie", o.Store)
+	}
+}
+
+// app is the demo's own pages and its OpenID Connect sign-in.
+type app struct {
+	log      *slog.Logger
+	logout   *logout.Handler
+	issuer   string
+	oauth    oauth2.Config
+	verifier *oidc.IDTokenVerifier
+}
+
+func (a *app) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", a.home)
+	mux.HandleFunc("GET /login", a.login)
+	mux.HandleFunc("GET /callback", a.callback)
+	mux.Handle("/logout", a.logout)
+	mux.HandleFunc("GET /logged-out", a.loggedOut)
+	return mux
+}
+
+func (a *app) home(w http.ResponseWriter, r *http.Request) {
+	s, err := a.logout.Session(r)
+	if err != nil && !errors.Is(err, logout.ErrNoSession) {
+		a.log.Error("loading the session", "error", err)
+	}
+	page(w, homePage, s)
+}
+
+func (a *app) loggedOut(w http.ResponseWriter, r *http.Request) {
+	page(w, loggedOutPage, nil)
+}
+
+// The sign-in request's state, nonce and PKCE verifier wait in a short-lived
+// cookie until the provider sends the browser back.
+const loginCookie = "demo_login"
+
+func (a *app) login(w http.ResponseWriter, r *http.Request) {
+	state, nonce, verifier := rand.Text(), rand.Text(), oauth2.GenerateVerifier()
+	http.SetCookie(w, &http.Cookie{
+		Name: loginCookie, Value: state + "." + nonce + "." + verifier, Path: "/callback",
+		MaxAge: 600, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil,
+	})
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
+	if hint := r.URL.Query().Get("login_hint"); hint != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", hint))
+	}
+	http.Redirect(w, r, a.oauth.AuthCodeURL(state, opts...), http.StatusFound)
+}
+
+func (a *app) callback(w http.ResponseWriter, r *http.Request) {
+	c, err := r.Cookie(loginCookie)
+	parts := strings.Split(valueOf(c, err), ".")
+	if len(parts) != 3 || r.URL.Query().Get("state") != parts[0] {
+		http.Error(w, "sign-in failed: state mismatch; start again at /login", http.StatusBadRequest)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Path: "/callback", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+	tok, err := a.oauth.Exchange(r.Context(), r.URL.Query().Get("code"), oauth2.VerifierOption(parts[2]))
+	if err != nil {
+		a.log.Warn("code exchange failed", "error", err)
+		http.Error(w, "sign-in failed: code exchange", http.StatusBadGateway)
+		return
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	idt, err := a.verifier.Verify(r.Context(), rawID)
+	if err != nil || idt.Nonce != parts[1] {
+		a.log.Warn("ID token rejected", "error", err)
+		http.Error(w, "sign-in failed: invalid ID token", http.StatusBadRequest)
+		return
+	}
+	var claims struct {
+		SID   string `json:"sid"`
+		Email string `json:"email"`
+	}
+	if err := idt.Claims(&claims); err != nil {
+		http.Error(w, "sign-in failed: claims", http.StatusBadRequest)
+		return
+	}
+	err = a.logout.StartSession(w, r, logout.Session{
+		Issuer:       idt.Issuer,
+		Subject:      idt.Subject,
+		SessionID:    claims.SID,
+		Email:        claims.Email,
+		IDToken:      rawID,
+		AccessToken:  tok.AccessToken,
+		RefreshToken: tok.RefreshToken,
+	})
+	if err != nil {
+		a.log.Error("starting the session", "error", err)
+		http.Error(w, "sign-in failed: session store", http.StatusServiceUnavailable)
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func valueOf(c *http.Cookie, err error) string {
+	if err != nil {
+		return ""
+	}
+	return c.Value
+}
+
+func page(w http.ResponseWriter, t *template.Template, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Vary", "Cookie")
+	if err := t.Execute(w, data); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}
+}
+
+const style = `<style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:4rem auto;color:#1f2937}
+.card{padding:1.5rem;border:1px solid #e5e7eb;border-radius:.75rem}code{background:#f3f4f6;padding:.1rem .3rem;border-radius:.25rem}
+button,.button{padding:.6rem 1rem;font-size:1rem;background:#4f46e5;color:#fff;border:0;border-radius:.4rem;text-decoration:none;display:inline-block}</style>`
+
+var homePage = template.Must(template.New("home").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>logout demo</title>` + style + `</head><body>
+<h1>logout demo</h1>
+<div class="card">
+{{if .Subject}}
+<p>Signed in as <strong id="email">{{.Email}}</strong></p>
+<p>User ID <code id="user-id">{{.Subject}}</code>, Scalekit session <code>{{.SessionID}}</code></p>
+<form method="post" action="/logout"><button id="sign-out" type="submit">Sign out</button></form>
+{{else}}
+<p id="signed-out">You are not signed in.</p>
+<a class="button" id="sign-in" href="/login">Sign in</a>
+{{end}}
+</div></body></html>`))
+
+var loggedOutPage = template.Must(template.New("loggedout").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>Signed out · logout demo</title>` + style + `</head><body>
+<h1>logout demo</h1>
+<div class="card">
+<p id="logged-out">You are signed out of the app and of Scalekit.</p>
+<a class="button" id="sign-in" href="/login">Sign in</a>
+</div></body></html>`))
