@@ -48,7 +48,7 @@ func TestRedisCommandCounts(t *testing.T) {
 		{"End", func() error { _, err := store.End(ctx, token); return err }, 1},
 		{"logout request", func() error {
 			cookies := signIn(t, h, s)
-			counter.reset(t)
+			counter.Reset(t)
 			resp := serve(h, logoutRequest(http.MethodPost, cookies))
 			if resp.StatusCode != http.StatusSeeOther {
 				return fmt.Errorf("status %d", resp.StatusCode)
@@ -56,17 +56,17 @@ func TestRedisCommandCounts(t *testing.T) {
 			return nil
 		}, 1},
 		{"logout request without a session", func() error {
-			counter.reset(t)
+			counter.Reset(t)
 			serve(h, logoutRequest(http.MethodPost, nil))
 			return nil
 		}, 0},
 	}
 	for _, st := range steps {
-		counter.reset(t)
+		counter.Reset(t)
 		if err := st.run(); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
-		got := counter.count(t)
+		got := counter.Count(t)
 		if total(got) != st.want {
 			t.Errorf("%s cost %d commands %v, want %d", st.name, total(got), got, st.want)
 		} else {
@@ -227,19 +227,19 @@ func TestRedisEndCommandCounts(t *testing.T) {
 		for range sessions {
 			store.Save(ctx, testSession())
 		}
-		counter.reset(t)
+		counter.Reset(t)
 		n, err := store.EndSubject(ctx, iss, testSession().Subject)
 		if err != nil || n != sessions {
 			t.Fatalf("EndSubject = %d, %v; want %d", n, err, sessions)
 		}
-		if got := total(counter.count(t)); got != 1 {
+		if got := total(counter.Count(t)); got != 1 {
 			t.Errorf("EndSubject of %d sessions cost %d commands, want 1", sessions, got)
 		}
 	}
 	store.Save(ctx, testSession())
-	counter.reset(t)
+	counter.Reset(t)
 	store.EndSID(ctx, iss, testSession().SessionID, "")
-	if got := total(counter.count(t)); got != 2 {
+	if got := total(counter.Count(t)); got != 2 {
 		t.Errorf("EndSID without subject cost %d commands, want 2 (pointer, then script)", got)
 	}
 }

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/endsession/logout/internal/testenv"
+)
+
+// startDemo runs the demo on free ports with the embedded provider.
+func startDemo(t *testing.T, o options) *demo {
+	t.Helper()
+	o.Addr, o.IDPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	d, err := start(context.Background(), o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+// browserlessClient keeps cookies like a browser but does not follow
+// redirects, so each hop can be checked.
+func browserlessClient(t *testing.T) *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// follow GETs url and follows redirects, returning the last response.
+func follow(t *testing.T, c *http.Client, u string) *http.Response {
+	t.Helper()
+	for range 10 {
+		resp, err := c.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode/100 != 3 {
+			return resp
+		}
+		resp.Body.Close()
+		next, _ := resp.Location()
+		u = next.String()
+	}
+	t.Fatal("too many redirects")
+	return nil
+}
+
+func body(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func post(t *testing.T, c *http.Client, u string, header ...string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, u, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// TestDemoFromOutside drives the demo as a browser would, over HTTP, for both
+// stores.
+func TestDemoFromOutside(t *testing.T) {
+	for _, store := range []string{"redis", "cookie"} {
+		t.Run(store, func(t *testing.T) {
+			d := startDemo(t, options{Store: store})
+			c := browserlessClient(t)
+			const email = "ada@example.com"
+			if page := body(t, follow(t, c, d.AppURL+"/login?login_hint="+email)); !strings.Contains(page, email) {
+				t.Fatalf("after sign-in the home page does not show %s:\n%s", email, page)
+			}
+			user := d.Fake.User(email)
+			if n := len(d.Fake.ActiveSessions(user.ID)); n != 1 {
+				t.Fatalf("%d provider sessions after sign-in, want 1", n)
+			}
+			appURL, _ := url.Parse(d.AppURL)
+			copied := c.Jar.Cookies(appURL)
+
+			// A cross-site POST is refused and changes nothing.
+			resp := post(t, c, d.AppURL+"/logout", "Sec-Fetch-Site", "cross-site")
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("cross-site logout: status %d, want 403", resp.StatusCode)
+			}
+			if page := body(t, follow(t, c, d.AppURL+"/")); !strings.Contains(page, email) {
+				t.Error("a cross-site POST signed the user out")
+			}
+
+			// The real logout: 303 to the provider with everything it needs.
+			resp = post(t, c, d.AppURL+"/logout", "Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "navigate")
+			if resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("logout: status %d, want 303", resp.StatusCode)
+			}
+			if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+				t.Errorf("Cache-Control %q, want no-store", cc)
+			}
+			expired := 0
+			for _, sc := range resp.Cookies() {
+				if sc.Name == "session" && sc.MaxAge < 0 && sc.Path == "/" {
+					expired++
+				}
+			}
+			if expired != 1 {
+				t.Errorf("logout expired %d session cookies, want 1: %v", expired, resp.Header.Values("Set-Cookie"))
+			}
+			loc, _ := resp.Location()
+			q := loc.Query()
+			if loc.String()[:len(d.Issuer)] != d.Issuer || loc.Path != "/oidc/logout" {
+				t.Errorf("redirect to %s, want %s/oidc/logout", loc, d.Issuer)
+			}
+			if parts := strings.Split(q.Get("id_token_hint"), "."); len(parts) != 3 {
+				t.Errorf("id_token_hint %q is not a JWT", q.Get("id_token_hint"))
+			}
+			if got := q.Get("post_logout_redirect_uri"); got != d.AppURL+"/logged-out" {
+				t.Errorf("post_logout_redirect_uri %q, want %s/logged-out", got, d.AppURL)
+			}
+			// The provider ends its session and sends the browser back.
+			resp, err := c.Get(loc.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, _ := resp.Location()
+			if resp.StatusCode != http.StatusFound || back.Path != "/logged-out" || back.Query().Get("state") != q.Get("state") {
+				t.Errorf("provider answered %d to %v, want 302 to /logged-out with the state", resp.StatusCode, back)
+			}
+			if s := d.Fake.ActiveSessions(user.ID); len(s) != 0 {
+				t.Errorf("provider sessions after logout: %v, want none", s)
+			}
+			// Signing in again asks for credentials instead of passing through.
+			if page := body(t, follow(t, c, d.AppURL+"/login")); !strings.Contains(page, `id="signin-title"`) {
+				t.Errorf("sign-in after logout did not show the sign-in form:\n%s", page)
+			}
+			// A copy of the cookie taken before logout signs nobody in (the
+			// cookie store cannot promise this without a revocation list).
+			if store == "redis" {
+				fresh := browserlessClient(t)
+				fresh.Jar.SetCookies(appURL, copied)
+				if page := body(t, follow(t, fresh, d.AppURL+"/")); strings.Contains(page, email) {
+					t.Error("the cookie copied before logout still signs the user in")
+				}
+			}
+		})
+	}
+}
+
+func TestDemoFetchCallerGetsJSON(t *testing.T) {
+	d := startDemo(t, options{Store: "redis"})
+	c := browserlessClient(t)
+	follow(t, c, d.AppURL+"/login?login_hint=grace@example.com")
+	resp := post(t, c, d.AppURL+"/logout", "Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "cors")
+	var out struct{ Location string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("fetch logout: %d, %v", resp.StatusCode, err)
+	}
+	if !strings.HasPrefix(out.Location, d.Issuer+"/oidc/logout?id_token_hint=") {
+		t.Errorf("JSON location %q, want the end-session URL", out.Location)
+	}
+}
+
+// TestDemoLogoutCostsOneRedisCommand runs the demo on a real redis-server and
+// counts what a logout request sends it.
+func TestDemoLogoutCostsOneRedisCommand(t *testing.T) {
+	srv := testenv.StartRedisServer(t)
+	counter := testenv.NewCommandCounter(t, srv.Addr)
+	d := startDemo(t, options{Store: "redis", RedisURL: "redis://" + srv.Addr})
+	c := browserlessClient(t)
+	follow(t, c, d.AppURL+"/login?login_hint=ada@example.com")
+	appURL, _ := url.Parse(d.AppURL)
+	copied := c.Jar.Cookies(appURL)
+	// Warm the script cache, as a running app has.
+	follow(t, browserlessClient(t), d.AppURL+"/login?login_hint=warm@example.com")
+	warm := browserlessClient(t)
+	follow(t, warm, d.AppURL+"/login?login_hint=warm@example.com")
+	post(t, warm, d.AppURL+"/logout", "Sec-Fetch-Site", "same-origin")
+
+	counter.Reset(t)
+	resp := post(t, c, d.AppURL+"/logout", "Sec-Fetch-Site", "same-origin")
+	got := counter.Count(t)
+	if resp.StatusCode != http.StatusSeeOther || testenv.Total(got) != 1 {
+		t.Errorf("logout: status %d, Redis commands %v; want 303 and exactly 1", resp.StatusCode, got)
+	}
+	t.Logf("one logout request sent Redis: %v", got)
+	fresh := browserlessClient(t)
+	fresh.Jar.SetCookies(appURL, copied)
+	if page := body(t, follow(t, fresh, d.AppURL+"/")); strings.Contains(page, "ada@example.com") {
+		t.Error("the cookie copied before logout still signs the user in")
+	}
+	if n, _ := redis.NewClient(&redis.Options{Addr: srv.Addr}).Keys(context.Background(), "logout:*:s:*").Result(); len(n) != 1 {
+		t.Errorf("sessions left in Redis: %v, want only the warm-up user's second one", n)
+	}
+}

@@ -1,0 +1,270 @@
+// Package testenv gives this module's tests the real services they use
+// (Redis, a Redis Cluster, Chromium) and one rule for when one is missing:
+// skip with a clear message, or fail when LOGOUT_TEST_STRICT=1, as CI sets.
+package testenv
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Strict reports whether tests must fail instead of skipping when Redis,
+// redis-server or Chromium is missing. CI sets LOGOUT_TEST_STRICT=1 so that a
+// green run means every test ran.
+func Strict() bool { return os.Getenv("LOGOUT_TEST_STRICT") == "1" }
+
+// SkipOrFail skips the test with a clear reason, or fails it in strict mode.
+func SkipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if Strict() {
+		t.Fatalf("%s (LOGOUT_TEST_STRICT=1 forbids skipping)", msg)
+	}
+	t.Skip(msg)
+}
+
+// RealRedis connects to REDIS_URL, or to 127.0.0.1:6379 when it answers, and
+// skips (or fails in strict mode) when neither does.
+func RealRedis(t testing.TB) *redis.Client {
+	t.Helper()
+	opts := &redis.Options{Addr: "127.0.0.1:6379"}
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		var err error
+		if opts, err = redis.ParseURL(u); err != nil {
+			t.Fatalf("REDIS_URL: %v", err)
+		}
+	}
+	rdb := redis.NewClient(opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		SkipOrFail(t, "no Redis at %s (set REDIS_URL): %v", opts.Addr, err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// RedisServer is a throwaway redis-server on a free port, for tests that count
+// the commands it receives or stop it on purpose.
+type RedisServer struct {
+	Addr string
+	cmd  *exec.Cmd
+	args []string
+	t    testing.TB
+}
+
+func StartRedisServer(t testing.TB, extra ...string) *RedisServer {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		SkipOrFail(t, "redis-server is not installed")
+	}
+	port := FreePort(t)
+	dir := t.TempDir()
+	args := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}, extra...)
+	s := &RedisServer{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), args: append([]string{bin}, args...), t: t}
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Start runs the server and waits until it answers PING.
+func (s *RedisServer) Start() {
+	s.t.Helper()
+	s.cmd = exec.Command(s.args[0], s.args[1:]...)
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("redis-server: %v", err)
+	}
+	WaitPing(s.t, s.Addr)
+}
+
+// Stop kills the server at once, as a crash would.
+func (s *RedisServer) Stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+// WaitPing waits until the Redis at addr answers.
+func WaitPing(t testing.TB, addr string) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer rdb.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := rdb.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis at %s did not come up: %v", addr, err)
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+}
+
+// FreePort returns a port that was free a moment ago and whose cluster bus
+// port (+10000) is valid too.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if port < 55000 {
+			return port
+		}
+	}
+}
+
+// CommandCounter counts the commands a redis-server receives from clients,
+// through MONITOR. Commands a script runs inside the server are not sent by
+// anyone and are left out, as is the counter's own marker.
+type CommandCounter struct {
+	rdb  *redis.Client
+	conn net.Conn
+	r    *bufio.Reader
+	seq  int
+}
+
+func NewCommandCounter(t testing.TB, addr string) *CommandCounter {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &CommandCounter{rdb: redis.NewClient(&redis.Options{Addr: addr}), conn: conn, r: bufio.NewReader(conn)}
+	t.Cleanup(func() { c.rdb.Close() })
+	fmt.Fprint(conn, "MONITOR\r\n")
+	if line, err := c.r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+		t.Fatalf("MONITOR: %q %v", line, err)
+	}
+	return c
+}
+
+// Reset forgets the commands seen so far.
+func (c *CommandCounter) Reset(t testing.TB) { c.Count(t) }
+
+// Count returns the commands per name that clients sent since the last call.
+func (c *CommandCounter) Count(t testing.TB) map[string]int {
+	t.Helper()
+	c.seq++
+	marker := fmt.Sprintf("counter-marker-%d", c.seq)
+	if err := c.rdb.Echo(context.Background(), marker).Err(); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading MONITOR: %v", err)
+		}
+		if strings.Contains(line, marker) {
+			return out
+		}
+		// +1700000000.123456 [0 127.0.0.1:40000] "evalsha" "…" …
+		_, rest, ok := strings.Cut(line, "] \"")
+		if !ok || strings.Contains(line, " lua]") {
+			continue
+		}
+		name, _, _ := strings.Cut(rest, "\"")
+		out[strings.ToLower(name)]++
+	}
+}
+
+// Total adds up a Count.
+func Total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// RedisCluster starts three redis-server nodes in cluster mode on free ports,
+// joins them with redis-cli --cluster create, and stops them at cleanup.
+func RedisCluster(t testing.TB) *redis.ClusterClient {
+	t.Helper()
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		SkipOrFail(t, "redis-cli is not installed")
+	}
+	var addrs []string
+	for range 3 {
+		dir := t.TempDir()
+		s := StartRedisServer(t, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-node-timeout", "2000")
+		addrs = append(addrs, s.Addr)
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, a := range addrs {
+		waitClusterOK(t, a)
+	}
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	t.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	deadline := time.Now().Add(15 * time.Second)
+	for rdb.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).Err() }) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("cluster client never reached every shard")
+		}
+		<-time.After(50 * time.Millisecond)
+	}
+	return rdb
+}
+
+func waitClusterOK(t testing.TB, addr string) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, _ := rdb.ClusterInfo(context.Background()).Result()
+		if strings.Contains(info, "cluster_state:ok") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster node %s never reached cluster_state:ok:\n%s", addr, info)
+		}
+		<-time.After(50 * time.Millisecond)
+	}
+}
+
+// Chromium returns the path of a Chromium binary: LOGOUT_CHROMIUM, or
+// chromium on the PATH. It skips (or fails, in strict mode) without one.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("LOGOUT_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	SkipOrFail(t, "Chromium is not installed (apt-get install -y chromium, or set LOGOUT_CHROMIUM)")
+	return ""
+}
