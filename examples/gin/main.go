@@ -1,0 +1,50 @@
+// Command gin mounts the logout handler in a Gin app. It is a module of its
+// own, so Gin never becomes a dependency of package logout.
+package main
+
+import (
+	"crypto/rand"
+	"log"
+	"os"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/endsession/logout"
+)
+
+// newRouter mounts h at POST /logout, like any other route; gin.WrapH hands
+// the request to the handler untouched.
+func newRouter(h *logout.Handler) *gin.Engine {
+	r := gin.New()
+	r.POST("/logout", gin.WrapH(h))
+	r.GET("/logout", gin.WrapH(h)) // answered 405 unless Config.AllowGET
+	r.GET("/me", func(c *gin.Context) {
+		s, err := h.Session(c.Request)
+		if err != nil {
+			c.String(401, "signed out")
+			return
+		}
+		c.String(200, s.Email)
+	})
+	return r
+}
+
+func main() {
+	key := make([]byte, 32)
+	rand.Read(key)
+	store, err := logout.NewCookieStore(key)
+	if err != nil {
+		log.Fatal(err)
+	}
+	h, err := logout.New(logout.Config{
+		Store:                 store,
+		Issuer:                os.Getenv("SCALEKIT_ENVIRONMENT_URL"),
+		ClientID:              os.Getenv("SCALEKIT_CLIENT_ID"),
+		PostLogoutRedirectURI: "http://localhost:8080/logged-out",
+		Cookie:                logout.CookieConfig{InsecureHTTP: true},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Fatal(newRouter(h).Run("localhost:8080"))
+}

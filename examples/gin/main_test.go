@@ -1,0 +1,63 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/endsession/logout"
+)
+
+func TestLogoutThroughGin(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	store, _ := logout.NewCookieStore(make([]byte, 32))
+	h, err := logout.New(logout.Config{
+		Store:                 store,
+		EndSessionEndpoint:    "https://acme.scalekit.dev/oidc/logout",
+		PostLogoutRedirectURI: "https://app.example.com/logged-out",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	router := newRouter(h)
+
+	rec := httptest.NewRecorder()
+	h.StartSession(rec, httptest.NewRequest(http.MethodGet, "/callback", nil), logout.Session{
+		Subject: "usr_1", Email: "ada@example.com", IDToken: "header.payload.sig", Expiry: time.Now().Add(time.Hour),
+	})
+	cookie := rec.Result().Cookies()[0]
+
+	req := httptest.NewRequest(http.MethodPost, "https://app.example.com/logout", nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.AddCookie(cookie)
+	rec = httptest.NewRecorder()
+	router.ServeHTTP(rec, req)
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("status %d, want 303", rec.Code)
+	}
+	loc, _ := url.Parse(rec.Header().Get("Location"))
+	if loc.Host != "acme.scalekit.dev" || loc.Query().Get("id_token_hint") != "header.payload.sig" {
+		t.Errorf("Location %s, want the end-session URL with the ID token", loc)
+	}
+	if c := rec.Result().Cookies(); len(c) != 1 || c[0].Name != cookie.Name || c[0].MaxAge != -1 {
+		t.Errorf("cookies %v, want %s expired", c, cookie.Name)
+	}
+
+	req = httptest.NewRequest(http.MethodPost, "https://app.example.com/logout", nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	rec = httptest.NewRecorder()
+	router.ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden {
+		t.Errorf("cross-site POST through Gin: status %d, want 403", rec.Code)
+	}
+
+	rec = httptest.NewRecorder()
+	router.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/logout", nil))
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("GET through Gin: status %d, want 405", rec.Code)
+	}
+}
