@@ -240,6 +240,18 @@ func New(cfg Config) (*Handler, error) {
 // GET. A fetch or XHR caller, which cannot end the provider's session itself,
 // gets 200 and JSON naming the URL the page must navigate to.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.serve(w, r, false)
+}
+
+// Everywhere returns a handler that logs out like ServeHTTP and also ends
+// every other session of the same user, on every device and instance, in the
+// same request: "sign out everywhere". The store must be a [Revoker]: a
+// [RedisStore], or a [CookieStore] with a [RevocationList].
+func (h *Handler) Everywhere() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, true) })
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool) {
 	// 1. Refuse anything that is not a same-origin logout, touching nothing.
 	if err := h.checkRequest(w, r); err != nil {
 		return
@@ -257,10 +269,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if token != "" {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
 		ended, storeErr = h.store.End(ctx, token)
-		cancel()
 		if errors.Is(storeErr, ErrNoSession) {
 			storeErr = nil
 		}
+		if everywhere && storeErr == nil && ended.Subject != "" {
+			storeErr = errNotRevoker
+			if rv, ok := h.store.(Revoker); ok {
+				_, storeErr = rv.EndSubject(ctx, ended.Issuer, ended.Subject)
+			}
+		}
+		cancel()
 	}
 
 	// 3. Expire every app cookie, whatever happened above.
@@ -342,6 +360,8 @@ func (h *Handler) EndSessionURL(idTokenHint, postLogoutRedirectURI, state string
 	}
 	return u
 }
+
+var errNotRevoker = errors.New("logout: the store cannot end a user's other sessions")
 
 // maxEndSessionURL keeps the redirect under the 8 KB request-line limit common
 // to web servers and proxies.

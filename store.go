@@ -73,6 +73,18 @@ type SessionStore interface {
 	End(ctx context.Context, token string) (Session, error)
 }
 
+// Revoker ends sessions by the provider's identifiers, on every instance at
+// once. Back-channel logout and "sign out everywhere" need it. [RedisStore]
+// implements it, and so does [CookieStore] with a [RevocationList].
+type Revoker interface {
+	// EndSID ends the sessions opened under the provider session sid of
+	// issuer. subject may be empty; when known it saves a round trip. It
+	// returns how many sessions it ended, where the store can tell.
+	EndSID(ctx context.Context, issuer, sid, subject string) (int, error)
+	// EndSubject ends every session of the user.
+	EndSubject(ctx context.Context, issuer, subject string) (int, error)
+}
+
 // String describes the session without its tokens.
 func (s Session) String() string {
 	return fmt.Sprintf("logout.Session{sub=%q sid=%q expiry=%s}", s.Subject, s.SessionID, s.Expiry.UTC().Format(time.RFC3339))

@@ -377,3 +377,143 @@ end
 return n
 `)
 )
+
+// rememberOnce records key until ttl passes and reports whether it was new.
+// The back-channel receiver uses it to refuse a replayed logout token on
+// every instance.
+func (r *RedisStore) rememberOnce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	return setOnce(ctx, r.rdb, r.KeyPrefix+"once:"+hashKey(key), ttl)
+}
+
+func (r *RedisStore) forget(ctx context.Context, key string) error {
+	return r.rdb.Del(ctx, r.KeyPrefix+"once:"+hashKey(key)).Err()
+}
+
+// RevocationList remembers, in Redis, which sessions of a [CookieStore] have
+// ended, so that a copy of an ended session's cookie opens on no instance. It
+// holds no token: only hashes of session handles, of sids and of subjects,
+// each with the time it was revoked.
+//
+// A logout records the session's handle until the session would have
+// expired. A back-channel logout or [CookieStore.EndSubject] records the sid
+// or subject with the time, and ends only sessions issued before it, so the
+// user can sign in again at once. Those records are kept for Lifetime, which
+// must be at least the longest session the app issues.
+//
+// Every Load of a cookie session reads the records in one round trip (one
+// MGET; on Redis Cluster, one pipelined GET per key, sent together).
+type RevocationList struct {
+	rdb     redis.UniversalClient
+	cluster bool
+
+	// KeyPrefix starts every key. NewRevocationList sets "logout:rev:".
+	KeyPrefix string
+	// Lifetime is how long a revoked sid or subject is remembered.
+	// NewRevocationList sets 24 hours.
+	Lifetime time.Duration
+}
+
+// NewRevocationList returns a list kept in rdb. It does no I/O and never
+// closes rdb.
+func NewRevocationList(rdb redis.UniversalClient) *RevocationList {
+	_, cluster := rdb.(*redis.ClusterClient)
+	return &RevocationList{rdb: rdb, cluster: cluster, KeyPrefix: "logout:rev:", Lifetime: 24 * time.Hour}
+}
+
+func (l *RevocationList) handleKey(handle []byte) string {
+	return l.KeyPrefix + "h:" + hashKey(string(handle))
+}
+
+func (l *RevocationList) key(kind, issuer, value string) string {
+	return l.KeyPrefix + kind + ":" + hashKey(issuer+"\x00"+value)
+}
+
+// endHandle records the session as ended; only the first caller gets true.
+func (l *RevocationList) endHandle(ctx context.Context, handle []byte, ttl time.Duration) (bool, error) {
+	return setOnce(ctx, l.rdb, l.handleKey(handle), ttl+time.Minute)
+}
+
+// revoke records that sessions under the sid or subject issued up to at are
+// ended, keeping the later time if one is already recorded.
+func (l *RevocationList) revoke(ctx context.Context, kind, issuer, value string, at time.Time) error {
+	err := keepLaterScript.Run(ctx, l.rdb, []string{l.key(kind, issuer, value)}, unixMilli(at), l.Lifetime.Milliseconds()).Err()
+	if err != nil {
+		return fmt.Errorf("logout: redis revoke: %w", err)
+	}
+	return nil
+}
+
+// revoked reads the session's records in one round trip.
+func (l *RevocationList) revoked(ctx context.Context, handle []byte, s Session) (bool, error) {
+	keys := []string{l.handleKey(handle), l.key("sub", s.Issuer, s.Subject)}
+	if s.SessionID != "" {
+		keys = append(keys, l.key("sid", s.Issuer, s.SessionID))
+	}
+	vals := make([]string, len(keys))
+	if !l.cluster {
+		got, err := l.rdb.MGet(ctx, keys...).Result()
+		if err != nil {
+			return false, fmt.Errorf("logout: redis revocation check: %w", err)
+		}
+		for i, v := range got {
+			vals[i], _ = v.(string)
+		}
+	} else {
+		cmds := make([]*redis.StringCmd, len(keys))
+		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range keys {
+				cmds[i] = p.Get(ctx, k)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return false, fmt.Errorf("logout: redis revocation check: %w", err)
+		}
+		for i, c := range cmds {
+			vals[i], _ = c.Result()
+		}
+	}
+	if vals[0] != "" {
+		return true, nil
+	}
+	issued := unixMilli(s.IssuedAt)
+	for _, v := range vals[1:] {
+		if at, err := strconv.ParseInt(v, 10, 64); err == nil && issued <= at {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (l *RevocationList) rememberOnce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	return setOnce(ctx, l.rdb, l.KeyPrefix+"once:"+hashKey(key), ttl)
+}
+
+func (l *RevocationList) forget(ctx context.Context, key string) error {
+	return l.rdb.Del(ctx, l.KeyPrefix+"once:"+hashKey(key)).Err()
+}
+
+// setOnce is SET key NX PX ttl: true when the key was not there.
+func setOnce(ctx context.Context, rdb redis.UniversalClient, key string, ttl time.Duration) (bool, error) {
+	err := rdb.SetArgs(ctx, key, "1", redis.SetArgs{Mode: "NX", TTL: max(ttl, time.Millisecond)}).Err()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("logout: redis: %w", err)
+	}
+	return true, nil
+}
+
+func hashKey(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:16])
+}
+
+var keepLaterScript = redis.NewScript(`
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+`)

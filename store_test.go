@@ -2,6 +2,7 @@ package logout_test
 
 import (
 	"context"
+	"fmt"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -248,6 +249,29 @@ func TestCookieStoreContract(t *testing.T) {
 		s := newCookieStore(t)
 		s.Now = clock.Now
 		return storeEnv{store: s, clock: clock}
+	})
+}
+
+func TestCookieStoreWithRevocationListContract(t *testing.T) {
+	runContract(t, func(t *testing.T) storeEnv {
+		clock := newFakeClock()
+		s := newCookieStore(t)
+		s.Now = clock.Now
+		_, rdb := newMini(t)
+		s.Revocations = logout.NewRevocationList(rdb)
+		return storeEnv{store: s, clock: clock, global: true}
+	})
+}
+
+func TestCookieStoreWithRevocationListContractRealRedis(t *testing.T) {
+	runContract(t, func(t *testing.T) storeEnv {
+		clock := newFakeClock()
+		s := newCookieStore(t)
+		s.Now = clock.Now
+		rdb := realRedis(t)
+		s.Revocations = logout.NewRevocationList(rdb)
+		s.Revocations.KeyPrefix = fmt.Sprintf("logout-test:%d:rev:", time.Now().UnixNano())
+		return storeEnv{store: s, clock: clock, global: true}
 	})
 }
 

@@ -25,16 +25,21 @@ type options struct {
 	Addr, IDPAddr                  string
 	Issuer, ClientID, ClientSecret string
 	Store, RedisURL                string
+	// CookieKey seals cookie sessions; instances that share sessions share
+	// it. Nil means a random key.
+	CookieKey []byte
 }
 
 // demo is a running app, with the embedded identity provider and Redis it
 // started, if any.
 type demo struct {
-	AppURL string
-	Issuer string
-	Fake   *scalekittest.Server // nil against a real provider
-	Logout *logout.Handler
-	Redis  redis.UniversalClient // nil with the cookie store
+	AppURL       string
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	Fake         *scalekittest.Server // nil against a real provider
+	Logout       *logout.Handler
+	Redis        redis.UniversalClient // nil with the cookie store
 
 	srv     *http.Server
 	closers []func()
@@ -82,8 +87,12 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 	if o.ClientID == "" {
 		return nil, errors.New("-client-id is required with -issuer")
 	}
-	d.Issuer = o.Issuer
+	d.Issuer, d.ClientID, d.ClientSecret = o.Issuer, o.ClientID, o.ClientSecret
 
+	if o.CookieKey == nil {
+		o.CookieKey = make([]byte, 32)
+		rand.Read(o.CookieKey)
+	}
 	store, err := d.openStore(o)
 	if err != nil {
 		return nil, err
@@ -103,12 +112,22 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 	if err != nil {
 		return nil, err
 	}
+	backChannel, err := logout.NewBackChannelHandler(ctx, logout.BackChannelConfig{
+		Issuer:   o.Issuer,
+		ClientID: o.ClientID,
+		Store:    store,
+		Logger:   log,
+	})
+	if err != nil {
+		return nil, err
+	}
 
 	a := &app{
-		log:      log,
-		logout:   d.Logout,
-		issuer:   o.Issuer,
-		verifier: provider.Verifier(&oidc.Config{ClientID: o.ClientID}),
+		backChannel: backChannel,
+		log:         log,
+		logout:      d.Logout,
+		issuer:      o.Issuer,
+		verifier:    provider.Verifier(&oidc.Config{ClientID: o.ClientID}),
 		oauth: oauth2.Config{
 			ClientID:     o.ClientID,
 			ClientSecret: o.ClientSecret,
@@ -122,39 +141,47 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 	return d, nil
 }
 
+// openStore opens Redis (an in-process one when no URL is given) and the
+// store on it: sessions themselves with -store redis, the revocation list of
+// sealed-cookie sessions with -store cookie.
 func (d *demo) openStore(o options) (logout.SessionStore, error) {
-	switch o.Store {
-	case "cookie":
-		return logout.NewCookieStore([]byte(rand.Text() + rand.Text())[:32])
-	case "redis":
-		if o.RedisURL == "" {
-			mr, err := miniredis.Run()
-			if err != nil {
-				return nil, err
-			}
-			d.closers = append(d.closers, mr.Close)
-			o.RedisURL = "redis://" + mr.Addr()
-		}
-		opts, err := redis.ParseURL(o.RedisURL)
-		if err != nil {
-			return nil, fmt.Errorf("-redis-url: %w", err)
-		}
-		rdb := redis.NewClient(opts)
-		d.closers = append(d.closers, func() { rdb.Close() })
-		d.Redis = rdb
-		return logout.NewRedisStore(rdb), nil
-	default:
+	if o.Store != "redis" && o.Store != "cookie" {
 		return nil, fmt.Errorf("-store %q: want redis or cookie", o.Store)
 	}
+	if o.RedisURL == "" {
+		mr, err := miniredis.Run()
+		if err != nil {
+			return nil, err
+		}
+		d.closers = append(d.closers, mr.Close)
+		o.RedisURL = "redis://" + mr.Addr()
+	}
+	opts, err := redis.ParseURL(o.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("-redis-url: %w", err)
+	}
+	rdb := redis.NewClient(opts)
+	d.closers = append(d.closers, func() { rdb.Close() })
+	d.Redis = rdb
+	if o.Store == "redis" {
+		return logout.NewRedisStore(rdb), nil
+	}
+	store, err := logout.NewCookieStore(o.CookieKey)
+	if err != nil {
+		return nil, err
+	}
+	store.Revocations = logout.NewRevocationList(rdb)
+	return store, nil
 }
 
 // app is the demo's own pages and its OpenID Connect sign-in.
 type app struct {
-	log      *slog.Logger
-	logout   *logout.Handler
-	issuer   string
-	oauth    oauth2.Config
-	verifier *oidc.IDTokenVerifier
+	backChannel *logout.BackChannelHandler
+	log         *slog.Logger
+	logout      *logout.Handler
+	issuer      string
+	oauth       oauth2.Config
+	verifier    *oidc.IDTokenVerifier
 }
 
 func (a *app) routes() http.Handler {
@@ -163,6 +190,8 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("GET /login", a.login)
 	mux.HandleFunc("GET /callback", a.callback)
 	mux.Handle("/logout", a.logout)
+	mux.Handle("/logout/everywhere", a.logout.Everywhere())
+	mux.Handle("/backchannel-logout", a.backChannel)
 	mux.HandleFunc("GET /logged-out", a.loggedOut)
 	return mux
 }
@@ -269,7 +298,8 @@ var homePage = template.Must(template.New("home").Parse(`<!doctype html>
 {{if .Subject}}
 <p>Signed in as <strong id="email">{{.Email}}</strong></p>
 <p>User ID <code id="user-id">{{.Subject}}</code>, Scalekit session <code>{{.SessionID}}</code></p>
-<form method="post" action="/logout"><button id="sign-out" type="submit">Sign out</button></form>
+<form method="post" action="/logout" style="display:inline"><button id="sign-out" type="submit">Sign out</button></form>
+<form method="post" action="/logout/everywhere" style="display:inline"><button id="sign-out-everywhere" type="submit">Sign out everywhere</button></form>
 {{else}}
 <p id="signed-out">You are not signed in.</p>
 <a class="button" id="sign-in" href="/login">Sign in</a>
