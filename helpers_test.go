@@ -41,6 +41,10 @@ func (l *logSink) String() string {
 	return l.buf.String()
 }
 
+func newLogger(sink *logSink) *slog.Logger {
+	return slog.New(slog.NewTextHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 func newKey(t testing.TB) []byte {
 	t.Helper()
 	k := make([]byte, 32)
@@ -66,7 +70,7 @@ func newHandler(t testing.TB, store logout.SessionStore, change func(*logout.Con
 		Store:                 store,
 		EndSessionEndpoint:    testEndSession,
 		PostLogoutRedirectURI: testPostLogout,
-		Logger:                slog.New(slog.NewTextHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:                newLogger(sink),
 	}
 	if change != nil {
 		change(&cfg)
