@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/cipher"
 	"crypto/rand"
-	"errors"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"time"
 )

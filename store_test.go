@@ -2,9 +2,9 @@ package logout_test
 
 import (
 	"context"
-	"fmt"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
