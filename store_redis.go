@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,7 +25,7 @@ import (
 // therefore shows no token and no usable cookie value.
 //
 // Costs, in Redis commands: Save 1 (2 on Redis Cluster, sent together), Load
-// 1, Update 1, End 1. Logging out is a single script that reads the session
+// 1, Update 1, End 1. Logging out is a single GETDEL, which reads the session
 // and deletes it atomically, so the ID token is in hand before anything is
 // gone and two logouts never both see the session.
 //
@@ -87,7 +88,7 @@ func (r *RedisStore) Save(ctx context.Context, s Session) (string, error) {
 		return "", err
 	}
 	keys := []string{ref.session, ref.index}
-	args := []any{blob, ttl.Milliseconds(), ref.field, r.indexEntry(s), unixMilli(r.clock())}
+	args := []any{blob, ttl.Milliseconds(), ref.field, r.indexEntry(s), unixMilli(r.clock()), strings.TrimSuffix(ref.session, ref.field)}
 	if s.SessionID == "" {
 		_, err = saveScript.Run(ctx, r.rdb, keys, args...).Result()
 	} else if ptr, tag := r.sidPointer(s.Issuer, s.SessionID), hex.EncodeToString(raw[idLen+keyLen:]); !r.cluster {
@@ -155,13 +156,16 @@ func (r *RedisStore) Update(ctx context.Context, token string, s Session) (strin
 	return token, nil
 }
 
-// End deletes the session and returns what it held, in one command.
+// End deletes the session and returns what it held, in one command: GETDEL,
+// atomic in Redis itself, so two logouts never both get the session. The
+// user index entry is left to be pruned by the next sign-in or revocation of
+// that user, which keeps logout free of Lua.
 func (r *RedisStore) End(ctx context.Context, token string) (Session, error) {
 	ref, ok := r.parse(token)
 	if !ok {
 		return Session{}, ErrNoSession
 	}
-	blob, err := endScript.Run(ctx, r.rdb, []string{ref.session, ref.index}, ref.field).Text()
+	blob, err := r.rdb.GetDel(ctx, ref.session).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return Session{}, ErrNoSession
 	}
@@ -169,8 +173,8 @@ func (r *RedisStore) End(ctx context.Context, token string) (Session, error) {
 		return Session{}, fmt.Errorf("logout: redis end: %w", err)
 	}
 	// The session is gone whatever the blob holds; a blob that does not open
-	// (a token forged to hit a real key) yields nothing to the caller.
-	return r.open(ref, []byte(blob))
+	// yields nothing to the caller.
+	return r.open(ref, blob)
 }
 
 // EndSubject ends every session of the user, on every instance, in one
@@ -301,16 +305,17 @@ func (r *RedisStore) indexEntry(s Session) string {
 
 func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
 
-// The index entry of each session is "expiryMs sidtag". Saving prunes entries
-// whose sessions have expired and keeps the index alive as long as its
-// longest session.
+// The index entry of each session is "expiryMs sidtag". Saving prunes the
+// entries whose sessions are gone (ended by a logout, or expired) and keeps
+// the index alive as long as its longest session. The session keys share the
+// index's hash tag: ARGV[6] is their common prefix.
 const pruneIndex = `
 local now = tonumber(ARGV[5])
 local last = now + tonumber(ARGV[2])
 local all = redis.call('HGETALL', KEYS[2])
 for i = 1, #all, 2 do
   local exp = tonumber(string.match(all[i+1], '^(%d+)'))
-  if exp <= now then
+  if exp <= now or redis.call('EXISTS', ARGV[6] .. all[i]) == 0 then
     redis.call('HDEL', KEYS[2], all[i])
   elseif exp > last then
     last = exp
@@ -333,7 +338,7 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 ` + pruneIndex + `
 if KEYS[3] then
-` + fmt.Sprintf(setPointer, "KEYS[3]", "ARGV[6]", "ARGV[2]") + `
+` + fmt.Sprintf(setPointer, "KEYS[3]", "ARGV[7]", "ARGV[2]") + `
 end
 return 1
 `)
@@ -351,14 +356,6 @@ if ttl < tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
 return 1
-`)
-
-	endScript = redis.NewScript(`
-local v = redis.call('GETDEL', KEYS[1])
-if v then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-end
-return v
 `)
 
 	// endIndexedScript deletes the sessions the user index lists (all of

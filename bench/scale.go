@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alexedwards/scs/goredisstore"
+	"github.com/alexedwards/scs/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/endsession/logout"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// scaleRun shows that a logout costs the same with a thousand or a million
+// sessions stored, and that ending all of a user's sessions grows with that
+// user's sessions only, beside scs's way, which scans the keyspace.
+func scaleRun(w *strings.Builder, rdb *redis.Client, big, conc int) {
+	ctx := context.Background()
+	store := logout.NewRedisStore(rdb)
+	h, err := logout.New(logout.Config{Store: store, EndSessionEndpoint: endSession, PostLogoutRedirectURI: postLogout, Logger: quiet})
+	check(err)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	client := &http.Client{
+		Transport:     &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	var users atomic.Int64
+	newUser := func() []*http.Cookie { return signIn(h, fmt.Sprintf("usr_%d", users.Add(1))) }
+
+	fmt.Fprintf(w, "Logout latency by sessions stored (RedisStore, %d concurrent clients, 10,000 logouts each):\n\n", conc)
+	fmt.Fprintf(w, "| sessions stored | p50 | p99 |\n|---:|---:|---:|\n")
+	var p99s []time.Duration
+	stored := 0
+	for _, n := range []int{1000, big} {
+		t0 := time.Now()
+		fill(ctx, store, n-stored)
+		stored = n
+		log.Printf("stored %d sessions (%v)", n, time.Since(t0).Round(time.Second))
+		jars := signInMany(newUser, 10000)
+		loadRun(client, srv.URL, signInMany(newUser, conc), conc)
+		lat := loadRun(client, srv.URL, jars, conc)
+		slices.Sort(lat)
+		p99s = append(p99s, lat[len(lat)*99/100])
+		fmt.Fprintf(w, "| %d | %.0f µs | %.0f µs |\n", n, us(lat[len(lat)/2]), us(lat[len(lat)*99/100]))
+		log.Printf("%d stored: p50 %.0fµs p99 %.0fµs", n, us(lat[len(lat)/2]), us(lat[len(lat)*99/100]))
+	}
+	fmt.Fprintf(w, "\np99 at %d sessions / p99 at 1,000: **%.2fx**\n\n", big, float64(p99s[1])/float64(p99s[0]))
+
+	// Ending all of one user's sessions.
+	sm := scs.New()
+	sm.Store = goredisstore.NewWithPrefix(rdb, "scs:")
+	dbsize, _ := rdb.DBSize(ctx).Result()
+	fmt.Fprintf(w, "Ending all sessions of one user, with %d keys in Redis:\n\n", dbsize)
+	fmt.Fprintf(w, "| user's sessions | logout.EndSubject | Redis commands | scs Iterate + Destroy |\n|---:|---:|---:|---:|\n")
+	for _, n := range []int{1, 10, 1000} {
+		sub := fmt.Sprintf("usr_many_%d", n)
+		for range n {
+			s := logout.Session{Issuer: "https://acme.scalekit.dev", Subject: sub, SessionID: "ses_x", IDToken: idToken, Expiry: time.Now().Add(time.Hour)}
+			_, err := store.Save(ctx, s)
+			check(err)
+			c, _ := sm.Load(ctx, "")
+			sm.Put(c, "sub", sub)
+			sm.Put(c, "id_token", idToken)
+			_, _, err = sm.Commit(c)
+			check(err)
+		}
+		check(rdb.ConfigResetStat(ctx).Err())
+		t0 := time.Now()
+		ended, err := store.EndSubject(ctx, "https://acme.scalekit.dev", sub)
+		ours := time.Since(t0)
+		check(err)
+		cmds := commandStats(rdb).clientSent
+		if ended != n {
+			log.Fatalf("EndSubject ended %d, want %d", ended, n)
+		}
+		t0 = time.Now()
+		var destroyed int
+		check(sm.Iterate(ctx, func(c context.Context) error {
+			if sm.GetString(c, "sub") != sub {
+				return nil
+			}
+			destroyed++
+			return sm.Destroy(c)
+		}))
+		theirs := time.Since(t0)
+		if destroyed != n {
+			log.Fatalf("scs destroyed %d, want %d", destroyed, n)
+		}
+		fmt.Fprintf(w, "| %d | %.2f ms | %d | %.0f ms |\n", n, float64(ours)/1e6, cmds, float64(theirs)/1e6)
+		log.Printf("end all of %d: ours %v (%d commands), scs %v", n, ours, cmds, theirs)
+	}
+	fmt.Fprintln(w)
+}
+
+// fill stores n sessions of distinct users, 64 at a time.
+func fill(ctx context.Context, store *logout.RedisStore, n int) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				s := logout.Session{Issuer: "https://acme.scalekit.dev", Subject: fmt.Sprintf("usr_fill_%d", i), SessionID: fmt.Sprintf("ses_fill_%d", i),
+					IDToken: idToken, Expiry: time.Now().Add(2 * time.Hour)}
+				_, err := store.Save(ctx, s)
+				check(err)
+			}
+		}()
+	}
+	wg.Wait()
+}
