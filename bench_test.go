@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -119,6 +120,34 @@ func BenchmarkOpen(b *testing.B) {
 	for range b.N {
 		if _, err := s.Load(context.Background(), token); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLogoutFloor is the reference the others are compared with: the
+// plain logout an app writes without this package (read the idToken cookie,
+// build the URL, clear three cookies, redirect), no store, no checks.
+func BenchmarkLogoutFloor(b *testing.B) {
+	floor := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := url.Values{"post_logout_redirect_uri": {testPostLogout}}
+		if c, err := r.Cookie("idToken"); err == nil {
+			q.Set("id_token_hint", c.Value)
+		}
+		for _, name := range []string{"accessToken", "refreshToken", "idToken"} {
+			http.SetCookie(w, &http.Cookie{Name: name, Path: "/", MaxAge: -1, HttpOnly: true, Secure: true})
+		}
+		http.Redirect(w, r, testEndSession+"?"+q.Encode(), http.StatusSeeOther)
+	})
+	s := benchSession()
+	r := logoutRequest(http.MethodPost, []*http.Cookie{
+		{Name: "idToken", Value: s.IDToken}, {Name: "accessToken", Value: s.AccessToken}, {Name: "refreshToken", Value: s.RefreshToken},
+	})
+	b.ReportAllocs()
+	for range b.N {
+		rec := httptest.NewRecorder()
+		floor.ServeHTTP(rec, r)
+		if rec.Code != http.StatusSeeOther {
+			b.Fatal(rec.Code)
 		}
 	}
 }

@@ -40,7 +40,9 @@ func decodeSession(b []byte) (Session, error) {
 	if len(b) == 0 || b[0] != sessionFormatV1 {
 		return Session{}, errMalformed
 	}
-	d := decoder{b: b[1:]}
+	// One copy of the whole blob; the fields are substrings of it, which
+	// saves an allocation per field on every request.
+	d := decoder{b: string(b[1:])}
 	var s Session
 	s.IssuedAt = fromUnixMilli(d.varint())
 	s.Expiry = fromUnixMilli(d.varint())
@@ -54,28 +56,41 @@ func decodeSession(b []byte) (Session, error) {
 }
 
 type decoder struct {
-	b   []byte
+	b   string
 	bad bool
 }
 
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.bad = true
-		return 0
+// uvarint reads what binary.AppendUvarint wrote, straight from the string.
+func (d *decoder) uvarint() uint64 {
+	var v uint64
+	for i := 0; i < len(d.b) && i < binary.MaxVarintLen64; i++ {
+		c := d.b[i]
+		if i == binary.MaxVarintLen64-1 && c > 1 {
+			break // overflows 64 bits
+		}
+		v |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			d.b = d.b[i+1:]
+			return v
+		}
 	}
-	d.b = d.b[n:]
-	return v
+	d.bad = true
+	return 0
+}
+
+func (d *decoder) varint() int64 {
+	u := d.uvarint()
+	return int64(u>>1) ^ -int64(u&1) // zig-zag, as binary.AppendVarint
 }
 
 func (d *decoder) string() string {
-	l, n := binary.Uvarint(d.b)
-	if n <= 0 || l > uint64(len(d.b)-n) {
+	l := d.uvarint()
+	if d.bad || l > uint64(len(d.b)) {
 		d.bad = true
 		return ""
 	}
-	s := string(d.b[n : n+int(l)])
-	d.b = d.b[n+int(l):]
+	s := d.b[:l]
+	d.b = d.b[l:]
 	return s
 }
 

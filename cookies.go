@@ -103,37 +103,67 @@ func (j cookieJar) chunkName(i int) string {
 	return j.name + "." + strconv.Itoa(i)
 }
 
-// read returns the token the request carries, joined from its chunks, or ""
-// when there is none or the chunks do not add up.
-func (j cookieJar) read(r *http.Request) string {
-	first, err := r.Cookie(j.name)
-	if err != nil || first.Value == "" {
-		return ""
+// sent is what a request carries of the session cookie, from one parse of its
+// Cookie header.
+type sent struct {
+	token  string   // the joined token, or "" when absent or inconsistent
+	chunks []string // names of the NAME.i cookies present, i >= 1
+}
+
+// read finds the session token in the request, joined from its chunks. The
+// first chunk's count says exactly which chunks to join; leftovers from an
+// earlier, larger session are noted for expiry and otherwise ignored.
+func (j cookieJar) read(r *http.Request) sent {
+	var first string
+	var found bool
+	var parts [maxChunks]string
+	var out sent
+	prefix := j.name + "."
+	for _, c := range r.Cookies() {
+		if c.Name == j.name {
+			if !found {
+				first, found = c.Value, true
+			}
+			continue
+		}
+		idx, ok := strings.CutPrefix(c.Name, prefix)
+		if !ok {
+			continue
+		}
+		i, err := strconv.Atoi(idx)
+		if err != nil || i < 1 || i >= 100 || strconv.Itoa(i) != idx {
+			continue
+		}
+		out.chunks = append(out.chunks, c.Name)
+		if i < maxChunks && parts[i] == "" {
+			parts[i] = c.Value
+		}
 	}
-	count, rest, chunked := strings.Cut(first.Value, ".")
+	count, rest, chunked := strings.Cut(first, ".")
 	if !chunked {
-		return first.Value
+		out.token = first
+		return out
 	}
 	n, err := strconv.Atoi(count)
 	if err != nil || n < 2 || n > maxChunks || rest == "" {
-		return ""
+		return out
 	}
 	var b strings.Builder
 	b.Grow(n * chunkSize)
 	b.WriteString(rest)
 	for i := 1; i < n; i++ {
-		c, err := r.Cookie(j.chunkName(i))
-		if err != nil || c.Value == "" {
-			return ""
+		if parts[i] == "" {
+			return out
 		}
-		b.WriteString(c.Value)
+		b.WriteString(parts[i])
 	}
-	return b.String()
+	out.token = b.String()
+	return out
 }
 
 // write sets the token, in as many chunks as it needs, and expires chunks
 // left over from a larger session that the request still carries.
-func (j cookieJar) write(w http.ResponseWriter, r *http.Request, token string, expires time.Time) error {
+func (j cookieJar) write(w http.ResponseWriter, old sent, token string, expires time.Time) error {
 	if len(token) > maxCookieTokenLen {
 		return fmt.Errorf("logout: session token is %d bytes, more than %d cookies can hold", len(token), maxChunks)
 	}
@@ -150,31 +180,23 @@ func (j cookieJar) write(w http.ResponseWriter, r *http.Request, token string, e
 		c.Expires = expires.UTC()
 		http.SetCookie(w, c)
 	}
-	j.expireChunks(w, r, n)
+	j.expireChunks(w, old, n)
 	return nil
 }
 
-// expire removes the session cookie and every chunk the request carries.
-func (j cookieJar) expire(w http.ResponseWriter, r *http.Request) {
+// expire removes the session cookie and every chunk the request carried.
+func (j cookieJar) expire(w http.ResponseWriter, old sent) {
 	http.SetCookie(w, expired(j.cookie(j.name, "")))
-	j.expireChunks(w, r, 1)
+	j.expireChunks(w, old, 1)
 }
 
-// expireChunks expires each chunk cookie NAME.i with i >= from that the request
-// carries. Only present chunks are touched, so a small session's logout sends
+// expireChunks expires each chunk NAME.i with i >= from that the request
+// carried. Only present chunks are touched, so a small session's logout sends
 // one Set-Cookie, not maxChunks.
-func (j cookieJar) expireChunks(w http.ResponseWriter, r *http.Request, from int) {
-	if r == nil {
-		return
-	}
-	prefix := j.name + "."
-	for _, c := range r.Cookies() {
-		idx, ok := strings.CutPrefix(c.Name, prefix)
-		if !ok {
-			continue
-		}
-		if i, err := strconv.Atoi(idx); err == nil && i >= from && i < 100 && strconv.Itoa(i) == idx {
-			http.SetCookie(w, expired(j.cookie(c.Name, "")))
+func (j cookieJar) expireChunks(w http.ResponseWriter, old sent, from int) {
+	for _, name := range old.chunks {
+		if i, _ := strconv.Atoi(name[len(j.name)+1:]); i >= from {
+			http.SetCookie(w, expired(j.cookie(name, "")))
 		}
 	}
 }

@@ -265,7 +265,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 	// client that disconnects halfway, so a revocation is never cut short.
 	var ended Session
 	var storeErr error
-	token := h.jar.read(r)
+	carried := h.jar.read(r)
+	token := carried.token
 	if token != "" {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
 		ended, storeErr = h.store.End(ctx, token)
@@ -282,7 +283,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 	}
 
 	// 3. Expire every app cookie, whatever happened above.
-	h.jar.expire(w, r)
+	h.jar.expire(w, carried)
 	for _, c := range h.clear {
 		http.SetCookie(w, c)
 	}
@@ -397,6 +398,9 @@ func (h *Handler) checkRequest(w http.ResponseWriter, r *http.Request) error {
 // returnTo picks the post-logout redirect URI: the configured one, or the
 // request's return_to when it exactly matches an allowed one.
 func (h *Handler) returnTo(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if r.URL.RawQuery == "" && (r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0) {
+		return h.postLogout, true // nothing to parse: the usual case
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "logout: malformed request", http.StatusBadRequest)
@@ -434,7 +438,10 @@ func (h *Handler) reply(w http.ResponseWriter, r *http.Request, status int, targ
 	if r.Method == http.MethodGet {
 		code = http.StatusFound
 	}
-	http.Redirect(w, r, target, code)
+	// The target is an absolute URL this package built and escaped, so it
+	// goes out as it is, without http.Redirect parsing it again.
+	w.Header().Set("Location", target)
+	w.WriteHeader(code)
 }
 
 // isScript tells a fetch or XHR call from a navigation. Browsers say so in
@@ -454,8 +461,9 @@ func isScript(r *http.Request) bool {
 func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session) error {
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	if old := h.jar.read(r); old != "" {
-		if _, err := h.store.End(ctx, old); err != nil && !errors.Is(err, ErrNoSession) {
+	carried := h.jar.read(r)
+	if carried.token != "" {
+		if _, err := h.store.End(ctx, carried.token); err != nil && !errors.Is(err, ErrNoSession) {
 			return err
 		}
 	}
@@ -470,12 +478,12 @@ func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session
 	if err != nil {
 		return err
 	}
-	return h.jar.write(w, r, token, s.Expiry)
+	return h.jar.write(w, carried, token, s.Expiry)
 }
 
 // Session returns the session of the request's browser, or ErrNoSession.
 func (h *Handler) Session(r *http.Request) (Session, error) {
-	token := h.jar.read(r)
+	token := h.jar.read(r).token
 	if token == "" {
 		return Session{}, ErrNoSession
 	}
@@ -489,15 +497,15 @@ func (h *Handler) Session(r *http.Request) (Session, error) {
 // (by a logout in another tab, say) it returns ErrNoSession and brings
 // nothing back.
 func (h *Handler) UpdateSession(w http.ResponseWriter, r *http.Request, s Session) error {
-	token := h.jar.read(r)
-	if token == "" {
+	carried := h.jar.read(r)
+	if carried.token == "" {
 		return ErrNoSession
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	newToken, err := h.store.Update(ctx, token, s)
+	newToken, err := h.store.Update(ctx, carried.token, s)
 	if err != nil {
 		return err
 	}
-	return h.jar.write(w, r, newToken, s.Expiry)
+	return h.jar.write(w, carried, newToken, s.Expiry)
 }

@@ -305,23 +305,24 @@ func (r *RedisStore) indexEntry(s Session) string {
 
 func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
 
-// The index entry of each session is "expiryMs sidtag". Saving prunes the
-// entries whose sessions are gone (ended by a logout, or expired) and keeps
-// the index alive as long as its longest session. The session keys share the
-// index's hash tag: ARGV[6] is their common prefix.
+// The index entry of each session is "expiryMs sidtag". Each save looks at
+// up to 32 random entries and prunes those whose sessions are gone (ended by
+// a logout, or expired), so cleanup costs the same however many sessions a
+// user piles up, and dead entries cannot accumulate. The index lives as long
+// as its longest session. The session keys share the index's hash tag:
+// ARGV[6] is their common prefix.
 const pruneIndex = `
 local now = tonumber(ARGV[5])
-local last = now + tonumber(ARGV[2])
-local all = redis.call('HGETALL', KEYS[2])
-for i = 1, #all, 2 do
-  local exp = tonumber(string.match(all[i+1], '^(%d+)'))
-  if exp <= now or redis.call('EXISTS', ARGV[6] .. all[i]) == 0 then
-    redis.call('HDEL', KEYS[2], all[i])
-  elseif exp > last then
-    last = exp
+local sample = redis.call('HRANDFIELD', KEYS[2], 32, 'WITHVALUES')
+for i = 1, #sample, 2 do
+  local exp = tonumber(string.match(sample[i+1], '^(%d+)'))
+  if exp <= now or redis.call('EXISTS', ARGV[6] .. sample[i]) == 0 then
+    redis.call('HDEL', KEYS[2], sample[i])
   end
 end
-redis.call('PEXPIREAT', KEYS[2], last)
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
 `
 
 // setPointer keeps the sid -> user pointer alive as long as the longest

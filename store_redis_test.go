@@ -367,3 +367,27 @@ func readBody(t *testing.T, resp *http.Response) string {
 	}
 	return string(b)
 }
+
+// A user who signs in many times costs each sign-in the same: the index is
+// pruned by sampling, and entries of ended sessions do not pile up.
+func TestRedisIndexPrunesEndedSessions(t *testing.T) {
+	m, rdb := newMini(t)
+	store := logout.NewRedisStore(rdb)
+	ctx := context.Background()
+	for range 200 {
+		token, err := store.Save(ctx, testSession())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.End(ctx, token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range m.Keys() {
+		if strings.HasSuffix(k, ":u") {
+			if fields, _ := m.HKeys(k); len(fields) > 40 {
+				t.Errorf("index holds %d entries after 200 sign-ins and logouts, want at most the sample size", len(fields))
+			}
+		}
+	}
+}
