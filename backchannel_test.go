@@ -34,7 +34,7 @@ type bcEnv struct {
 	logSink *logSink
 }
 
-func newBCEnv(t *testing.T, cookie bool) *bcEnv {
+func newBCEnv(t testing.TB, cookie bool) *bcEnv {
 	t.Helper()
 	fake := scalekittest.NewServer()
 	t.Cleanup(fake.Close)
@@ -87,12 +87,13 @@ func (e *bcEnv) claims() map[string]any {
 	}
 }
 
-func (e *bcEnv) sign(t *testing.T, claims map[string]any) string {
+func (e *bcEnv) sign(t testing.TB, claims map[string]any) string {
 	t.Helper()
 	tok, err := e.fake.Sign(claims, "logout+jwt")
 	if err != nil {
 		t.Fatal(err)
 	}
+	noteSecret(tok)
 	return tok
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -81,6 +83,122 @@ func FuzzCookieHeader(f *testing.F) {
 		h.ServeHTTP(rec, r)
 		if rec.Code != http.StatusSeeOther {
 			t.Fatalf("status %d, want 303", rec.Code)
+		}
+	})
+}
+
+// FuzzReturnTo: no return target but the configured ones is ever followed.
+func FuzzReturnTo(f *testing.F) {
+	for _, s := range []string{allowedOther, testPostLogout, "//evil.example", "https://app.example.com@evil.example", "/\\evil.example", "javascript:alert(1)"} {
+		f.Add(s)
+	}
+	h, _ := newHandler(f, newCookieStore(f), func(c *logout.Config) {
+		c.ClientID = "skc_app"
+		c.AllowedPostLogoutRedirectURIs = []string{allowedOther}
+	})
+	f.Fuzz(func(t *testing.T, target string) {
+		r := logoutRequest(http.MethodPost, nil)
+		r.URL.RawQuery = url.Values{"return_to": {target}}.Encode()
+		resp := serve(h, r)
+		checkNoOpenRedirect(t, resp, "return_to="+strconv.Quote(target))
+		if resp.StatusCode == http.StatusSeeOther && target != allowedOther && target != testPostLogout {
+			t.Fatalf("return_to=%q accepted", target)
+		}
+	})
+}
+
+// FuzzHandler drives the whole logout handler with arbitrary methods,
+// queries, bodies, cookies and fetch metadata. Invariants: no panic, no 5xx
+// (the store is healthy), no redirect anywhere but the configured places,
+// and a refused request leaves the session alive.
+func FuzzHandler(f *testing.F) {
+	f.Add("POST", "", "", "same-origin", "navigate", "", true)
+	f.Add("POST", "return_to=https%3A%2F%2Fapp.example.com%2Fgoodbye", "", "same-origin", "cors", "application/json", true)
+	f.Add("GET", "rd=//evil.example", "", "cross-site", "navigate", "", false)
+	f.Add("POST", "", "return_to=%zz", "same-site", "navigate", "text/html", true)
+	f.Add("DELETE", "", "", "", "", "", false)
+	f.Fuzz(func(t *testing.T, method, query, body, site, mode, accept string, withSession bool) {
+		store := newMiniStore(t)
+		h, _ := newHandler(t, store, func(c *logout.Config) {
+			c.ClientID = "skc_app"
+			c.AllowedPostLogoutRedirectURIs = []string{allowedOther}
+			c.AllowGET = true
+		})
+		var cookies []*http.Cookie
+		if withSession {
+			cookies = signIn(t, h, testSession())
+		}
+		r := httptest.NewRequest(http.MethodGet, testAppOrigin+"/logout", strings.NewReader(body))
+		r.Method = method
+		r.URL.RawQuery = query
+		if body != "" {
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		for k, v := range map[string]string{"Sec-Fetch-Site": site, "Sec-Fetch-Mode": mode, "Accept": accept} {
+			if v != "" {
+				r.Header.Set(k, v)
+			}
+		}
+		for _, c := range cookies {
+			r.AddCookie(c)
+		}
+		resp := serve(h, r)
+		checkNoOpenRedirect(t, resp, "request")
+		if resp.StatusCode >= 400 && withSession {
+			if _, err := currentSession(h, cookies); err != nil {
+				t.Fatalf("status %d, yet the session is gone: %v", resp.StatusCode, err)
+			}
+		}
+	})
+}
+
+// FuzzLogoutToken posts arbitrary logout tokens to the back-channel
+// receiver: never a panic or a 5xx, never a session ended by a token the
+// provider did not sign.
+func FuzzLogoutToken(f *testing.F) {
+	e := newBCEnv(f, false)
+	valid := e.sign(f, e.claims())
+	for _, s := range []string{valid, valid[:len(valid)/2], "a.b.c", "eyJhbGciOiJub25lIn0.e30.", "", strings.Repeat(".", 100)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, token string) {
+		resp := e.post(t, form(token))
+		if resp.StatusCode >= 500 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		if resp.StatusCode == http.StatusOK && token != valid {
+			t.Fatalf("a token the fuzzer made was accepted: %q", token)
+		}
+	})
+}
+
+// FuzzRedisBlob puts arbitrary bytes where a session record lives, as a
+// corrupted or hostile Redis would: Load must read them as no session.
+func FuzzRedisBlob(f *testing.F) {
+	m, rdb := newMini(f)
+	store := logout.NewRedisStore(rdb)
+	token, err := store.Save(context.Background(), testSession())
+	if err != nil {
+		f.Fatal(err)
+	}
+	var key string
+	for _, k := range m.Keys() {
+		if strings.Contains(k, ":s:") {
+			key = k
+		}
+	}
+	real, _ := m.Get(key)
+	f.Add([]byte(real))
+	f.Add([]byte{})
+	f.Add([]byte(real[:len(real)/2]))
+	f.Fuzz(func(t *testing.T, blob []byte) {
+		m.Set(key, string(blob))
+		s, err := store.Load(context.Background(), token)
+		if string(blob) == real {
+			return
+		}
+		if !errors.Is(err, logout.ErrNoSession) {
+			t.Fatalf("Load of a forged record = %v, %v; want ErrNoSession", s, err)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -41,8 +42,9 @@ func (l *logSink) String() string {
 	return l.buf.String()
 }
 
+// newLogger writes to sink and to the suite-wide capture.
 func newLogger(sink *logSink) *slog.Logger {
-	return slog.New(slog.NewTextHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewTextHandler(io.MultiWriter(sink, &suiteLogs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func newKey(t testing.TB) []byte {
@@ -107,6 +109,9 @@ func signIn(t testing.TB, h *logout.Handler, s logout.Session) []*http.Cookie {
 	cookies := rec.Result().Cookies()
 	if len(cookies) == 0 {
 		t.Fatal("StartSession set no cookie")
+	}
+	for _, c := range cookies {
+		noteSecret(c.Value)
 	}
 	return cookies
 }

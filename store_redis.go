@@ -35,7 +35,10 @@ import (
 // keys of one user share a Redis Cluster hash tag.
 //
 // It needs Redis 6.2 or later (GETDEL) and works with a single node, Sentinel
-// and Cluster alike.
+// and Cluster alike. Create the client with ContextTimeoutEnabled set, so
+// that the contexts the store is given bound its network I/O; without it
+// go-redis waits for its own ReadTimeout. (The Handler bounds its logout call
+// by StoreTimeout either way.)
 type RedisStore struct {
 	rdb     redis.UniversalClient
 	cluster bool

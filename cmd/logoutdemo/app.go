@@ -160,6 +160,7 @@ func (d *demo) openStore(o options) (logout.SessionStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-redis-url: %w", err)
 	}
+	opts.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(opts)
 	d.closers = append(d.closers, func() { rdb.Close() })
 	d.Redis = rdb

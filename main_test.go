@@ -1,0 +1,51 @@
+package logout_test
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Every log line any test causes, through a test's own logger or the
+// default one, lands in suiteLogs; every token and cookie value the tests
+// hand out is noted in suiteSecrets. After the run, TestMain fails the suite
+// if any secret appears in any line.
+var (
+	suiteLogs    logSink
+	suiteSecrets sync.Map
+)
+
+func noteSecret(s string) {
+	if len(s) >= 16 {
+		suiteSecrets.Store(s, true)
+	}
+}
+
+func TestMain(m *testing.M) {
+	slog.SetDefault(slog.New(slog.NewTextHandler(&suiteLogs, nil)))
+	for _, s := range []string{testSession().IDToken, testSession().AccessToken, testSession().RefreshToken} {
+		noteSecret(s)
+	}
+	code := m.Run()
+	if code == 0 {
+		logs := suiteLogs.String()
+		n := 0
+		suiteSecrets.Range(func(k, _ any) bool {
+			n++
+			if secret := k.(string); strings.Contains(logs, secret) {
+				fmt.Fprintf(os.Stderr, "FAIL: a token or cookie value reached the log: %.40q…\n", secret)
+				code = 1
+			}
+			return true
+		})
+		if testing.Verbose() {
+			fmt.Fprintf(os.Stderr, "log check: %d secrets, none in %d bytes of log\n", n, len(logs))
+		}
+	}
+	os.Exit(code)
+}
+
+
