@@ -47,5 +47,3 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
-
-
