@@ -269,19 +269,16 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 	token := carried.token
 	if token != "" {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
-		ended, storeErr = within(ctx, func() (Session, error) {
-			s, err := h.store.End(ctx, token)
-			if errors.Is(err, ErrNoSession) {
-				err = nil
+		ended, storeErr = h.store.End(ctx, token)
+		if errors.Is(storeErr, ErrNoSession) {
+			storeErr = nil
+		}
+		if everywhere && storeErr == nil && ended.Subject != "" {
+			storeErr = errNotRevoker
+			if rv, ok := h.store.(Revoker); ok {
+				_, storeErr = rv.EndSubject(ctx, ended.Issuer, ended.Subject)
 			}
-			if everywhere && err == nil && s.Subject != "" {
-				err = errNotRevoker
-				if rv, ok := h.store.(Revoker); ok {
-					_, err = rv.EndSubject(ctx, s.Issuer, s.Subject)
-				}
-			}
-			return s, err
-		})
+		}
 		cancel()
 	}
 
@@ -363,29 +360,6 @@ func (h *Handler) EndSessionURL(idTokenHint, postLogoutRedirectURI, state string
 		u = build("")
 	}
 	return u
-}
-
-// within returns f's result, or ctx's error as soon as ctx is done, whichever
-// comes first; f then finishes in the background. A store whose client does
-// not honour context deadlines (go-redis does not, unless the client sets
-// ContextTimeoutEnabled) can therefore never hold a logout past StoreTimeout.
-func within[T any](ctx context.Context, f func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := f()
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, ctx.Err()
-	}
 }
 
 var errNotRevoker = errors.New("logout: the store cannot end a user's other sessions")

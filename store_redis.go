@@ -93,17 +93,21 @@ func (r *RedisStore) Save(ctx context.Context, s Session) (string, error) {
 	keys := []string{ref.session, ref.index}
 	args := []any{blob, ttl.Milliseconds(), ref.field, r.indexEntry(s), unixMilli(r.clock()), strings.TrimSuffix(ref.session, ref.field)}
 	if s.SessionID == "" {
-		_, err = saveScript.Run(ctx, r.rdb, keys, args...).Result()
+		_, err = within(ctx, func() (any, error) { return saveScript.Run(ctx, r.rdb, keys, args...).Result() })
 	} else if ptr, tag := r.sidPointer(s.Issuer, s.SessionID), hex.EncodeToString(raw[idLen+keyLen:]); !r.cluster {
-		_, err = saveScript.Run(ctx, r.rdb, append(keys, ptr), append(args, tag)...).Result()
+		_, err = within(ctx, func() (any, error) {
+			return saveScript.Run(ctx, r.rdb, append(keys, ptr), append(args, tag)...).Result()
+		})
 	} else {
 		// The pointer from sid to user lives in the sid's own slot, so on
 		// Cluster it is a second command, sent in the same pipeline.
 		// EVAL rather than EVALSHA: a pipeline cannot fall back on NOSCRIPT.
-		_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			saveScript.Eval(ctx, p, keys, args...)
-			pointerScript.Eval(ctx, p, []string{ptr}, tag, ttl.Milliseconds())
-			return nil
+		_, err = within(ctx, func() ([]redis.Cmder, error) {
+			return r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				saveScript.Eval(ctx, p, keys, args...)
+				pointerScript.Eval(ctx, p, []string{ptr}, tag, ttl.Milliseconds())
+				return nil
+			})
 		})
 	}
 	if err != nil {
@@ -118,7 +122,7 @@ func (r *RedisStore) Load(ctx context.Context, token string) (Session, error) {
 	if !ok {
 		return Session{}, ErrNoSession
 	}
-	blob, err := r.rdb.Get(ctx, ref.session).Bytes()
+	blob, err := within(ctx, func() ([]byte, error) { return r.rdb.Get(ctx, ref.session).Bytes() })
 	if errors.Is(err, redis.Nil) {
 		return Session{}, ErrNoSession
 	}
@@ -148,8 +152,9 @@ func (r *RedisStore) Update(ctx context.Context, token string, s Session) (strin
 	if err != nil {
 		return "", err
 	}
-	n, err := updateScript.Run(ctx, r.rdb, []string{ref.session, ref.index},
-		blob, ttl.Milliseconds(), ref.field, r.indexEntry(s)).Int()
+	n, err := within(ctx, func() (int, error) {
+		return updateScript.Run(ctx, r.rdb, []string{ref.session, ref.index}, blob, ttl.Milliseconds(), ref.field, r.indexEntry(s)).Int()
+	})
 	if err != nil {
 		return "", fmt.Errorf("logout: redis update: %w", err)
 	}
@@ -168,7 +173,7 @@ func (r *RedisStore) End(ctx context.Context, token string) (Session, error) {
 	if !ok {
 		return Session{}, ErrNoSession
 	}
-	blob, err := r.rdb.GetDel(ctx, ref.session).Bytes()
+	blob, err := within(ctx, func() ([]byte, error) { return r.rdb.GetDel(ctx, ref.session).Bytes() })
 	if errors.Is(err, redis.Nil) {
 		return Session{}, ErrNoSession
 	}
@@ -197,7 +202,7 @@ func (r *RedisStore) EndSID(ctx context.Context, issuer, sid, subject string) (i
 	if subject != "" {
 		return r.endIndexed(ctx, hex.EncodeToString(userTag(issuer, subject)), sidTag(issuer, sid))
 	}
-	tag, err := r.rdb.Get(ctx, r.sidPointer(issuer, sid)).Result()
+	tag, err := within(ctx, func() (string, error) { return r.rdb.Get(ctx, r.sidPointer(issuer, sid)).Result() })
 	if errors.Is(err, redis.Nil) {
 		return 0, nil
 	}
@@ -212,7 +217,9 @@ func (r *RedisStore) EndSID(ctx context.Context, issuer, sid, subject string) (i
 
 func (r *RedisStore) endIndexed(ctx context.Context, tag, sid string) (int, error) {
 	base := r.KeyPrefix + "{" + tag + "}"
-	n, err := endIndexedScript.Run(ctx, r.rdb, []string{base + ":u"}, base+":s:", sid).Int()
+	n, err := within(ctx, func() (int, error) {
+		return endIndexedScript.Run(ctx, r.rdb, []string{base + ":u"}, base+":s:", sid).Int()
+	})
 	if err != nil {
 		return 0, fmt.Errorf("logout: redis end sessions: %w", err)
 	}
@@ -387,7 +394,8 @@ func (r *RedisStore) rememberOnce(ctx context.Context, key string, ttl time.Dura
 }
 
 func (r *RedisStore) forget(ctx context.Context, key string) error {
-	return r.rdb.Del(ctx, r.KeyPrefix+"once:"+hashKey(key)).Err()
+	_, err := within(ctx, func() (int64, error) { return r.rdb.Del(ctx, r.KeyPrefix+"once:"+hashKey(key)).Result() })
+	return err
 }
 
 // RevocationList remembers, in Redis, which sessions of a [CookieStore] have
@@ -437,7 +445,9 @@ func (l *RevocationList) endHandle(ctx context.Context, handle []byte, ttl time.
 // revoke records that sessions under the sid or subject issued up to at are
 // ended, keeping the later time if one is already recorded.
 func (l *RevocationList) revoke(ctx context.Context, kind, issuer, value string, at time.Time) error {
-	err := keepLaterScript.Run(ctx, l.rdb, []string{l.key(kind, issuer, value)}, unixMilli(at), l.Lifetime.Milliseconds()).Err()
+	_, err := within(ctx, func() (any, error) {
+		return keepLaterScript.Run(ctx, l.rdb, []string{l.key(kind, issuer, value)}, unixMilli(at), l.Lifetime.Milliseconds()).Result()
+	})
 	if err != nil {
 		return fmt.Errorf("logout: redis revoke: %w", err)
 	}
@@ -452,7 +462,7 @@ func (l *RevocationList) revoked(ctx context.Context, handle []byte, s Session) 
 	}
 	vals := make([]string, len(keys))
 	if !l.cluster {
-		got, err := l.rdb.MGet(ctx, keys...).Result()
+		got, err := within(ctx, func() ([]any, error) { return l.rdb.MGet(ctx, keys...).Result() })
 		if err != nil {
 			return false, fmt.Errorf("logout: redis revocation check: %w", err)
 		}
@@ -461,11 +471,13 @@ func (l *RevocationList) revoked(ctx context.Context, handle []byte, s Session) 
 		}
 	} else {
 		cmds := make([]*redis.StringCmd, len(keys))
-		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, k := range keys {
-				cmds[i] = p.Get(ctx, k)
-			}
-			return nil
+		_, err := within(ctx, func() ([]redis.Cmder, error) {
+			return l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for i, k := range keys {
+					cmds[i] = p.Get(ctx, k)
+				}
+				return nil
+			})
 		})
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return false, fmt.Errorf("logout: redis revocation check: %w", err)
@@ -491,12 +503,15 @@ func (l *RevocationList) rememberOnce(ctx context.Context, key string, ttl time.
 }
 
 func (l *RevocationList) forget(ctx context.Context, key string) error {
-	return l.rdb.Del(ctx, l.KeyPrefix+"once:"+hashKey(key)).Err()
+	_, err := within(ctx, func() (int64, error) { return l.rdb.Del(ctx, l.KeyPrefix+"once:"+hashKey(key)).Result() })
+	return err
 }
 
 // setOnce is SET key NX PX ttl: true when the key was not there.
 func setOnce(ctx context.Context, rdb redis.UniversalClient, key string, ttl time.Duration) (bool, error) {
-	err := rdb.SetArgs(ctx, key, "1", redis.SetArgs{Mode: "NX", TTL: max(ttl, time.Millisecond)}).Err()
+	_, err := within(ctx, func() (string, error) {
+		return rdb.SetArgs(ctx, key, "1", redis.SetArgs{Mode: "NX", TTL: max(ttl, time.Millisecond)}).Result()
+	})
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
@@ -518,3 +533,27 @@ if cur < tonumber(ARGV[1]) then
 end
 return 1
 `)
+
+// within returns f's result, or ctx's error as soon as ctx is done, whichever
+// comes first; f then finishes in the background. The Redis-backed stores
+// wrap each network call in it: go-redis honours context deadlines only when
+// the client was created with ContextTimeoutEnabled, and a hung Redis must
+// never hold a logout past the Handler's StoreTimeout.
+func within[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}

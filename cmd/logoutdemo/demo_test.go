@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -20,12 +23,68 @@ import (
 func startDemo(t *testing.T, o options) *demo {
 	t.Helper()
 	o.Addr, o.IDPAddr = "127.0.0.1:0", "127.0.0.1:0"
-	d, err := start(context.Background(), o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d, err := start(context.Background(), o, slog.New(slog.NewTextHandler(&demoLogs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close)
 	return d
+}
+
+// demoLogs holds every line every demo in the test run logs; demoSecrets
+// every cookie value and ID token the tests saw. TestMain fails the run if a
+// secret appears in a line.
+var (
+	demoLogs    syncBuffer
+	demoSecrets sync.Map
+)
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// noteResponse records the secrets a response carries.
+func noteResponse(resp *http.Response) {
+	for _, c := range resp.Cookies() {
+		if len(c.Value) >= 16 {
+			demoSecrets.Store(c.Value, true)
+		}
+	}
+	if loc, err := resp.Location(); err == nil {
+		if hint := loc.Query().Get("id_token_hint"); hint != "" {
+			demoSecrets.Store(hint, true)
+		}
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	logs := demoLogs.String()
+	if !strings.Contains(logs, "msg=logout") {
+		fmt.Fprintln(os.Stderr, "FAIL: the demos logged no logout at all; the log check would prove nothing")
+		code = 1
+	}
+	demoSecrets.Range(func(k, _ any) bool {
+		if strings.Contains(logs, k.(string)) {
+			fmt.Fprintf(os.Stderr, "FAIL: a token or cookie value reached the demo's log: %.40q…\n", k)
+			code = 1
+		}
+		return true
+	})
+	os.Exit(code)
 }
 
 // browserlessClient keeps cookies like a browser but does not follow
@@ -43,6 +102,7 @@ func follow(t *testing.T, c *http.Client, u string) *http.Response {
 		if err != nil {
 			t.Fatal(err)
 		}
+		noteResponse(resp)
 		if resp.StatusCode/100 != 3 {
 			return resp
 		}
@@ -71,6 +131,7 @@ func post(t *testing.T, c *http.Client, u string, header ...string) *http.Respon
 	if err != nil {
 		t.Fatal(err)
 	}
+	noteResponse(resp)
 	return resp
 }
 
