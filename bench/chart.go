@@ -11,7 +11,7 @@ import (
 func chart(rs []result) []byte {
 	const width, barH, gap, left = 760, 22, 8, 250
 	var b strings.Builder
-	height := 60 + 2*(len(rs)*(barH+gap)+40)
+	height := 50 + 2*(len(rs)*(barH+gap)+40) + 10
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="system-ui,sans-serif" font-size="13">`, width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="#fff"/>`)
 	fmt.Fprintf(&b, `<text x="10" y="24" font-size="16" font-weight="bold">Logout over loopback against one real Redis</text>`)
