@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,16 +46,30 @@ func RealRedis(t testing.TB) *redis.Client {
 			t.Fatalf("REDIS_URL: %v", err)
 		}
 	}
-	rdb := redis.NewClient(opts)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		rdb.Close()
-		SkipOrFail(t, "no Redis at %s (set REDIS_URL): %v", opts.Addr, err)
+	redisProbe.Do(func() {
+		probe := *opts
+		probe.MaxRetries = -1
+		probe.DialTimeout = time.Second
+		rdb := redis.NewClient(&probe)
+		defer rdb.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		redisProbeErr = rdb.Ping(ctx).Err()
+	})
+	if redisProbeErr != nil {
+		SkipOrFail(t, "no Redis at %s (set REDIS_URL to one): %v", opts.Addr, redisProbeErr)
 	}
+	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { rdb.Close() })
 	return rdb
 }
+
+// The real Redis is probed once per test binary, so a missing one costs one
+// timeout, not one per test.
+var (
+	redisProbe    sync.Once
+	redisProbeErr error
+)
 
 // RedisServer is a throwaway redis-server on a free port, for tests that count
 // the commands it receives or stop it on purpose.
