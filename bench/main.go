@@ -254,19 +254,24 @@ func (s system) cpuPerRequest() (time.Duration, float64) {
 
 func signInMany(signIn func() []*http.Cookie, n int) [][]*http.Cookie {
 	out := make([][]*http.Cookie, n)
-	var wg sync.WaitGroup
+	parallel(n, 16, func(i int) { out[i] = signIn() })
+	return out
+}
+
+// parallel calls f(0) … f(n-1) from the given number of goroutines.
+func parallel(n, workers int, f func(i int)) {
 	var next atomic.Int64
-	for range 16 {
+	var wg sync.WaitGroup
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				out[i] = signIn()
+				f(i)
 			}
 		}()
 	}
 	wg.Wait()
-	return out
 }
 
 func request(base string, cookies []*http.Cookie) *http.Request {
@@ -283,25 +288,16 @@ func request(base string, cookies []*http.Cookie) *http.Request {
 // latencies.
 func loadRun(client *http.Client, base string, jars [][]*http.Cookie, conc int) []time.Duration {
 	lat := make([]time.Duration, len(jars))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < len(jars); i = int(next.Add(1)) - 1 {
-				t0 := time.Now()
-				resp, err := client.Do(request(base, jars[i]))
-				check(err)
-				resp.Body.Close()
-				lat[i] = time.Since(t0)
-				if resp.StatusCode != http.StatusSeeOther {
-					log.Fatalf("status %d", resp.StatusCode)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	parallel(len(jars), conc, func(i int) {
+		t0 := time.Now()
+		resp, err := client.Do(request(base, jars[i]))
+		check(err)
+		resp.Body.Close()
+		lat[i] = time.Since(t0)
+		if resp.StatusCode != http.StatusSeeOther {
+			log.Fatalf("status %d", resp.StatusCode)
+		}
+	})
 	return lat
 }
 

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -140,19 +139,10 @@ func scaleRun(w *strings.Builder, rdb *redis.Client, big, conc int) {
 
 // fill stores n sessions of distinct users, 64 at a time.
 func fill(ctx context.Context, store *logout.RedisStore, n int) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
-				s := logout.Session{Issuer: "https://acme.scalekit.dev", Subject: fmt.Sprintf("usr_fill_%d", i), SessionID: fmt.Sprintf("ses_fill_%d", i),
-					IDToken: idToken, Expiry: time.Now().Add(2 * time.Hour)}
-				_, err := store.Save(ctx, s)
-				check(err)
-			}
-		}()
-	}
-	wg.Wait()
+	parallel(n, 64, func(i int) {
+		s := logout.Session{Issuer: "https://acme.scalekit.dev", Subject: fmt.Sprintf("usr_fill_%d", i), SessionID: fmt.Sprintf("ses_fill_%d", i),
+			IDToken: idToken, Expiry: time.Now().Add(2 * time.Hour)}
+		_, err := store.Save(ctx, s)
+		check(err)
+	})
 }
