@@ -67,10 +67,11 @@ type BackChannelHandler struct {
 	now      func() time.Time
 }
 
-// replayGuard remembers a key once across every instance.
+// replayGuard remembers, across every instance, which notifications were
+// handled: a key is looked up before the work and written only after it.
 type replayGuard interface {
-	rememberOnce(ctx context.Context, key string, ttl time.Duration) (bool, error)
-	forget(ctx context.Context, key string) error
+	seen(ctx context.Context, key string) (bool, error)
+	remember(ctx context.Context, key string, ttl time.Duration) error
 }
 
 // NewBackChannelHandler fetches the issuer's discovery document and returns
@@ -85,10 +86,7 @@ func NewBackChannelHandler(ctx context.Context, cfg BackChannelConfig) (*BackCha
 	revoker, ok1 := cfg.Store.(Revoker)
 	guard, ok2 := cfg.Store.(replayGuard)
 	if !ok1 || !ok2 {
-		return nil, errors.New("logout: BackChannelConfig.Store must be a RedisStore or a CookieStore")
-	}
-	if c, ok := cfg.Store.(*CookieStore); ok && c.Revocations == nil {
-		return nil, errors.New("logout: back-channel logout with a CookieStore needs its Revocations set")
+		return nil, errors.New("logout: BackChannelConfig.Store must be a RedisStore or a RevocableCookieStore: a bare CookieStore keeps no state to end sessions in")
 	}
 	client := cfg.HTTPClient
 	if client == nil {
@@ -147,26 +145,33 @@ func (b *BackChannelHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), b.timeout)
 	defer cancel()
 	jti := "jti\x00" + tok.Issuer + "\x00" + tok.TokenID
-	first, err := b.guard.rememberOnce(ctx, jti, tok.Expiry.Add(b.skew).Sub(b.now()))
+	seen, err := b.guard.seen(ctx, jti)
 	if err != nil {
 		b.fail(w, r, err)
 		return
 	}
-	if !first {
+	if seen {
 		backChannelError(w, http.StatusBadRequest, "logout token replayed")
 		return
 	}
+	// End first, remember the jti after. Ending is idempotent and a sub-only
+	// token ends only sessions begun before it was issued, so a repeat does
+	// no harm; but a jti remembered before its sessions were provably ended
+	// (a timeout whose command landed anyway, say) would turn the provider's
+	// retry into a "replayed" refusal and the session would live on.
 	var n int
 	if tok.SessionID != "" {
-		n, err = b.revoker.EndSID(ctx, tok.Issuer, tok.SessionID, tok.Subject)
+		n, err = b.revoker.EndSID(ctx, tok.Issuer, tok.SessionID)
 	} else {
-		n, err = b.revoker.EndSubject(ctx, tok.Issuer, tok.Subject)
+		n, err = b.revoker.EndSubject(ctx, tok.Issuer, tok.Subject, tok.IssuedAt)
 	}
 	if err != nil {
-		// Let the provider's retry through: it carries the same jti.
-		b.guard.forget(ctx, jti)
 		b.fail(w, r, err)
 		return
+	}
+	if err := b.guard.remember(ctx, jti, tok.Expiry.Add(b.skew).Sub(b.now())); err != nil {
+		// The sessions are ended; a replay would only end them again.
+		b.log.LogAttrs(r.Context(), slog.LevelWarn, "logout: back-channel token not recorded; a replay would be accepted", slog.Any("error", err))
 	}
 	b.log.LogAttrs(r.Context(), slog.LevelInfo, "logout: back-channel",
 		slog.String("sub", tok.Subject), slog.String("sid", tok.SessionID), slog.Int("ended", n))

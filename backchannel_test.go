@@ -41,9 +41,7 @@ func newBCEnv(t testing.TB, cookie bool) *bcEnv {
 	var store logout.SessionStore
 	_, rdb := newMini(t)
 	if cookie {
-		s := newCookieStore(t)
-		s.Revocations = logout.NewRevocationList(rdb)
-		store = s
+		store = newRevocableStore(t, rdb)
 	} else {
 		store = logout.NewRedisStore(rdb)
 	}
@@ -354,10 +352,8 @@ func TestEverywhere(t *testing.T) {
 		t.Run(storeName(cookie), func(t *testing.T) {
 			var store logout.SessionStore = newMiniStore(t)
 			if cookie {
-				s := newCookieStore(t)
 				_, rdb := newMini(t)
-				s.Revocations = logout.NewRevocationList(rdb)
-				store = s
+				store = newRevocableStore(t, rdb)
 			}
 			h, _ := newHandler(t, store, nil)
 			here := signIn(t, h, testSession())

@@ -41,10 +41,8 @@ func benchLogout(b *testing.B, store logout.SessionStore) {
 func BenchmarkLogoutCookieStore(b *testing.B) { benchLogout(b, newCookieStore(b)) }
 
 func BenchmarkLogoutCookieStoreRevocations(b *testing.B) {
-	s := newCookieStore(b)
 	_, rdb := newMini(b)
-	s.Revocations = logout.NewRevocationList(rdb)
-	benchLogout(b, s)
+	benchLogout(b, newRevocableStore(b, rdb))
 }
 
 func BenchmarkLogoutRedisStoreMiniredis(b *testing.B) { benchLogout(b, newMiniStore(b)) }

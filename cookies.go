@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -134,7 +135,12 @@ func (j cookieJar) read(r *http.Request) sent {
 		if err != nil || i < 1 || i >= 100 || strconv.Itoa(i) != idx {
 			continue
 		}
-		out.chunks = append(out.chunks, c.Name)
+		// A name sent twice is expired once: the indexes are below 100, so
+		// however long the Cookie header, logout sends at most 100
+		// Set-Cookie lines.
+		if !slices.Contains(out.chunks, c.Name) {
+			out.chunks = append(out.chunks, c.Name)
+		}
 		if i < maxChunks && parts[i] == "" {
 			parts[i] = c.Value
 		}

@@ -94,6 +94,7 @@ func FuzzReturnTo(f *testing.F) {
 	}
 	h, _ := newHandler(f, newCookieStore(f), func(c *logout.Config) {
 		c.ClientID = "skc_app"
+		c.PostLogoutWithClientID = true
 		c.AllowedPostLogoutRedirectURIs = []string{allowedOther}
 	})
 	f.Fuzz(func(t *testing.T, target string) {
@@ -121,6 +122,7 @@ func FuzzHandler(f *testing.F) {
 		store := newMiniStore(t)
 		h, _ := newHandler(t, store, func(c *logout.Config) {
 			c.ClientID = "skc_app"
+			c.PostLogoutWithClientID = withSession
 			c.AllowedPostLogoutRedirectURIs = []string{allowedOther}
 			c.AllowGET = true
 		})

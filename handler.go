@@ -9,8 +9,9 @@
 //
 //  1. The [Handler] reads the session cookie and ends the app session in the
 //     [SessionStore] with one atomic call that also returns what the session
-//     held, so the ID token is in hand before anything is gone, and no copy
-//     of the cookie works afterwards on any instance.
+//     held, so the ID token is in hand before anything is gone. With a store
+//     that keeps server-side state ([RedisStore], [RevocableCookieStore]) no
+//     copy of the cookie works afterwards, on any instance.
 //  2. It expires every app cookie with exactly the attributes it was set with.
 //  3. It sends the browser, as a top-level navigation, to the provider's
 //     end-session endpoint with id_token_hint and an allow-listed
@@ -60,11 +61,18 @@ type Config struct {
 	// 10-second timeout.
 	HTTPClient *http.Client
 
-	// ClientID is the app's OAuth client ID. When set it is sent as
-	// client_id, which lets the provider honour post_logout_redirect_uri even
-	// without an ID token, so a user with no app session still has their
-	// provider session ended.
+	// ClientID is the app's OAuth client ID. It is sent as client_id only
+	// when a logout has no ID token to send and PostLogoutWithClientID says
+	// the provider accepts that.
 	ClientID string
+	// PostLogoutWithClientID says the provider honours
+	// post_logout_redirect_uri on a logout that carries client_id but no
+	// id_token_hint (OpenID Connect allows it; Scalekit does not document
+	// it). Without it, a logout with no ID token (no session, a store
+	// failure, an ID token too large for a URL) sends the browser to the
+	// bare end-session endpoint: the provider still ends its session, and
+	// the user stays on the provider's own signed-out page.
+	PostLogoutWithClientID bool
 
 	// PostLogoutRedirectURI is where the provider sends the browser after
 	// logout: an absolute URL registered with the provider (in Scalekit's
@@ -87,7 +95,9 @@ type Config struct {
 	StoreTimeout time.Duration
 
 	// AllowGET lets GET requests log out, for links that cannot be forms. A
-	// GET from another site is still refused. POST is always accepted.
+	// GET that says it comes from another origin (Sec-Fetch-Site, or
+	// without it Origin or Referer) is still refused. POST is always
+	// accepted.
 	AllowGET bool
 
 	// ClearSiteData adds Clear-Site-Data: "cookies", "storage" to the logout
@@ -101,7 +111,8 @@ type Config struct {
 	FailOnStoreError bool
 
 	// SessionLifetime is the lifetime StartSession gives a session that has
-	// no Expiry. Zero means 12 hours.
+	// no Expiry. Zero means 12 hours. With a [RevocableCookieStore] it may not
+	// exceed the RevocationList's Lifetime.
 	SessionLifetime time.Duration
 
 	// OnLogout, if set, is called after a logout request ended a session,
@@ -141,7 +152,7 @@ type Handler struct {
 	store          SessionStore
 	endSession     string // end-session endpoint without its query
 	endSessionBase string // its own query, already encoded, or ""
-	clientID       string
+	clientID       string // sent only without an ID token; "" when not allowed
 	postLogout     string
 	allowed        []string
 	jar            cookieJar
@@ -165,7 +176,6 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h := &Handler{
 		store:         cfg.Store,
-		clientID:      cfg.ClientID,
 		timeout:       cmp.Or(cfg.StoreTimeout, 3*time.Second),
 		allowGET:      cfg.AllowGET,
 		clearSiteData: cfg.ClearSiteData,
@@ -225,8 +235,17 @@ func New(cfg Config) (*Handler, error) {
 		}
 		h.clear = append(h.clear, expired(&c))
 	}
+	if cfg.PostLogoutWithClientID {
+		if cfg.ClientID == "" {
+			return nil, errors.New("logout: Config.PostLogoutWithClientID needs Config.ClientID")
+		}
+		h.clientID = cfg.ClientID
+	}
 	if b, ok := cfg.Store.(interface{ forCookie(string) SessionStore }); ok {
 		h.store = b.forCookie(h.jar.name)
+	}
+	if l, ok := cfg.Store.(interface{ maxLifetime() time.Duration }); ok && h.lifetime > l.maxLifetime() {
+		return nil, fmt.Errorf("logout: Config.SessionLifetime %v is longer than the RevocationList's Lifetime %v, which must outlive every session", h.lifetime, l.maxLifetime())
 	}
 	return h, nil
 }
@@ -238,7 +257,8 @@ func New(cfg Config) (*Handler, error) {
 // touches anything. Otherwise it ends the session, expires the cookies and
 // redirects the browser to the end-session endpoint: 303 after POST, 302 after
 // GET. A fetch or XHR caller, which cannot end the provider's session itself,
-// gets 200 and JSON naming the URL the page must navigate to.
+// gets 200 and JSON naming the URL the page must navigate to. Every answer
+// carries Cache-Control: no-store.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serve(w, r, false)
 }
@@ -246,12 +266,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Everywhere returns a handler that logs out like ServeHTTP and also ends
 // every other session of the same user, on every device and instance, in the
 // same request: "sign out everywhere". The store must be a [Revoker]: a
-// [RedisStore], or a [CookieStore] with a [RevocationList].
+// [RedisStore] or a [RevocableCookieStore]. With any other store Everywhere
+// panics, as [http.Handle] does for a bad pattern, so that the mistake shows
+// at start-up rather than as a sign-out that leaves other devices signed in.
 func (h *Handler) Everywhere() http.Handler {
+	if _, ok := h.store.(Revoker); !ok {
+		panic(fmt.Sprintf("logout: Everywhere needs a store that can end a user's other sessions (a RedisStore or a RevocableCookieStore), not a %T", h.store))
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, true) })
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool) {
+	// No answer of a logout endpoint, refusals included, may be cached.
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "private, no-cache, no-store, must-revalidate")
+	hdr.Add("Vary", "Cookie")
+
 	// 1. Refuse anything that is not a same-origin logout, touching nothing.
 	if err := h.checkRequest(w, r); err != nil {
 		return
@@ -274,10 +304,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 			storeErr = nil
 		}
 		if everywhere && storeErr == nil && ended.Subject != "" {
-			storeErr = errNotRevoker
-			if rv, ok := h.store.(Revoker); ok {
-				_, storeErr = rv.EndSubject(ctx, ended.Issuer, ended.Subject)
-			}
+			_, storeErr = h.store.(Revoker).EndSubject(ctx, ended.Issuer, ended.Subject, time.Now())
 		}
 		cancel()
 	}
@@ -287,9 +314,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 	for _, c := range h.clear {
 		http.SetCookie(w, c)
 	}
-	hdr := w.Header()
-	hdr.Set("Cache-Control", "private, no-cache, no-store, must-revalidate")
-	hdr.Add("Vary", "Cookie")
 	if h.clearSiteData {
 		hdr.Set("Clear-Site-Data", `"cookies", "storage"`)
 	}
@@ -312,26 +336,43 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 		}
 	}
 
-	// 4. Send the browser through the provider's logout. Without an ID token
-	// the provider can still trust the return address through client_id;
-	// with neither, the provider would stop at a confirmation page, so go
-	// straight back instead.
-	target := postLogout
-	if ended.IDToken != "" || h.clientID != "" {
-		target = h.EndSessionURL(ended.IDToken, postLogout, rand.Text())
-	}
-	h.reply(w, r, 0, target, "")
+	// 4. Send the browser through the provider's logout, always: the
+	// provider finds its session by its own cookie, which the browser
+	// carries whatever this app's store knew, so even with no session here
+	// (a second click, a store failure) the provider's may be alive. How
+	// the browser comes back depends on what the provider can trust; see
+	// EndSessionURL.
+	h.reply(w, r, 0, h.EndSessionURL(ended.IDToken, postLogout, rand.Text()), "")
 }
 
 // EndSessionURL returns the provider's end-session URL for the given ID token
 // (may be empty), post-logout redirect URI and state. The base comes from the
 // configuration, never from the request, so a spoofed Host header cannot move
-// it. When the URL would pass maxEndSessionURL bytes, the ID token is left out
-// (client_id still identifies the app) rather than risk a 414 at the provider.
+// it.
+//
+// With an ID token it carries id_token_hint, post_logout_redirect_uri and
+// state, exactly what Scalekit's own SDKs send. Without one the provider
+// cannot trust a return address, so post_logout_redirect_uri and state go
+// only with client_id, and only when Config.PostLogoutWithClientID says the
+// provider honours that; otherwise the URL is the bare endpoint, and the
+// provider ends its session and shows its own page. An ID token that would
+// take the URL past 8,000 bytes is left out, as if there were none, rather
+// than risk a 414 at the provider.
+//
+// state is random and not checked when the browser comes back: by then the
+// logout is complete on the app's side, and the post-logout page must act on
+// nothing in its URL. It only lets logs match a return to its logout.
 func (h *Handler) EndSessionURL(idTokenHint, postLogoutRedirectURI, state string) string {
 	build := func(hint string) string {
+		clientID := ""
+		if hint == "" {
+			if h.clientID == "" {
+				postLogoutRedirectURI, state = "", ""
+			}
+			clientID = h.clientID
+		}
 		var b strings.Builder
-		b.Grow(len(h.endSession) + len(h.endSessionBase) + len(hint) + len(postLogoutRedirectURI)*3/2 + len(state) + len(h.clientID) + 80)
+		b.Grow(len(h.endSession) + len(h.endSessionBase) + len(hint) + len(postLogoutRedirectURI)*3/2 + len(state) + len(clientID) + 80)
 		b.WriteString(h.endSession)
 		sep := byte('?')
 		param := func(k, v string) {
@@ -352,7 +393,7 @@ func (h *Handler) EndSessionURL(idTokenHint, postLogoutRedirectURI, state string
 		param("id_token_hint", hint)
 		param("post_logout_redirect_uri", postLogoutRedirectURI)
 		param("state", state)
-		param("client_id", h.clientID)
+		param("client_id", clientID)
 		return b.String()
 	}
 	u := build(idTokenHint)
@@ -361,8 +402,6 @@ func (h *Handler) EndSessionURL(idTokenHint, postLogoutRedirectURI, state string
 	}
 	return u
 }
-
-var errNotRevoker = errors.New("logout: the store cannot end a user's other sessions")
 
 // maxEndSessionURL keeps the redirect under the 8 KB request-line limit common
 // to web servers and proxies.
@@ -375,11 +414,7 @@ func (h *Handler) checkRequest(w http.ResponseWriter, r *http.Request) error {
 	case r.Method == http.MethodPost:
 		err = h.csrf.Check(r)
 	case r.Method == http.MethodGet && h.allowGET:
-		// CrossOriginProtection never blocks GET, so apply its rule here:
-		// only same-origin or user-typed navigations may log out.
-		if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-			err = errors.New("cross-origin request")
-		}
+		err = checkGETOrigin(r)
 	default:
 		allow := "POST"
 		if h.allowGET {
@@ -394,6 +429,32 @@ func (h *Handler) checkRequest(w http.ResponseWriter, r *http.Request) error {
 	}
 	return err
 }
+
+// checkGETOrigin applies CrossOriginProtection's rule to a GET, which it never
+// blocks itself: only a same-origin or user-typed navigation may log out. A
+// browser without Fetch Metadata is judged by Origin, then by Referer, each
+// compared with Host. A GET with none of the three (a very old browser on a
+// page that suppresses its Referer) cannot be told apart and is accepted:
+// AllowGET trades that for links that work.
+func checkGETOrigin(r *http.Request) error {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		if site != "same-origin" && site != "none" {
+			return errCrossOrigin
+		}
+		return nil
+	}
+	for _, h := range [...]string{"Origin", "Referer"} {
+		if v := r.Header.Get(h); v != "" {
+			if u, err := url.Parse(v); err != nil || u.Host != r.Host {
+				return errCrossOrigin
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+var errCrossOrigin = errors.New("cross-origin request")
 
 // returnTo picks the post-logout redirect URI: the configured one, or the
 // request's return_to when it exactly matches an allowed one.
@@ -446,6 +507,12 @@ func (h *Handler) reply(w http.ResponseWriter, r *http.Request, status int, targ
 
 // isScript tells a fetch or XHR call from a navigation. Browsers say so in
 // Sec-Fetch-Mode; older clients are judged by their Accept header.
+//
+// The JSON names the end-session URL, ID token included, to the page's own
+// scripts: only a same-origin request gets here, the same URL then sits in
+// the browser's history once the page navigates to it, and a script that can
+// read it can already act as the user. Pages that want no token in script
+// reach use a form.
 func isScript(r *http.Request) bool {
 	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
 		return mode != "navigate" && mode != "nested-navigate"
@@ -496,6 +563,11 @@ func (h *Handler) Session(r *http.Request) (Session, error) {
 // token refresh, and rewrites the cookie. If the session was ended meanwhile
 // (by a logout in another tab, say) it returns ErrNoSession and brings
 // nothing back.
+//
+// s is the session as [Handler.Session] returned it, with new tokens: its
+// issuer, subject, sid and IssuedAt cannot change (revocations find sessions
+// by them). A zero IssuedAt is read from the store first, at the cost of a
+// round trip.
 func (h *Handler) UpdateSession(w http.ResponseWriter, r *http.Request, s Session) error {
 	carried := h.jar.read(r)
 	if carried.token == "" {
@@ -503,6 +575,13 @@ func (h *Handler) UpdateSession(w http.ResponseWriter, r *http.Request, s Sessio
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
+	if s.IssuedAt.IsZero() {
+		cur, err := h.store.Load(ctx, carried.token)
+		if err != nil {
+			return err
+		}
+		s.IssuedAt = cur.IssuedAt
+	}
 	newToken, err := h.store.Update(ctx, carried.token, s)
 	if err != nil {
 		return err

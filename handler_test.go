@@ -31,25 +31,23 @@ func TestLogoutEndsSessionAndRedirects(t *testing.T) {
 			if got := loc.Scheme + "://" + loc.Host + loc.Path; got != testEndSession {
 				t.Errorf("redirect to %s, want %s", got, testEndSession)
 			}
+			// Exactly what Scalekit's own SDKs send: with an ID token,
+			// client_id is never needed.
 			q := loc.Query()
 			want := map[string]string{
 				"id_token_hint":            s.IDToken,
 				"post_logout_redirect_uri": testPostLogout,
-				"client_id":                clientID,
 			}
 			for k, v := range want {
 				if got := q.Get(k); got != v {
 					t.Errorf("%s = %q, want %q", k, got, v)
 				}
 			}
-			if _, ok := q["client_id"]; ok != (clientID != "") {
-				t.Errorf("client_id present = %v, want %v", ok, clientID != "")
-			}
 			if len(q.Get("state")) < 22 {
 				t.Errorf("state %q is too short to be random", q.Get("state"))
 			}
-			if len(q) != len(want)+1-boolInt(clientID == "") {
-				t.Errorf("query has %d parameters, want only id_token_hint, post_logout_redirect_uri, state, client_id: %v", len(q), q)
+			if len(q) != len(want)+1 {
+				t.Errorf("query has %d parameters, want only id_token_hint, post_logout_redirect_uri, state: %v", len(q), q)
 			}
 		})
 	}
@@ -216,14 +214,15 @@ func TestReturnTo(t *testing.T) {
 func TestReturnToInForm(t *testing.T) {
 	const other = "https://app.example.com/goodbye"
 	h, _ := newHandler(t, newCookieStore(t), func(c *logout.Config) { c.AllowedPostLogoutRedirectURIs = []string{other} })
-	r := logoutRequest(http.MethodPost, nil)
-	r.Body = http.NoBody
-	r = httptest.NewRequest(http.MethodPost, testAppOrigin+"/logout", strings.NewReader("return_to="+url.QueryEscape(other)))
+	r := httptest.NewRequest(http.MethodPost, testAppOrigin+"/logout", strings.NewReader("return_to="+url.QueryEscape(other)))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	r.Header.Set("Sec-Fetch-Site", "same-origin")
+	for _, c := range signIn(t, h, testSession()) {
+		r.AddCookie(c)
+	}
 	resp := serve(h, r)
-	if got := resp.Header.Get("Location"); got != other {
-		t.Errorf("Location %q, want %q (no session, no client ID: straight back)", got, other)
+	if got := location(t, resp).Query().Get("post_logout_redirect_uri"); got != other {
+		t.Errorf("post_logout_redirect_uri %q, want %q", got, other)
 	}
 }
 
@@ -343,7 +342,9 @@ func TestChunkedSession(t *testing.T) {
 
 	// Shrinking prunes the chunks the smaller session no longer uses.
 	rec := httptest.NewRecorder()
-	if err := h.UpdateSession(rec, logoutRequest(http.MethodGet, cookies), testSession()); err != nil {
+	small := got
+	small.IDToken, small.AccessToken = testSession().IDToken, testSession().AccessToken
+	if err := h.UpdateSession(rec, logoutRequest(http.MethodGet, cookies), small); err != nil {
 		t.Fatal(err)
 	}
 	set := setCookies(rec.Result())
@@ -384,16 +385,30 @@ func TestOversizedSessionIsRefusedAtSave(t *testing.T) {
 }
 
 func TestHugeIDTokenLeftOutOfURL(t *testing.T) {
-	h, _ := newHandler(t, newMiniStore(t), func(c *logout.Config) { c.ClientID = "skc_app" })
-	s := testSession()
-	s.IDToken = strings.Repeat("x", 9000)
-	resp := serve(h, logoutRequest(http.MethodPost, signIn(t, h, s)))
-	loc := resp.Header.Get("Location")
-	if len(loc) > 8000 {
-		t.Errorf("end-session URL is %d bytes, want at most 8000", len(loc))
-	}
-	if q := location(t, resp).Query(); q.Has("id_token_hint") || q.Get("client_id") != "skc_app" {
-		t.Errorf("query %v, want client_id and no id_token_hint", q)
+	for _, withClientID := range []bool{false, true} {
+		t.Run(fmt.Sprint("PostLogoutWithClientID=", withClientID), func(t *testing.T) {
+			h, _ := newHandler(t, newMiniStore(t), func(c *logout.Config) {
+				c.ClientID = "skc_app"
+				c.PostLogoutWithClientID = withClientID
+			})
+			s := testSession()
+			s.IDToken = strings.Repeat("x", 9000)
+			resp := serve(h, logoutRequest(http.MethodPost, signIn(t, h, s)))
+			loc := resp.Header.Get("Location")
+			if len(loc) > 8000 {
+				t.Errorf("end-session URL is %d bytes, want at most 8000", len(loc))
+			}
+			q := location(t, resp).Query()
+			if q.Has("id_token_hint") {
+				t.Error("the oversized ID token is in the URL")
+			}
+			if withClientID && (q.Get("client_id") != "skc_app" || q.Get("post_logout_redirect_uri") != testPostLogout) {
+				t.Errorf("query %v, want client_id and post_logout_redirect_uri", q)
+			}
+			if !withClientID && len(q) != 0 {
+				t.Errorf("query %v, want the bare end-session endpoint", q)
+			}
+		})
 	}
 }
 
@@ -468,21 +483,27 @@ func TestScriptCallerGetsJSON(t *testing.T) {
 	}
 }
 
+// With no session the handler cannot know whether the provider's session
+// lives (the provider finds it by its own cookie), so the browser always goes
+// through the end-session endpoint: back to the app only where the provider
+// can trust the return address without an ID token.
 func TestNoSession(t *testing.T) {
 	tests := []struct {
-		name     string
-		clientID string
-		cookie   *http.Cookie
-		wantHost string
+		name         string
+		withClientID bool
+		cookie       *http.Cookie
 	}{
-		{"no cookie, client ID", "skc_app", nil, "acme.scalekit.dev"},
-		{"no cookie, no client ID", "", nil, "app.example.com"},
-		{"garbage cookie, client ID", "skc_app", &http.Cookie{Name: "__Host-session", Value: "garbage"}, "acme.scalekit.dev"},
-		{"garbage cookie, no client ID", "", &http.Cookie{Name: "__Host-session", Value: "garbage"}, "app.example.com"},
+		{"no cookie, PostLogoutWithClientID", true, nil},
+		{"no cookie", false, nil},
+		{"garbage cookie, PostLogoutWithClientID", true, &http.Cookie{Name: "__Host-session", Value: "garbage"}},
+		{"garbage cookie", false, &http.Cookie{Name: "__Host-session", Value: "garbage"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, _ := newHandler(t, newMiniStore(t), func(c *logout.Config) { c.ClientID = tt.clientID })
+			h, _ := newHandler(t, newMiniStore(t), func(c *logout.Config) {
+				c.ClientID = "skc_app"
+				c.PostLogoutWithClientID = tt.withClientID
+			})
 			var cookies []*http.Cookie
 			if tt.cookie != nil {
 				cookies = append(cookies, tt.cookie)
@@ -492,14 +513,18 @@ func TestNoSession(t *testing.T) {
 				t.Fatalf("status %d, want 303", resp.StatusCode)
 			}
 			loc := location(t, resp)
-			if loc.Host != tt.wantHost {
-				t.Errorf("redirect to %s, want host %s", loc, tt.wantHost)
+			if got := loc.Scheme + "://" + loc.Host + loc.Path; got != testEndSession {
+				t.Errorf("redirect to %s, want the end-session endpoint", loc)
 			}
-			if loc.Query().Has("id_token_hint") {
+			q := loc.Query()
+			if q.Has("id_token_hint") {
 				t.Error("id_token_hint without a session")
 			}
-			if tt.wantHost == "acme.scalekit.dev" && loc.Query().Get("client_id") != tt.clientID {
-				t.Errorf("client_id %q, want %q", loc.Query().Get("client_id"), tt.clientID)
+			if tt.withClientID && (q.Get("client_id") != "skc_app" || q.Get("post_logout_redirect_uri") != testPostLogout || q.Get("state") == "") {
+				t.Errorf("query %v, want client_id, post_logout_redirect_uri and state", q)
+			}
+			if !tt.withClientID && loc.RawQuery != "" {
+				t.Errorf("query %v, want none: without an ID token the provider keeps the browser", q)
 			}
 			if setCookies(resp)["__Host-session"]["max-age"] != "0" {
 				t.Error("session cookie not expired")
@@ -541,9 +566,8 @@ func TestStoreFailure(t *testing.T) {
 			if resp.StatusCode != http.StatusSeeOther {
 				t.Fatalf("status %d, want 303", resp.StatusCode)
 			}
-			loc := location(t, resp)
-			if loc.Host != "acme.scalekit.dev" || loc.Query().Get("client_id") != "skc_app" {
-				t.Errorf("redirect %s, want the end-session endpoint with client_id", loc)
+			if loc := resp.Header.Get("Location"); loc != testEndSession {
+				t.Errorf("redirect %s, want the bare end-session endpoint (the provider session may be alive)", loc)
 			}
 		})
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/endsession/logout"
 )
 
@@ -57,6 +59,16 @@ func newKey(t testing.TB) []byte {
 func newCookieStore(t testing.TB) *logout.CookieStore {
 	t.Helper()
 	s, err := logout.NewCookieStore(newKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// newRevocableStore is a RevocableCookieStore whose list lives in rdb.
+func newRevocableStore(t testing.TB, rdb redis.UniversalClient) *logout.RevocableCookieStore {
+	t.Helper()
+	s, err := logout.NewRevocableCookieStore(logout.NewRevocationList(rdb), newKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}

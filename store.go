@@ -67,22 +67,34 @@ type SessionStore interface {
 	Update(ctx context.Context, token string, s Session) (newToken string, err error)
 
 	// End ends the session the token names and returns what it held, in one
-	// atomic step: two concurrent calls never both get the session, and the
-	// ID token is in hand before anything is gone. Ending a session that is
-	// not there returns ErrNoSession, which callers treat as success.
+	// step, so the ID token is in hand before anything is gone. A store that
+	// keeps state on a server ([RedisStore], [RevocableCookieStore]) ends it
+	// there, atomically: no copy of the token works afterwards, and of two
+	// concurrent calls only one gets the session. A store that keeps no state
+	// ([CookieStore]) cannot reach copies of its token: it returns what the
+	// token holds to every caller, and the Handler's expired cookie is all
+	// that ends the session in that browser. Ending a session that is not
+	// there returns ErrNoSession, which callers treat as success.
 	End(ctx context.Context, token string) (Session, error)
 }
 
 // Revoker ends sessions by the provider's identifiers, on every instance at
-// once. Back-channel logout and "sign out everywhere" need it. [RedisStore]
-// implements it, and so does [CookieStore] with a [RevocationList].
+// once: back-channel logout, webhooks and "sign out everywhere" need it.
+// [RedisStore] and [RevocableCookieStore] implement it; a bare [CookieStore]
+// keeps no state it could revoke, so it does not.
+//
+// Both methods are idempotent: ending sessions that are already gone is not an
+// error, so a notification delivered twice, or retried after a timeout whose
+// command landed anyway, does no harm.
 type Revoker interface {
-	// EndSID ends the sessions opened under the provider session sid of
-	// issuer. subject may be empty; when known it saves a round trip. It
-	// returns how many sessions it ended, where the store can tell.
-	EndSID(ctx context.Context, issuer, sid, subject string) (int, error)
-	// EndSubject ends every session of the user.
-	EndSubject(ctx context.Context, issuer, subject string) (int, error)
+	// EndSID ends every session opened under the provider session sid of
+	// issuer, and returns how many it ended where the store can tell.
+	EndSID(ctx context.Context, issuer, sid string) (int, error)
+	// EndSubject ends every session of the user that began before the
+	// given time, and returns how many it ended where the store can tell.
+	// A sign-in made after it stays: a notification that arrives late
+	// must not sign the user out of a session they started since.
+	EndSubject(ctx context.Context, issuer, subject string, before time.Time) (int, error)
 }
 
 // String describes the session without its tokens.
@@ -99,11 +111,14 @@ func (s Session) LogValue() slog.Value {
 }
 
 // fingerprint names a token in logs without revealing it: 8 bytes of the
-// SHA-256 of its first 48 characters. Both stores' tokens start with at least
-// 96 random bits (the Redis store's session ID, the seal's nonce), so that
-// prefix tells sessions apart, and hashing it alone keeps logging cheap for a
-// 10 KB cookie. It never covers the Redis store's key part.
+// SHA-256 of its first 16 characters. Both stores' tokens start with 96 random
+// bits in those characters (the Redis store's session ID, the seal's nonce), so
+// they tell sessions apart, and neither store puts key material there: the
+// Redis token's key starts at its 22nd character, and a sealed cookie's
+// ciphertext after its nonce.
 func fingerprint(token string) string {
-	sum := sha256.Sum256([]byte(token[:min(len(token), 48)]))
+	sum := sha256.Sum256([]byte(token[:min(len(token), fingerprintLen)]))
 	return hex.EncodeToString(sum[:8])
 }
+
+const fingerprintLen = 16

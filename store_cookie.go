@@ -19,28 +19,18 @@ import (
 // one cookie opens in no other. Tampered, truncated or garbled values read as
 // [ErrNoSession].
 //
-// What it cannot do alone: on its own, End cannot destroy anything. Logout
-// removes the cookie from this browser, but a copy of the cookie taken before
-// logout (by malware, a shared computer, a leaked log) stays valid until the
-// session expires. Give it a [RevocationList] (set Revocations) and logout
-// becomes server-side: End records the session as ended in Redis, every Load
-// checks that record (one round trip), and back-channel logout and
-// [CookieStore.EndSubject] work too.
+// What it cannot do: End cannot destroy anything. Logout removes the cookie
+// from this browser, but a copy of the cookie taken before logout (by malware,
+// a shared computer, a leaked log) stays valid until the session expires, and
+// nothing can end a user's sessions from the server: it is not a [Revoker].
+// [NewRevocableCookieStore] adds a [RevocationList] in Redis and closes both
+// gaps.
 //
 // Sealed sessions that pass one cookie's 4 KB are split across numbered
-// cookies by the [Handler]; past maxCookieTokenLen bytes Save refuses the
-// session with a clear error rather than let the browser drop it silently.
+// cookies by the [Handler]; past about 15 KB Save refuses the session with a
+// clear error rather than let the browser drop it silently.
 type CookieStore struct {
-	aeads []cipher.AEAD // aeads[0] seals; all of them open
-	aad   []byte
-
-	// Revocations, when set before first use, records ended sessions so
-	// that no copy of their cookie opens again. Nil keeps the store
-	// stateless.
-	Revocations *RevocationList
-	// Now, when set before first use, replaces time.Now for expiry checks
-	// (tests move the clock with it).
-	Now func() time.Time
+	sealer
 }
 
 // NewCookieStore returns a store that seals with the first key and opens with
@@ -48,48 +38,88 @@ type CookieStore struct {
 // until every session sealed with it has expired, then drop it. Each key is 32
 // random bytes; keep them secret and the same on every instance.
 func NewCookieStore(keys ...[]byte) (*CookieStore, error) {
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("logout: NewCookieStore needs at least one key")
+	s, err := newSealer(keys)
+	if err != nil {
+		return nil, err
 	}
-	s := &CookieStore{}
-	for i, k := range keys {
-		a, err := newAEAD(k)
-		if err != nil {
-			return nil, fmt.Errorf("logout: cookie store key %d: %w", i, err)
-		}
-		s.aeads = append(s.aeads, a)
-	}
-	s.aad = cookieAAD("")
-	return s, nil
+	return &CookieStore{s}, nil
 }
 
-// forCookie returns a copy of the store whose seals are bound to the named
-// cookie. The Handler calls it with its session cookie's name.
+// Save seals the session under a new handle.
+func (c *CookieStore) Save(_ context.Context, s Session) (string, error) {
+	return c.seal(newHandle(), s)
+}
+
+// Load opens the sealed session.
+func (c *CookieStore) Load(_ context.Context, token string) (Session, error) {
+	s, _, err := c.open(token)
+	return s, err
+}
+
+// Update seals s in place of the session the token holds, if that one is
+// still valid. The issuer, subject, sid and IssuedAt cannot change.
+func (c *CookieStore) Update(_ context.Context, token string, s Session) (string, error) {
+	old, handle, err := c.open(token)
+	if err != nil {
+		return "", err
+	}
+	if err := sameSession(old, s); err != nil {
+		return "", err
+	}
+	return c.seal(handle, s)
+}
+
+// End returns what the sealed session held. It cannot stop a copy of the
+// cookie, so every caller gets the session (see the type's documentation).
+func (c *CookieStore) End(_ context.Context, token string) (Session, error) {
+	s, _, err := c.open(token)
+	return s, err
+}
+
 func (c *CookieStore) forCookie(name string) SessionStore {
 	cp := *c
 	cp.aad = cookieAAD(name)
 	return &cp
 }
 
-func cookieAAD(name string) []byte {
-	return []byte("logout cookie store v1\x00" + name)
+// RevocableCookieStore is a [CookieStore] whose ended sessions are recorded in
+// a [RevocationList], so that ending a session is server-side: no copy of its
+// cookie opens again on any instance. It is a [Revoker], so back-channel
+// logout, webhooks and "sign out everywhere" work with sealed cookies too.
+//
+// Every Load and Update reads the list (one Redis round trip); End writes one
+// record. Sessions may last at most the list's Lifetime, so that a record
+// always outlives the sessions it ends: Save refuses a longer one.
+type RevocableCookieStore struct {
+	sealer
+	list *RevocationList
 }
 
-// A sealed cookie holds a random 128-bit handle before the session. The
-// handle names the session in the revocation list and survives Update, so
-// ending a session kills every cookie it ever had, refreshed or not.
-const handleLen = 16
-
-// Save seals the session under a new handle.
-func (c *CookieStore) Save(_ context.Context, s Session) (string, error) {
-	handle := make([]byte, handleLen)
-	rand.Read(handle)
-	return c.seal(handle, s)
+// NewRevocableCookieStore returns a cookie store, with keys as for
+// [NewCookieStore], whose ended sessions are recorded in list. Give every
+// instance the same keys and a list on the same Redis.
+func NewRevocableCookieStore(list *RevocationList, keys ...[]byte) (*RevocableCookieStore, error) {
+	if list == nil {
+		return nil, errors.New("logout: NewRevocableCookieStore needs a RevocationList")
+	}
+	s, err := newSealer(keys)
+	if err != nil {
+		return nil, err
+	}
+	return &RevocableCookieStore{sealer: s, list: list}, nil
 }
 
-// Load opens the sealed session and, with a revocation list, checks that it
-// was not ended.
-func (c *CookieStore) Load(ctx context.Context, token string) (Session, error) {
+// Save seals the session under a new handle. Its expiry may be at most the
+// list's Lifetime after its IssuedAt (or now, when IssuedAt is zero).
+func (c *RevocableCookieStore) Save(_ context.Context, s Session) (string, error) {
+	if err := c.checkLifetime(s); err != nil {
+		return "", err
+	}
+	return c.seal(newHandle(), s)
+}
+
+// Load opens the sealed session and checks that it was not ended.
+func (c *RevocableCookieStore) Load(ctx context.Context, token string) (Session, error) {
 	s, handle, err := c.open(token)
 	if err != nil {
 		return Session{}, err
@@ -100,11 +130,18 @@ func (c *CookieStore) Load(ctx context.Context, token string) (Session, error) {
 	return s, nil
 }
 
-// Update seals s in place of the session the token holds, if that one is
-// still valid. The handle stays, so a logout ends the new cookie as well.
-func (c *CookieStore) Update(ctx context.Context, token string, s Session) (string, error) {
+// Update seals s in place of the session the token holds, if that one was
+// not ended. The handle stays, so a logout ends the new cookie as well. The
+// issuer, subject, sid and IssuedAt cannot change.
+func (c *RevocableCookieStore) Update(ctx context.Context, token string, s Session) (string, error) {
 	old, handle, err := c.open(token)
 	if err != nil {
+		return "", err
+	}
+	if err := sameSession(old, s); err != nil {
+		return "", err
+	}
+	if err := c.checkLifetime(s); err != nil {
 		return "", err
 	}
 	if err := c.checkRevoked(ctx, handle, old); err != nil {
@@ -113,16 +150,14 @@ func (c *CookieStore) Update(ctx context.Context, token string, s Session) (stri
 	return c.seal(handle, s)
 }
 
-// End returns what the sealed session held. With a revocation list it also
-// records the session as ended, in one command that only one caller can
-// win; without one it cannot stop a copy of the cookie (see the type's
-// documentation).
-func (c *CookieStore) End(ctx context.Context, token string) (Session, error) {
+// End records the session as ended, in one command that only one caller can
+// win, and returns what it held to that caller.
+func (c *RevocableCookieStore) End(ctx context.Context, token string) (Session, error) {
 	s, handle, err := c.open(token)
-	if err != nil || c.Revocations == nil {
-		return s, err
+	if err != nil {
+		return Session{}, err
 	}
-	first, err := c.Revocations.endHandle(ctx, handle, s.Expiry.Sub(c.clock()))
+	first, err := c.list.endHandle(ctx, handle, s.Expiry.Sub(c.clock()))
 	switch {
 	case err != nil:
 		return Session{}, err
@@ -133,45 +168,61 @@ func (c *CookieStore) End(ctx context.Context, token string) (Session, error) {
 }
 
 // EndSID ends, on every instance, the sessions opened under the provider
-// session sid before now. It needs a revocation list. The cookie store cannot
-// count sessions it does not hold, so it reports 0.
-func (c *CookieStore) EndSID(ctx context.Context, issuer, sid, _ string) (int, error) {
-	if c.Revocations == nil {
-		return 0, errNoRevocations
+// session sid. The cookie store cannot count sessions it does not hold, so it
+// reports 0.
+func (c *RevocableCookieStore) EndSID(ctx context.Context, issuer, sid string) (int, error) {
+	if sid == "" {
+		return 0, errors.New("logout: EndSID needs a sid")
 	}
-	return 0, c.Revocations.revoke(ctx, "sid", issuer, sid, c.clock())
+	// A provider session that ended never comes back, so every app session
+	// under it is over, whenever it began.
+	return 0, c.list.revoke(ctx, "sid", issuer, sid, time.UnixMilli(allTime))
 }
 
-// EndSubject ends, on every instance, the user's sessions issued before now.
-// It needs a revocation list and reports 0, like EndSID.
-func (c *CookieStore) EndSubject(ctx context.Context, issuer, subject string) (int, error) {
-	if c.Revocations == nil {
-		return 0, errNoRevocations
+// EndSubject ends, on every instance, the user's sessions that began before
+// the given time. It reports 0, like EndSID.
+func (c *RevocableCookieStore) EndSubject(ctx context.Context, issuer, subject string, before time.Time) (int, error) {
+	if subject == "" {
+		return 0, errors.New("logout: EndSubject needs a subject")
 	}
-	return 0, c.Revocations.revoke(ctx, "sub", issuer, subject, c.clock())
+	return 0, c.list.revoke(ctx, "sub", issuer, subject, before)
 }
 
-var errNoRevocations = errors.New("logout: a CookieStore needs a RevocationList to end sessions it does not hold")
-
-func (c *CookieStore) rememberOnce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	if c.Revocations == nil {
-		return false, errNoRevocations
-	}
-	return c.Revocations.rememberOnce(ctx, key, ttl)
+func (c *RevocableCookieStore) forCookie(name string) SessionStore {
+	cp := *c
+	cp.aad = cookieAAD(name)
+	return &cp
 }
 
-func (c *CookieStore) forget(ctx context.Context, key string) error {
-	if c.Revocations == nil {
-		return errNoRevocations
-	}
-	return c.Revocations.forget(ctx, key)
+func (c *RevocableCookieStore) seen(ctx context.Context, key string) (bool, error) {
+	return c.list.seen(ctx, key)
 }
 
-func (c *CookieStore) checkRevoked(ctx context.Context, handle []byte, s Session) error {
-	if c.Revocations == nil {
-		return nil
+func (c *RevocableCookieStore) remember(ctx context.Context, key string, ttl time.Duration) error {
+	return c.list.remember(ctx, key, ttl)
+}
+
+func (c *RevocableCookieStore) maxLifetime() time.Duration { return c.list.Lifetime }
+
+// checkLifetime refuses a session that could outlive the records that end it.
+func (c *RevocableCookieStore) checkLifetime(s Session) error {
+	start := s.IssuedAt
+	if start.IsZero() {
+		start = c.clock()
 	}
-	revoked, err := c.Revocations.revoked(ctx, handle, s)
+	if life := s.Expiry.Sub(start); life > c.list.Lifetime {
+		return fmt.Errorf("logout: a session of %v is longer than the RevocationList's Lifetime of %v; raise the Lifetime or shorten the session", life.Round(time.Second), c.list.Lifetime)
+	}
+	return nil
+}
+
+func (c *RevocableCookieStore) checkRevoked(ctx context.Context, handle []byte, s Session) error {
+	// A session longer than the list's Lifetime (which was lowered since it
+	// was sealed) might outlive its revocation records: refuse it.
+	if !s.IssuedAt.IsZero() && s.Expiry.Sub(s.IssuedAt) > c.list.Lifetime {
+		return ErrNoSession
+	}
+	revoked, err := c.list.revoked(ctx, handle, s)
 	if err != nil {
 		return err
 	}
@@ -181,7 +232,55 @@ func (c *CookieStore) checkRevoked(ctx context.Context, handle []byte, s Session
 	return nil
 }
 
-func (c *CookieStore) seal(handle []byte, s Session) (string, error) {
+// sameSession refuses an Update that would turn one session into another:
+// revocations name sessions by issuer, subject, sid and start time.
+func sameSession(old, s Session) error {
+	if old.Issuer != s.Issuer || old.Subject != s.Subject || old.SessionID != s.SessionID || !old.IssuedAt.Equal(s.IssuedAt) {
+		return errors.New("logout: Update cannot change a session's issuer, subject, sid or IssuedAt; start a new session")
+	}
+	return nil
+}
+
+// sealer seals sessions into cookie values and opens them.
+type sealer struct {
+	aeads []cipher.AEAD // aeads[0] seals; all of them open
+	aad   []byte
+	now   func() time.Time // nil means time.Now
+}
+
+func newSealer(keys [][]byte) (sealer, error) {
+	if len(keys) == 0 {
+		return sealer{}, errors.New("logout: a cookie store needs at least one key")
+	}
+	s := sealer{aad: cookieAAD("")}
+	for i, k := range keys {
+		a, err := newAEAD(k)
+		if err != nil {
+			return sealer{}, fmt.Errorf("logout: cookie store key %d: %w", i, err)
+		}
+		s.aeads = append(s.aeads, a)
+	}
+	return s, nil
+}
+
+// cookieAAD binds a seal to the cookie it is written to; the Handler binds
+// its store to its session cookie's name in New.
+func cookieAAD(name string) []byte {
+	return []byte("logout cookie store v1\x00" + name)
+}
+
+// A sealed cookie holds a random 128-bit handle before the session. The
+// handle names the session in the revocation list and survives Update, so
+// ending a session kills every cookie it ever had, refreshed or not.
+const handleLen = 16
+
+func newHandle() []byte {
+	h := make([]byte, handleLen)
+	rand.Read(h)
+	return h
+}
+
+func (c *sealer) seal(handle []byte, s Session) (string, error) {
 	if !s.Expiry.After(c.clock()) {
 		return "", fmt.Errorf("logout: session expiry %v is not in the future", s.Expiry)
 	}
@@ -193,7 +292,7 @@ func (c *CookieStore) seal(handle []byte, s Session) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(sealed), nil
 }
 
-func (c *CookieStore) open(token string) (Session, []byte, error) {
+func (c *sealer) open(token string) (Session, []byte, error) {
 	if len(token) > maxCookieTokenLen {
 		return Session{}, nil, ErrNoSession
 	}
@@ -218,9 +317,9 @@ func (c *CookieStore) open(token string) (Session, []byte, error) {
 	return Session{}, nil, ErrNoSession
 }
 
-func (c *CookieStore) clock() time.Time {
-	if c.Now != nil {
-		return c.Now()
+func (c *sealer) clock() time.Time {
+	if c.now != nil {
+		return c.now()
 	}
 	return time.Now()
 }

@@ -1,6 +1,7 @@
 package logout
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -24,31 +25,46 @@ import (
 // under a name derived from the ID and key by SHA-256. A Redis dump or a MONITOR log
 // therefore shows no token and no usable cookie value.
 //
-// Costs, in Redis commands: Save 1 (2 on Redis Cluster, sent together), Load
-// 1, Update 1, End 1. Logging out is a single GETDEL, which reads the session
-// and deletes it atomically, so the ID token is in hand before anything is
-// gone and two logouts never both see the session.
+// Every call is one round trip. Save is one command (two on Redis Cluster,
+// sent together), Load one, Update one (two on Cluster), End one: logging out
+// is a single GETDEL, which reads the session and deletes it atomically, so
+// the ID token is in hand before anything is gone and two logouts never both
+// see the session. With WaitReplicas set, each ending also sends a WAIT in the
+// same round trip.
 //
 // Each user's sessions are indexed by the user's issuer and subject, and by
-// the provider's session ID (sid), so [RedisStore.EndSubject] and
-// [RedisStore.EndSID] cost one command whatever the size of the keyspace. All
+// the provider's session ID (sid), so [RedisStore.EndSubject] costs one
+// command and [RedisStore.EndSID] two, whatever the size of the keyspace. All
 // keys of one user share a Redis Cluster hash tag.
 //
 // It needs Redis 6.2 or later (GETDEL) and works with a single node, Sentinel
 // and Cluster alike. Create the client with ContextTimeoutEnabled set, so
 // that the contexts the store is given bound its network I/O; without it
-// go-redis waits for its own ReadTimeout. (The Handler bounds its logout call
-// by StoreTimeout either way.)
+// go-redis waits for its own ReadTimeout. (The store returns at the context's
+// deadline either way.)
+//
+// Redis replicates asynchronously: a session ended on a primary that dies
+// before its replicas hear of it comes back when a replica is promoted. Set
+// WaitReplicas to make every ending wait for that many replicas, and to report
+// an ending they did not confirm as a failure, never as done.
+//
+// Set the fields before the store is first used; it is then safe for
+// concurrent use.
 type RedisStore struct {
 	rdb     redis.UniversalClient
 	cluster bool
+	now     func() time.Time // nil means time.Now
 
 	// KeyPrefix starts every key the store writes. NewRedisStore sets it
-	// to "logout:"; change it before first use to share a Redis between
-	// apps.
+	// to "logout:"; change it to share a Redis between apps.
 	KeyPrefix string
-	// Now, when set before first use, replaces time.Now.
-	Now func() time.Time
+	// WaitReplicas, when above zero, makes End, EndSID and EndSubject wait
+	// until that many replicas have the change (Redis WAIT, pipelined with
+	// the write: still one round trip), and fail when they do not confirm it
+	// within WaitTimeout.
+	WaitReplicas int
+	// WaitTimeout bounds that wait. Zero means 500 milliseconds.
+	WaitTimeout time.Duration
 }
 
 // NewRedisStore returns a store on rdb. It does no I/O and never closes rdb.
@@ -69,7 +85,8 @@ const (
 // redisRef is what a token names: the session's keys and its encryption key.
 type redisRef struct {
 	session string // PREFIX{usertag}:s:HASH(id)
-	index   string // PREFIX{usertag}:u, a hash of field HASH(id) -> "expiryMs sid"
+	index   string // PREFIX{usertag}:u, a hash of field HASH(id) -> index entry
+	tag     string // the user tag, hex
 	field   string
 	key     []byte
 }
@@ -91,12 +108,12 @@ func (r *RedisStore) Save(ctx context.Context, s Session) (string, error) {
 		return "", err
 	}
 	keys := []string{ref.session, ref.index}
-	args := []any{blob, ttl.Milliseconds(), ref.field, r.indexEntry(s), unixMilli(r.clock()), strings.TrimSuffix(ref.session, ref.field)}
+	args := []any{blob, ttl.Milliseconds(), ref.field, indexEntry(s), unixMilli(r.clock()), strings.TrimSuffix(ref.session, ref.field)}
 	if s.SessionID == "" {
 		_, err = within(ctx, func() (any, error) { return saveScript.Run(ctx, r.rdb, keys, args...).Result() })
-	} else if ptr, tag := r.sidPointer(s.Issuer, s.SessionID), hex.EncodeToString(raw[idLen+keyLen:]); !r.cluster {
+	} else if ptr := r.sidPointer(s.Issuer, s.SessionID); !r.cluster {
 		_, err = within(ctx, func() (any, error) {
-			return saveScript.Run(ctx, r.rdb, append(keys, ptr), append(args, tag)...).Result()
+			return saveScript.Run(ctx, r.rdb, append(keys, ptr), append(args, ref.tag)...).Result()
 		})
 	} else {
 		// The pointer from sid to user lives in the sid's own slot, so on
@@ -105,7 +122,7 @@ func (r *RedisStore) Save(ctx context.Context, s Session) (string, error) {
 		_, err = within(ctx, func() ([]redis.Cmder, error) {
 			return r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				saveScript.Eval(ctx, p, keys, args...)
-				pointerScript.Eval(ctx, p, []string{ptr}, tag, ttl.Milliseconds())
+				p.Eval(ctx, pointerScript, []string{ptr}, ref.tag, ttl.Milliseconds())
 				return nil
 			})
 		})
@@ -134,15 +151,15 @@ func (r *RedisStore) Load(ctx context.Context, token string) (Session, error) {
 
 // Update rewrites the session only while it still exists, in one script, so a
 // refresh racing a logout can never bring the session back. The token stays
-// the same. The issuer, subject and sid cannot change: start a new session.
+// the same, and the sid pointer is kept alive as long as the session. The
+// issuer, subject, sid and IssuedAt cannot change: start a new session.
 func (r *RedisStore) Update(ctx context.Context, token string, s Session) (string, error) {
 	ref, ok := r.parse(token)
 	if !ok {
 		return "", ErrNoSession
 	}
-	raw, _ := base64.RawURLEncoding.DecodeString(token)
-	if !bytesEqual(raw[idLen+keyLen:], userTag(s.Issuer, s.Subject)) {
-		return "", errors.New("logout: Update cannot change a session's issuer or subject; start a new session")
+	if ref.tag != hex.EncodeToString(userTag(s.Issuer, s.Subject)) {
+		return "", errChangedSession
 	}
 	ttl := s.Expiry.Sub(r.clock())
 	if ttl < time.Millisecond {
@@ -152,17 +169,40 @@ func (r *RedisStore) Update(ctx context.Context, token string, s Session) (strin
 	if err != nil {
 		return "", err
 	}
-	n, err := within(ctx, func() (int, error) {
-		return updateScript.Run(ctx, r.rdb, []string{ref.session, ref.index}, blob, ttl.Milliseconds(), ref.field, r.indexEntry(s)).Int()
-	})
-	if err != nil {
-		return "", fmt.Errorf("logout: redis update: %w", err)
+	keys := []string{ref.session, ref.index}
+	args := []any{blob, ttl.Milliseconds(), ref.field, indexEntry(s)}
+	var n int
+	if s.SessionID == "" {
+		n, err = within(ctx, func() (int, error) { return updateScript.Run(ctx, r.rdb, keys, args...).Int() })
+	} else if ptr := r.sidPointer(s.Issuer, s.SessionID); !r.cluster {
+		n, err = within(ctx, func() (int, error) {
+			return updateScript.Run(ctx, r.rdb, append(keys, ptr), append(args, ref.tag)...).Int()
+		})
+	} else {
+		var update *redis.Cmd
+		_, err = within(ctx, func() ([]redis.Cmder, error) {
+			return r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				update = updateScript.Eval(ctx, p, keys, args...)
+				p.Eval(ctx, pointerScript, []string{ptr}, ref.tag, ttl.Milliseconds())
+				return nil
+			})
+		})
+		if err == nil {
+			n, err = update.Int()
+		}
 	}
-	if n == 0 {
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("logout: redis update: %w", err)
+	case n == 0:
 		return "", ErrNoSession
+	case n < 0:
+		return "", errChangedSession
 	}
 	return token, nil
 }
+
+var errChangedSession = errors.New("logout: Update cannot change a session's issuer, subject, sid or IssuedAt; start a new session")
 
 // End deletes the session and returns what it held, in one command: GETDEL,
 // atomic in Redis itself, so two logouts never both get the session. The
@@ -173,7 +213,14 @@ func (r *RedisStore) End(ctx context.Context, token string) (Session, error) {
 	if !ok {
 		return Session{}, ErrNoSession
 	}
-	blob, err := within(ctx, func() ([]byte, error) { return r.rdb.GetDel(ctx, ref.session).Bytes() })
+	var get *redis.StringCmd
+	err := r.durability().write(ctx, r.rdb, ref.session, func(c redis.Cmdable) {
+		get = c.GetDel(ctx, ref.session)
+	})
+	if err != nil {
+		return Session{}, fmt.Errorf("logout: redis end: %w", err)
+	}
+	blob, err := get.Bytes()
 	if errors.Is(err, redis.Nil) {
 		return Session{}, ErrNoSession
 	}
@@ -185,22 +232,21 @@ func (r *RedisStore) End(ctx context.Context, token string) (Session, error) {
 	return r.open(ref, blob)
 }
 
-// EndSubject ends every session of the user, on every instance, in one
-// command whose cost grows with that user's sessions only. It returns how
-// many sessions it ended.
-func (r *RedisStore) EndSubject(ctx context.Context, issuer, subject string) (int, error) {
-	return r.endIndexed(ctx, hex.EncodeToString(userTag(issuer, subject)), "")
+// EndSubject ends every session of the user that began before the given
+// time, on every instance, in one command whose cost grows with that user's
+// sessions only. It returns how many sessions it ended.
+func (r *RedisStore) EndSubject(ctx context.Context, issuer, subject string, before time.Time) (int, error) {
+	if subject == "" {
+		return 0, errors.New("logout: EndSubject needs a subject")
+	}
+	return r.endIndexed(ctx, hex.EncodeToString(userTag(issuer, subject)), "", unixMilli(minTime(before, r.clock())))
 }
 
-// EndSID ends every session opened under the provider session sid. With the
-// subject known it is one command; with only the sid, as a back-channel
-// logout token may give, it first reads which user the sid belongs to.
-func (r *RedisStore) EndSID(ctx context.Context, issuer, sid, subject string) (int, error) {
+// EndSID ends every session opened under the provider session sid: one
+// command to find the sid's user, one to end the sessions.
+func (r *RedisStore) EndSID(ctx context.Context, issuer, sid string) (int, error) {
 	if sid == "" {
 		return 0, errors.New("logout: EndSID needs a sid")
-	}
-	if subject != "" {
-		return r.endIndexed(ctx, hex.EncodeToString(userTag(issuer, subject)), sidTag(issuer, sid))
 	}
 	tag, err := within(ctx, func() (string, error) { return r.rdb.Get(ctx, r.sidPointer(issuer, sid)).Result() })
 	if errors.Is(err, redis.Nil) {
@@ -212,18 +258,36 @@ func (r *RedisStore) EndSID(ctx context.Context, issuer, sid, subject string) (i
 	if _, err := hex.DecodeString(tag); err != nil || len(tag) != 2*tagLen {
 		return 0, fmt.Errorf("logout: redis end sid: malformed pointer")
 	}
-	return r.endIndexed(ctx, tag, sidTag(issuer, sid))
+	return r.endIndexed(ctx, tag, sidTag(issuer, sid), allTime)
 }
 
-func (r *RedisStore) endIndexed(ctx context.Context, tag, sid string) (int, error) {
+// endIndexed ends the sessions of the user index under tag that match sid
+// (any, when empty) and began at or before beforeMs.
+func (r *RedisStore) endIndexed(ctx context.Context, tag, sid string, beforeMs int64) (int, error) {
 	base := r.KeyPrefix + "{" + tag + "}"
-	n, err := within(ctx, func() (int, error) {
-		return endIndexedScript.Run(ctx, r.rdb, []string{base + ":u"}, base+":s:", sid).Int()
+	var end *redis.Cmd
+	err := r.durability().write(ctx, r.rdb, base+":u", func(c redis.Cmdable) {
+		end = c.Eval(ctx, endIndexedScript, []string{base + ":u"}, base+":s:", sid, beforeMs)
 	})
-	if err != nil {
-		return 0, fmt.Errorf("logout: redis end sessions: %w", err)
+	if err == nil {
+		var n int
+		if n, err = end.Int(); err == nil {
+			return n, nil
+		}
 	}
-	return n, nil
+	return 0, fmt.Errorf("logout: redis end sessions: %w", err)
+}
+
+func (r *RedisStore) durability() durability {
+	return durability{replicas: r.WaitReplicas, timeout: r.WaitTimeout}
+}
+
+func (r *RedisStore) seen(ctx context.Context, key string) (bool, error) {
+	return seenKey(ctx, r.rdb, r.KeyPrefix+"once:"+hashKey(key))
+}
+
+func (r *RedisStore) remember(ctx context.Context, key string, ttl time.Duration) error {
+	return rememberKey(ctx, r.rdb, r.KeyPrefix+"once:"+hashKey(key), ttl)
 }
 
 // parse checks a token's shape and derives the keys it names. Nothing in a
@@ -246,10 +310,12 @@ func (r *RedisStore) ref(raw []byte) redisRef {
 	// read nor delete a session.
 	idHash := sha256.Sum256(raw[:idLen+keyLen])
 	field := hex.EncodeToString(idHash[:16])
-	base := r.KeyPrefix + "{" + hex.EncodeToString(raw[idLen+keyLen:]) + "}"
+	tag := hex.EncodeToString(raw[idLen+keyLen:])
+	base := r.KeyPrefix + "{" + tag + "}"
 	return redisRef{
 		session: base + ":s:" + field,
 		index:   base + ":u",
+		tag:     tag,
 		field:   field,
 		key:     raw[idLen : idLen+keyLen],
 	}
@@ -283,8 +349,8 @@ func (r *RedisStore) open(ref redisRef, blob []byte) (Session, error) {
 }
 
 func (r *RedisStore) clock() time.Time {
-	if r.Now != nil {
-		return r.Now()
+	if r.now != nil {
+		return r.now()
 	}
 	return time.Now()
 }
@@ -304,23 +370,109 @@ func userTag(issuer, subject string) []byte {
 	return sum[:tagLen]
 }
 
-// indexEntry is the user index's value for a session: "expiryMs sidtag".
-func (r *RedisStore) indexEntry(s Session) string {
-	e := strconv.FormatInt(unixMilli(s.Expiry), 10)
+// indexEntry is the user index's value for a session: "expiryMs sidtag
+// issuedMs", with "-" for a session without a sid. Entries written before the
+// start time was recorded ("expiryMs" or "expiryMs sidtag") read as having
+// begun at 0, so any revocation of the user ends them.
+func indexEntry(s Session) string {
+	sid := "-"
 	if s.SessionID != "" {
-		e += " " + sidTag(s.Issuer, s.SessionID)
+		sid = sidTag(s.Issuer, s.SessionID)
 	}
-	return e
+	return strconv.FormatInt(unixMilli(s.Expiry), 10) + " " + sid + " " + strconv.FormatInt(unixMilli(s.IssuedAt), 10)
 }
 
-func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
+func minTime(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}
 
-// The index entry of each session is "expiryMs sidtag". Each save looks at
-// up to 32 random entries and prunes those whose sessions are gone (ended by
-// a logout, or expired), so cleanup costs the same however many sessions a
-// user piles up, and dead entries cannot accumulate. The index lives as long
-// as its longest session. The session keys share the index's hash tag:
-// ARGV[6] is their common prefix.
+// durability is how many replicas must confirm a write that ends sessions.
+type durability struct {
+	replicas int
+	timeout  time.Duration
+}
+
+// write runs add's commands and returns the first error other than a nil
+// reply; the caller reads each command's own result. With replicas set, it
+// pipelines a WAIT after them, to the primary that owns key (on Cluster, the
+// node of key's slot: WAIT has no key to route by), and fails unless enough
+// replicas confirm within the timeout. Still one round trip.
+func (d durability) write(ctx context.Context, rdb redis.UniversalClient, key string, add func(redis.Cmdable)) error {
+	if d.replicas <= 0 {
+		_, err := within(ctx, func() (struct{}, error) {
+			add(rdb)
+			return struct{}{}, nil
+		})
+		return err
+	}
+	pipelined := rdb.Pipelined
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		node, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			return err
+		}
+		pipelined = node.Pipelined
+	}
+	timeout := cmp.Or(d.timeout, 500*time.Millisecond)
+	var wait *redis.Cmd
+	_, err := within(ctx, func() ([]redis.Cmder, error) {
+		return pipelined(ctx, func(p redis.Pipeliner) error {
+			add(p)
+			wait = p.Do(ctx, "wait", d.replicas, timeout.Milliseconds())
+			return nil
+		})
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	n, err := wait.Int64()
+	switch {
+	case err != nil:
+		return err
+	case int(n) < d.replicas:
+		return fmt.Errorf("%d of %d replicas confirmed within %v: %w", n, d.replicas, timeout, errNotReplicated)
+	}
+	return nil
+}
+
+// errNotReplicated: the write reached the primary, but not enough replicas
+// confirmed it, so a failover could still undo it.
+var errNotReplicated = errors.New("not replicated")
+
+// seenKey reports whether key exists.
+func seenKey(ctx context.Context, rdb redis.UniversalClient, key string) (bool, error) {
+	n, err := within(ctx, func() (int64, error) { return rdb.Exists(ctx, key).Result() })
+	if err != nil {
+		return false, fmt.Errorf("logout: redis: %w", err)
+	}
+	return n > 0, nil
+}
+
+// rememberKey sets key for ttl.
+func rememberKey(ctx context.Context, rdb redis.UniversalClient, key string, ttl time.Duration) error {
+	_, err := within(ctx, func() (string, error) {
+		return rdb.Set(ctx, key, "1", max(ttl, time.Millisecond)).Result()
+	})
+	if err != nil {
+		return fmt.Errorf("logout: redis: %w", err)
+	}
+	return nil
+}
+
+func hashKey(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:16])
+}
+
+// The index entry of each session is "expiryMs sidtag issuedMs". Each save
+// looks at up to 32 random entries and prunes those whose sessions are gone
+// (ended by a logout, or expired), so cleanup costs the same however many
+// sessions a user piles up, and dead entries cannot accumulate. The index
+// lives as long as its longest session. The session keys share the index's
+// hash tag: ARGV[6] is their common prefix.
 const pruneIndex = `
 local now = tonumber(ARGV[5])
 local sample = redis.call('HRANDFIELD', KEYS[2], 32, 'WITHVALUES')
@@ -354,185 +506,60 @@ end
 return 1
 `)
 
-	pointerScript = redis.NewScript(fmt.Sprintf(setPointer, "KEYS[1]", "ARGV[1]", "ARGV[2]") + "return 1")
+	pointerScript = fmt.Sprintf(setPointer, "KEYS[1]", "ARGV[1]", "ARGV[2]") + "return 1"
 
+	// updateScript writes only while the session exists (0 otherwise) and
+	// refuses (-1) an entry whose sid or start time differs from the one
+	// recorded at sign-in. It keeps the index and the sid pointer (KEYS[3],
+	// single node only) alive as long as the session.
 	updateScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
+local function ident(e)
+  local sid, iat = string.match(e, '^%d+ (%S+) ?(%d*)')
+  return sid or '-', iat or ''
+end
+local cur = redis.call('HGET', KEYS[2], ARGV[3])
+if cur then
+  local sid, iat = ident(cur)
+  local nsid, niat = ident(ARGV[4])
+  if sid ~= nsid or (iat ~= '' and iat ~= niat) then
+    return -1
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-local ttl = redis.call('PTTL', KEYS[2])
-if ttl < tonumber(ARGV[2]) then
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+if KEYS[3] then
+` + fmt.Sprintf(setPointer, "KEYS[3]", "ARGV[5]", "ARGV[2]") + `
 end
 return 1
 `)
+)
 
-	// endIndexedScript deletes the sessions the user index lists (all of
-	// them, or those under the sid in ARGV[2]). The session keys share the
-	// index's hash tag, so on Cluster they live on the same node.
-	endIndexedScript = redis.NewScript(`
+// endIndexedScript deletes the sessions the user index lists that match the
+// sid in ARGV[2] (any, when empty) and began at or before ARGV[3]. The session keys
+// share the index's hash tag, so on Cluster they live on the same node. It is
+// sent with EVAL: it runs rarely, and a NOSCRIPT fallback would be a second
+// round trip that a deadline could cut off.
+const endIndexedScript = `
 local all = redis.call('HGETALL', KEYS[1])
+local before = tonumber(ARGV[3])
 local n = 0
 for i = 1, #all, 2 do
-  local sid = string.match(all[i+1], '^%d+ (%x+)$') or ''
-  if ARGV[2] == '' or sid == ARGV[2] then
+  local sid, iat = string.match(all[i+1], '^%d+ (%S+) ?(%d*)')
+  sid = sid or '-'
+  iat = tonumber(iat) or 0
+  if (ARGV[2] == '' or sid == ARGV[2]) and iat <= before then
     n = n + redis.call('DEL', ARGV[1] .. all[i])
     redis.call('HDEL', KEYS[1], all[i])
   end
 end
 return n
-`)
-)
-
-// rememberOnce records key until ttl passes and reports whether it was new.
-// The back-channel receiver uses it to refuse a replayed logout token on
-// every instance.
-func (r *RedisStore) rememberOnce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	return setOnce(ctx, r.rdb, r.KeyPrefix+"once:"+hashKey(key), ttl)
-}
-
-func (r *RedisStore) forget(ctx context.Context, key string) error {
-	_, err := within(ctx, func() (int64, error) { return r.rdb.Del(ctx, r.KeyPrefix+"once:"+hashKey(key)).Result() })
-	return err
-}
-
-// RevocationList remembers, in Redis, which sessions of a [CookieStore] have
-// ended, so that a copy of an ended session's cookie opens on no instance. It
-// holds no token: only hashes of session handles, of sids and of subjects,
-// each with the time it was revoked.
-//
-// A logout records the session's handle until the session would have
-// expired. A back-channel logout or [CookieStore.EndSubject] records the sid
-// or subject with the time, and ends only sessions issued before it, so the
-// user can sign in again at once. Those records are kept for Lifetime, which
-// must be at least the longest session the app issues.
-//
-// Every Load of a cookie session reads the records in one round trip (one
-// MGET; on Redis Cluster, one pipelined GET per key, sent together).
-type RevocationList struct {
-	rdb     redis.UniversalClient
-	cluster bool
-
-	// KeyPrefix starts every key. NewRevocationList sets "logout:rev:".
-	KeyPrefix string
-	// Lifetime is how long a revoked sid or subject is remembered.
-	// NewRevocationList sets 24 hours.
-	Lifetime time.Duration
-}
-
-// NewRevocationList returns a list kept in rdb. It does no I/O and never
-// closes rdb.
-func NewRevocationList(rdb redis.UniversalClient) *RevocationList {
-	_, cluster := rdb.(*redis.ClusterClient)
-	return &RevocationList{rdb: rdb, cluster: cluster, KeyPrefix: "logout:rev:", Lifetime: 24 * time.Hour}
-}
-
-func (l *RevocationList) handleKey(handle []byte) string {
-	return l.KeyPrefix + "h:" + hashKey(string(handle))
-}
-
-func (l *RevocationList) key(kind, issuer, value string) string {
-	return l.KeyPrefix + kind + ":" + hashKey(issuer+"\x00"+value)
-}
-
-// endHandle records the session as ended; only the first caller gets true.
-func (l *RevocationList) endHandle(ctx context.Context, handle []byte, ttl time.Duration) (bool, error) {
-	return setOnce(ctx, l.rdb, l.handleKey(handle), ttl+time.Minute)
-}
-
-// revoke records that sessions under the sid or subject issued up to at are
-// ended, keeping the later time if one is already recorded.
-func (l *RevocationList) revoke(ctx context.Context, kind, issuer, value string, at time.Time) error {
-	_, err := within(ctx, func() (any, error) {
-		return keepLaterScript.Run(ctx, l.rdb, []string{l.key(kind, issuer, value)}, unixMilli(at), l.Lifetime.Milliseconds()).Result()
-	})
-	if err != nil {
-		return fmt.Errorf("logout: redis revoke: %w", err)
-	}
-	return nil
-}
-
-// revoked reads the session's records in one round trip.
-func (l *RevocationList) revoked(ctx context.Context, handle []byte, s Session) (bool, error) {
-	keys := []string{l.handleKey(handle), l.key("sub", s.Issuer, s.Subject)}
-	if s.SessionID != "" {
-		keys = append(keys, l.key("sid", s.Issuer, s.SessionID))
-	}
-	vals := make([]string, len(keys))
-	if !l.cluster {
-		got, err := within(ctx, func() ([]any, error) { return l.rdb.MGet(ctx, keys...).Result() })
-		if err != nil {
-			return false, fmt.Errorf("logout: redis revocation check: %w", err)
-		}
-		for i, v := range got {
-			vals[i], _ = v.(string)
-		}
-	} else {
-		cmds := make([]*redis.StringCmd, len(keys))
-		_, err := within(ctx, func() ([]redis.Cmder, error) {
-			return l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for i, k := range keys {
-					cmds[i] = p.Get(ctx, k)
-				}
-				return nil
-			})
-		})
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return false, fmt.Errorf("logout: redis revocation check: %w", err)
-		}
-		for i, c := range cmds {
-			vals[i], _ = c.Result()
-		}
-	}
-	if vals[0] != "" {
-		return true, nil
-	}
-	issued := unixMilli(s.IssuedAt)
-	for _, v := range vals[1:] {
-		if at, err := strconv.ParseInt(v, 10, 64); err == nil && issued <= at {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-func (l *RevocationList) rememberOnce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	return setOnce(ctx, l.rdb, l.KeyPrefix+"once:"+hashKey(key), ttl)
-}
-
-func (l *RevocationList) forget(ctx context.Context, key string) error {
-	_, err := within(ctx, func() (int64, error) { return l.rdb.Del(ctx, l.KeyPrefix+"once:"+hashKey(key)).Result() })
-	return err
-}
-
-// setOnce is SET key NX PX ttl: true when the key was not there.
-func setOnce(ctx context.Context, rdb redis.UniversalClient, key string, ttl time.Duration) (bool, error) {
-	_, err := within(ctx, func() (string, error) {
-		return rdb.SetArgs(ctx, key, "1", redis.SetArgs{Mode: "NX", TTL: max(ttl, time.Millisecond)}).Result()
-	})
-	if errors.Is(err, redis.Nil) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("logout: redis: %w", err)
-	}
-	return true, nil
-}
-
-func hashKey(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:16])
-}
-
-var keepLaterScript = redis.NewScript(`
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if cur < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-end
-return 1
-`)
+`
 
 // within returns f's result, or ctx's error as soon as ctx is done, whichever
 // comes first; f then finishes in the background. The Redis-backed stores

@@ -133,7 +133,7 @@ func TestRedisIndexPrunesExpiredSessions(t *testing.T) {
 	m, rdb := newMini(t)
 	store := logout.NewRedisStore(rdb)
 	clock := newFakeClock()
-	store.Now = clock.Now
+	logout.SetRedisStoreClock(store, clock.Now)
 	ctx := context.Background()
 	short := testSession()
 	short.Expiry = clock.Now().Add(time.Minute)
@@ -185,29 +185,29 @@ func TestRedisEndBySubjectAndSID(t *testing.T) {
 			b1 := save("usr_b", "ses_3")
 			iss := testSession().Issuer
 
-			if n, err := store.EndSID(ctx, iss, "ses_1", "usr_a"); err != nil || n != 2 {
-				t.Errorf("EndSID with subject = %d, %v; want 2", n, err)
+			if n, err := store.EndSID(ctx, iss, "ses_1"); err != nil || n != 2 {
+				t.Errorf("EndSID = %d, %v; want 2", n, err)
 			}
 			if alive(a1) || alive(a2) || !alive(a3) || !alive(b1) {
 				t.Errorf("after EndSID(ses_1): alive a1=%v a2=%v a3=%v b1=%v, want only a3 and b1", alive(a1), alive(a2), alive(a3), alive(b1))
 			}
-			if n, err := store.EndSID(ctx, iss, "ses_3", ""); err != nil || n != 1 {
-				t.Errorf("EndSID without subject = %d, %v; want 1", n, err)
+			if n, err := store.EndSID(ctx, iss, "ses_3"); err != nil || n != 1 {
+				t.Errorf("EndSID = %d, %v; want 1", n, err)
 			}
 			if alive(b1) {
 				t.Error("b1 alive after EndSID(ses_3)")
 			}
 			a4 := save("usr_a", "ses_4")
-			if n, err := store.EndSubject(ctx, iss, "usr_a"); err != nil || n != 2 {
+			if n, err := store.EndSubject(ctx, iss, "usr_a", time.Now()); err != nil || n != 2 {
 				t.Errorf("EndSubject = %d, %v; want 2", n, err)
 			}
 			if alive(a3) || alive(a4) {
 				t.Error("a session of usr_a survived EndSubject")
 			}
-			if n, err := store.EndSubject(ctx, iss, "usr_a"); err != nil || n != 0 {
+			if n, err := store.EndSubject(ctx, iss, "usr_a", time.Now()); err != nil || n != 0 {
 				t.Errorf("second EndSubject = %d, %v; want 0", n, err)
 			}
-			if n, err := store.EndSID(ctx, iss, "ses_unknown", ""); err != nil || n != 0 {
+			if n, err := store.EndSID(ctx, iss, "ses_unknown"); err != nil || n != 0 {
 				t.Errorf("EndSID(unknown) = %d, %v; want 0", n, err)
 			}
 		})
@@ -222,13 +222,12 @@ func TestRedisEndCommandCounts(t *testing.T) {
 	store := logout.NewRedisStore(rdb)
 	ctx := context.Background()
 	iss := testSession().Issuer
-	store.EndSubject(ctx, iss, "warm-up") // load the script
 	for _, sessions := range []int{1, 10, 100} {
 		for range sessions {
 			store.Save(ctx, testSession())
 		}
 		counter.Reset(t)
-		n, err := store.EndSubject(ctx, iss, testSession().Subject)
+		n, err := store.EndSubject(ctx, iss, testSession().Subject, time.Now())
 		if err != nil || n != sessions {
 			t.Fatalf("EndSubject = %d, %v; want %d", n, err, sessions)
 		}
@@ -238,7 +237,7 @@ func TestRedisEndCommandCounts(t *testing.T) {
 	}
 	store.Save(ctx, testSession())
 	counter.Reset(t)
-	store.EndSID(ctx, iss, testSession().SessionID, "")
+	store.EndSID(ctx, iss, testSession().SessionID)
 	if got := total(counter.Count(t)); got != 2 {
 		t.Errorf("EndSID without subject cost %d commands, want 2 (pointer, then script)", got)
 	}

@@ -247,7 +247,7 @@ func TestCookieStoreContract(t *testing.T) {
 	runContract(t, func(t *testing.T) storeEnv {
 		clock := newFakeClock()
 		s := newCookieStore(t)
-		s.Now = clock.Now
+		logout.SetCookieStoreClock(s, clock.Now)
 		return storeEnv{store: s, clock: clock}
 	})
 }
@@ -255,10 +255,9 @@ func TestCookieStoreContract(t *testing.T) {
 func TestCookieStoreWithRevocationListContract(t *testing.T) {
 	runContract(t, func(t *testing.T) storeEnv {
 		clock := newFakeClock()
-		s := newCookieStore(t)
-		s.Now = clock.Now
 		_, rdb := newMini(t)
-		s.Revocations = logout.NewRevocationList(rdb)
+		s := newRevocableStore(t, rdb)
+		logout.SetCookieStoreClock(s, clock.Now)
 		return storeEnv{store: s, clock: clock, global: true}
 	})
 }
@@ -266,11 +265,13 @@ func TestCookieStoreWithRevocationListContract(t *testing.T) {
 func TestCookieStoreWithRevocationListContractRealRedis(t *testing.T) {
 	runContract(t, func(t *testing.T) storeEnv {
 		clock := newFakeClock()
-		s := newCookieStore(t)
-		s.Now = clock.Now
-		rdb := realRedis(t)
-		s.Revocations = logout.NewRevocationList(rdb)
-		s.Revocations.KeyPrefix = fmt.Sprintf("logout-test:%d:rev:", time.Now().UnixNano())
+		list := logout.NewRevocationList(realRedis(t))
+		list.KeyPrefix = fmt.Sprintf("logout-test:%d:rev:", time.Now().UnixNano())
+		s, err := logout.NewRevocableCookieStore(list, newKey(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		logout.SetCookieStoreClock(s, clock.Now)
 		return storeEnv{store: s, clock: clock, global: true}
 	})
 }
@@ -279,7 +280,7 @@ func TestRedisStoreContractMiniredis(t *testing.T) {
 	runContract(t, func(t *testing.T) storeEnv {
 		clock := newFakeClock()
 		s := newMiniStore(t)
-		s.Now = clock.Now
+		logout.SetRedisStoreClock(s, clock.Now)
 		return storeEnv{store: s, clock: clock, global: true}
 	})
 }
@@ -288,7 +289,7 @@ func TestRedisStoreContractRealRedis(t *testing.T) {
 	runContract(t, func(t *testing.T) storeEnv {
 		clock := newFakeClock()
 		s, _ := realRedisStore(t)
-		s.Now = clock.Now
+		logout.SetRedisStoreClock(s, clock.Now)
 		return storeEnv{store: s, clock: clock, global: true}
 	})
 }
@@ -298,7 +299,7 @@ func TestRedisStoreContractCluster(t *testing.T) {
 	runContract(t, func(t *testing.T) storeEnv {
 		clock := newFakeClock()
 		s := logout.NewRedisStore(rdb)
-		s.Now = clock.Now
+		logout.SetRedisStoreClock(s, clock.Now)
 		return storeEnv{store: s, clock: clock, global: true}
 	})
 }

@@ -172,9 +172,8 @@ func newSystems(rdb *redis.Client) []system {
 	// (c) This package, with each store.
 	cookieStore, err := logout.NewCookieStore(make([]byte, 32))
 	check(err)
-	revoking, err := logout.NewCookieStore(make([]byte, 32))
+	revoking, err := logout.NewRevocableCookieStore(logout.NewRevocationList(rdb), make([]byte, 32))
 	check(err)
-	revoking.Revocations = logout.NewRevocationList(rdb)
 	for _, s := range []struct {
 		name  string
 		store logout.SessionStore

@@ -111,7 +111,7 @@ func scaleRun(w *strings.Builder, rdb *redis.Client, big, conc int) {
 		}
 		check(rdb.ConfigResetStat(ctx).Err())
 		t0 := time.Now()
-		ended, err := store.EndSubject(ctx, "https://acme.scalekit.dev", sub)
+		ended, err := store.EndSubject(ctx, "https://acme.scalekit.dev", sub, time.Now())
 		ours := time.Since(t0)
 		check(err)
 		cmds := commandStats(rdb).scripts

@@ -167,12 +167,7 @@ func (d *demo) openStore(o options) (logout.SessionStore, error) {
 	if o.Store == "redis" {
 		return logout.NewRedisStore(rdb), nil
 	}
-	store, err := logout.NewCookieStore(o.CookieKey)
-	if err != nil {
-		return nil, err
-	}
-	store.Revocations = logout.NewRevocationList(rdb)
-	return store, nil
+	return logout.NewRevocableCookieStore(logout.NewRevocationList(rdb), o.CookieKey)
 }
 
 // app is the demo's own pages and its OpenID Connect sign-in.

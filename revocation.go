@@ -1,0 +1,177 @@
+package logout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RevocationList remembers, in Redis, which sessions of a
+// [RevocableCookieStore] have ended, so that a copy of an ended session's
+// cookie opens on no instance. It holds no token: only hashes of session
+// handles, of sids and of subjects, each with the time it was revoked.
+//
+// A logout records the session's handle until the session would have
+// expired. A back-channel logout, a webhook or "sign out everywhere" records
+// the sid or the subject with a time, and ends only sessions that began before
+// it, so the user can sign in again at once. Those records are kept for
+// Lifetime, and the store refuses sessions longer than that, so a record
+// always outlives every session it can end.
+//
+// Every Load of a cookie session reads the records in one round trip (one
+// MGET; on Redis Cluster, one pipelined GET per key, sent together). Any
+// error reading them, on any node, fails the Load: a revocation that cannot
+// be checked is never taken for "not revoked".
+//
+// Set the fields before the list is first used; it is then safe for
+// concurrent use.
+type RevocationList struct {
+	rdb     redis.UniversalClient
+	cluster bool
+
+	// KeyPrefix starts every key. NewRevocationList sets "logout:rev:".
+	KeyPrefix string
+	// Lifetime is how long a revoked sid or subject is remembered, and so
+	// the longest session a RevocableCookieStore accepts.
+	// NewRevocationList sets 24 hours.
+	Lifetime time.Duration
+	// WaitReplicas, when above zero, makes every record of an ended
+	// session wait until that many replicas have it (Redis WAIT, sent in
+	// the same round trip), so a failover cannot lose it. A record the
+	// replicas did not confirm within WaitTimeout is reported as a store
+	// failure.
+	WaitReplicas int
+	// WaitTimeout bounds that wait. Zero means 500 milliseconds.
+	WaitTimeout time.Duration
+}
+
+// NewRevocationList returns a list kept in rdb. It does no I/O and never
+// closes rdb.
+func NewRevocationList(rdb redis.UniversalClient) *RevocationList {
+	_, cluster := rdb.(*redis.ClusterClient)
+	return &RevocationList{rdb: rdb, cluster: cluster, KeyPrefix: "logout:rev:", Lifetime: 24 * time.Hour}
+}
+
+// allTime, as a revocation time, ends every session under a sid whenever it
+// began (Unix milliseconds of the year 2286).
+const allTime = 9_999_999_999_999
+
+func (l *RevocationList) handleKey(handle []byte) string {
+	return l.KeyPrefix + "h:" + hashKey(string(handle))
+}
+
+func (l *RevocationList) key(kind, issuer, value string) string {
+	return l.KeyPrefix + kind + ":" + hashKey(issuer+"\x00"+value)
+}
+
+func (l *RevocationList) durability() durability {
+	return durability{replicas: l.WaitReplicas, timeout: l.WaitTimeout}
+}
+
+// endHandle records the session as ended; only the first caller gets true.
+func (l *RevocationList) endHandle(ctx context.Context, handle []byte, ttl time.Duration) (bool, error) {
+	key := l.handleKey(handle)
+	var set *redis.StatusCmd
+	err := l.durability().write(ctx, l.rdb, key, func(c redis.Cmdable) {
+		set = c.SetArgs(ctx, key, "1", redis.SetArgs{Mode: "NX", TTL: max(ttl, 0) + time.Minute})
+	})
+	if err != nil {
+		return false, fmt.Errorf("logout: redis revocation: %w", err)
+	}
+	switch _, err := set.Result(); {
+	case errors.Is(err, redis.Nil):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("logout: redis revocation: %w", err)
+	}
+	return true, nil
+}
+
+// revoke records that sessions under the sid or subject that began up to at
+// are ended, keeping the later time if one is already recorded.
+func (l *RevocationList) revoke(ctx context.Context, kind, issuer, value string, at time.Time) error {
+	key := l.key(kind, issuer, value)
+	var cmd *redis.Cmd
+	err := l.durability().write(ctx, l.rdb, key, func(c redis.Cmdable) {
+		cmd = c.Eval(ctx, keepLaterScript, []string{key}, unixMilli(at), l.Lifetime.Milliseconds())
+	})
+	if err == nil {
+		err = cmd.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("logout: redis revoke: %w", err)
+	}
+	return nil
+}
+
+// revoked reads the session's records in one round trip. Only a nil reply
+// means "no record"; any other error fails closed.
+func (l *RevocationList) revoked(ctx context.Context, handle []byte, s Session) (bool, error) {
+	keys := []string{l.handleKey(handle), l.key("sub", s.Issuer, s.Subject)}
+	if s.SessionID != "" {
+		keys = append(keys, l.key("sid", s.Issuer, s.SessionID))
+	}
+	vals := make([]string, len(keys))
+	if !l.cluster {
+		got, err := within(ctx, func() ([]any, error) { return l.rdb.MGet(ctx, keys...).Result() })
+		if err != nil {
+			return false, fmt.Errorf("logout: redis revocation check: %w", err)
+		}
+		for i, v := range got {
+			vals[i], _ = v.(string)
+		}
+	} else {
+		// The keys live in different slots, so on Cluster they are read one
+		// GET each, pipelined. The pipeline's own error is only the first
+		// command's, and a nil reply there is normal: read every command's.
+		cmds := make([]*redis.StringCmd, len(keys))
+		_, err := within(ctx, func() ([]redis.Cmder, error) {
+			return l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for i, k := range keys {
+					cmds[i] = p.Get(ctx, k)
+				}
+				return nil
+			})
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return false, fmt.Errorf("logout: redis revocation check: %w", err)
+		}
+		for i, c := range cmds {
+			v, err := c.Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return false, fmt.Errorf("logout: redis revocation check: %w", err)
+			}
+			vals[i] = v
+		}
+	}
+	if vals[0] != "" {
+		return true, nil
+	}
+	issued := unixMilli(s.IssuedAt)
+	for _, v := range vals[1:] {
+		if at, err := strconv.ParseInt(v, 10, 64); err == nil && issued <= at {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (l *RevocationList) seen(ctx context.Context, key string) (bool, error) {
+	return seenKey(ctx, l.rdb, l.KeyPrefix+"once:"+hashKey(key))
+}
+
+func (l *RevocationList) remember(ctx context.Context, key string, ttl time.Duration) error {
+	return rememberKey(ctx, l.rdb, l.KeyPrefix+"once:"+hashKey(key), ttl)
+}
+
+const keepLaterScript = `
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+`
