@@ -16,3 +16,6 @@ func SetCookieStoreClock(s SessionStore, now func() time.Time) {
 		panic("SetCookieStoreClock: not a cookie store")
 	}
 }
+
+// SIDPointerKey is the key of the pointer from a provider session to its user.
+func SIDPointerKey(s *RedisStore, issuer, sid string) string { return s.sidPointer(issuer, sid) }

@@ -218,8 +218,9 @@ func Total(m map[string]int) int {
 }
 
 // RedisCluster starts three redis-server nodes in cluster mode on free ports,
-// joins them with redis-cli --cluster create, and stops them at cleanup.
-func RedisCluster(t testing.TB) *redis.ClusterClient {
+// joins them with redis-cli --cluster create, and stops them at cleanup. Extra
+// arguments go to every node's command line.
+func RedisCluster(t testing.TB, extra ...string) *redis.ClusterClient {
 	t.Helper()
 	if _, err := exec.LookPath("redis-cli"); err != nil {
 		SkipOrFail(t, "redis-cli is not installed")
@@ -227,7 +228,8 @@ func RedisCluster(t testing.TB) *redis.ClusterClient {
 	var addrs []string
 	for range 3 {
 		dir := t.TempDir()
-		s := StartRedisServer(t, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-node-timeout", "2000")
+		args := append([]string{"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-node-timeout", "2000"}, extra...)
+		s := StartRedisServer(t, args...)
 		addrs = append(addrs, s.Addr)
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
