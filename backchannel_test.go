@@ -3,15 +3,21 @@ package logout_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -397,4 +403,426 @@ func storeName(cookie bool) string {
 		return "cookie+revocations"
 	}
 	return "redis"
+}
+
+// keyFetches counts the requests a back-channel receiver makes for the
+// provider's keys, at its HTTP client's transport.
+type keyFetches struct{ n atomic.Int64 }
+
+func (k *keyFetches) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Path == "/keys" {
+		k.n.Add(1)
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// watch replaces e's receiver by one whose key fetches are counted and whose
+// clock the test moves. It returns the count after start-up, which fetches
+// the keys once.
+func (e *bcEnv) watch(t *testing.T) (fetches *keyFetches, startup int64, clock *fakeClock) {
+	t.Helper()
+	fetches, clock = &keyFetches{}, newFakeClock()
+	bc, err := logout.NewBackChannelHandler(context.Background(), logout.BackChannelConfig{
+		Issuer: e.fake.Issuer(), ClientID: bcClient, Store: e.store, Logger: newLogger(e.logSink),
+		HTTPClient: &http.Client{Transport: fetches},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logout.SetBackChannelClock(bc, clock.Now)
+	e.bc = bc
+	return fetches, fetches.n.Load(), clock
+}
+
+// strangerKey is an RSA key the provider never had.
+var strangerKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+// forge signs claims with the stranger's key under the key ID kid.
+func forge(t testing.TB, claims map[string]any, kid string) string {
+	t.Helper()
+	opts := (&jose.SignerOptions{}).WithType("logout+jwt").WithHeader(jose.HeaderKey("kid"), kid)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: strangerKey()}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jwt.Signed(signer).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	noteSecret(tok)
+	return tok
+}
+
+// kidOf returns the key ID in a token's header, or "" when it has none or
+// is not a JWS.
+func kidOf(token string) string {
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		return ""
+	}
+	return jws.Signatures[0].Header.KeyID
+}
+
+func (e *bcEnv) allAlive(t *testing.T) bool {
+	t.Helper()
+	return e.alive(t, "alice1") && e.alive(t, "alice2") && e.alive(t, "bob")
+}
+
+// Forged tokens naming a key the receiver holds are refused without a
+// request to the provider: a stranger's POST costs no outbound request.
+func TestBackChannelForgedKnownKidFetchesNothing(t *testing.T) {
+	e := newBCEnv(t, false)
+	fetches, startup, _ := e.watch(t)
+	genuine := e.sign(t, e.claims())
+	kid := kidOf(genuine)
+	for range 50 {
+		c := e.claims()
+		c["sub"], c["sid"] = "usr_bob", "ses_3"
+		checkRefused(t, e.post(t, form(forge(t, c, kid))))
+	}
+	if resp := e.post(t, form(genuine)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("genuine token: status %d, want 200", resp.StatusCode)
+	}
+	if got := fetches.n.Load() - startup; got != 0 {
+		t.Errorf("key fetches after 50 forged tokens with a known kid and a genuine one: got %d, want 0", got)
+	}
+	if !e.alive(t, "bob") || e.alive(t, "alice1") {
+		t.Error("bob ended by forged tokens, or alice1 not ended by the genuine one")
+	}
+}
+
+// Forged tokens naming keys the receiver does not hold cause at most one
+// fetch per interval, whether they come one after another or all at once.
+func TestBackChannelForgedUnknownKidsFetchOnce(t *testing.T) {
+	for _, together := range []bool{false, true} {
+		t.Run(map[bool]string{false: "one after another", true: "all at once"}[together], func(t *testing.T) {
+			e := newBCEnv(t, false)
+			fetches, startup, _ := e.watch(t)
+			tokens := make([]string, 50)
+			for i := range tokens {
+				tokens[i] = forge(t, e.claims(), "key_"+rand.Text())
+			}
+			status := make([]int, len(tokens))
+			var wg sync.WaitGroup
+			for i, tok := range tokens {
+				post := func() { status[i] = e.post(t, form(tok)).StatusCode }
+				if together {
+					wg.Go(post)
+				} else {
+					post()
+				}
+			}
+			wg.Wait()
+			got := fetches.n.Load() - startup
+			if got > 1 {
+				t.Errorf("key fetches for 50 forged tokens with unknown kids: got %d, want at most 1", got)
+			}
+			t.Logf("50 forged tokens with unknown kids: %d key fetches (plus %d at start-up)", got, startup)
+			for i, s := range status {
+				if s != http.StatusBadRequest && s != http.StatusServiceUnavailable {
+					t.Errorf("token %d: status %d, want 400 or 503", i, s)
+				}
+			}
+			if !together && (status[0] != http.StatusBadRequest || status[1] != http.StatusServiceUnavailable) {
+				// The first fetch shows its kid unknown; the rest cannot fetch yet.
+				t.Errorf("first two statuses %v, want [400 503]", status[:2])
+			}
+			if !e.allAlive(t) {
+				t.Error("a forged token ended a session")
+			}
+		})
+	}
+}
+
+// A genuine token signed with a key the provider published after the last
+// fetch, while no fetch is allowed yet, gets 503 so that the provider
+// retries; the retry after the interval fetches the keys and is accepted.
+func TestBackChannelNewKeyDuringRefetchInterval(t *testing.T) {
+	e := newBCEnv(t, false)
+	fetches, startup, clock := e.watch(t)
+	checkRefused(t, e.post(t, form(forge(t, e.claims(), "key_"+rand.Text())))) // spends the fetch
+	e.fake.RotateKey()
+	tok := e.sign(t, e.claims())
+	for _, wait := range []time.Duration{0, logout.KeyRefetchInterval - time.Second} {
+		clock.Advance(wait)
+		resp := e.post(t, form(tok))
+		checkUnavailable(t, resp)
+		if !e.allAlive(t) {
+			t.Fatal("a session ended before its token was verified")
+		}
+	}
+	if got := fetches.n.Load() - startup; got != 1 {
+		t.Errorf("key fetches within the interval: got %d, want 1", got)
+	}
+	clock.Advance(time.Second)
+	if resp := e.post(t, form(tok)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("retry after the interval: status %d, want 200", resp.StatusCode)
+	}
+	if got := fetches.n.Load() - startup; got != 2 {
+		t.Errorf("key fetches after the interval: got %d, want 2", got)
+	}
+	if e.alive(t, "alice1") || !e.alive(t, "alice2") {
+		t.Error("the retried token did not end alice1 alone")
+	}
+}
+
+func checkUnavailable(t *testing.T, resp *http.Response) {
+	t.Helper()
+	var body map[string]string
+	json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode != http.StatusServiceUnavailable || body["error"] != "temporarily_unavailable" {
+		t.Errorf("status %d, body %v; want 503 temporarily_unavailable", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("Cache-Control %q, want no-store", resp.Header.Get("Cache-Control"))
+	}
+}
+
+// Claims are matched as Back-Channel Logout 1.0 spells them. Each token here
+// is signed by the provider's own key and was accepted by a loose reader.
+func TestBackChannelClaimsMatchedExactly(t *testing.T) {
+	event := scalekittest.BackChannelLogoutEvent
+	tests := []struct {
+		name   string
+		typ    string
+		change func(c map[string]any)
+	}{
+		{"EVENTS instead of events", "logout+jwt", func(c map[string]any) { c["EVENTS"] = c["events"]; delete(c, "events") }},
+		{"SID instead of sid", "logout+jwt", func(c map[string]any) { c["SID"] = c["sid"]; delete(c, "sid"); delete(c, "sub") }},
+		{"Sub instead of sub", "logout+jwt", func(c map[string]any) { c["Sub"] = c["sub"]; delete(c, "sub"); delete(c, "sid") }},
+		{"event member name upper-cased", "logout+jwt", func(c map[string]any) { c["events"] = map[string]any{strings.ToUpper(event): map[string]any{}} }},
+		{"event value null", "logout+jwt", func(c map[string]any) { c["events"] = map[string]any{event: nil} }},
+		{"event value a string", "logout+jwt", func(c map[string]any) { c["events"] = map[string]any{event: "logout"} }},
+		{"event value an array", "logout+jwt", func(c map[string]any) { c["events"] = map[string]any{event: []any{}} }},
+		{"events an array", "logout+jwt", func(c map[string]any) { c["events"] = []any{event} }},
+		{"events null", "logout+jwt", func(c map[string]any) { c["events"] = nil }},
+		{"typ at+jwt", "at+jwt", nil},
+		{"typ id_token+jwt", "id_token+jwt", nil},
+		{"typ application/at+jwt", "application/at+jwt", nil},
+		{"typ secevent+jwt", "secevent+jwt", nil},
+		{"typ text/jwt", "text/jwt", nil},
+		{"sub a number", "logout+jwt", func(c map[string]any) { c["sub"] = 42 }},
+		{"sid null", "logout+jwt", func(c map[string]any) { c["sid"] = nil }},
+		{"sid empty", "logout+jwt", func(c map[string]any) { c["sid"] = "" }},
+		{"aud a number beside the client", "logout+jwt", func(c map[string]any) { c["aud"] = []any{bcClient, 7} }},
+		{"aud an object", "logout+jwt", func(c map[string]any) { c["aud"] = map[string]any{bcClient: true} }},
+		{"iss with a trailing slash", "logout+jwt", func(c map[string]any) { c["iss"] = c["iss"].(string) + "/" }},
+		{"no exp", "logout+jwt", func(c map[string]any) { delete(c, "exp") }},
+		{"exp a string", "logout+jwt", func(c map[string]any) { c["exp"] = fmt.Sprint(c["exp"]) }},
+		{"iat null", "logout+jwt", func(c map[string]any) { c["iat"] = nil }},
+		{"nbf in the future", "logout+jwt", func(c map[string]any) { c["nbf"] = time.Now().Add(10 * time.Minute).Unix() }},
+		{"jti empty", "logout+jwt", func(c map[string]any) { c["jti"] = "" }},
+		{"jti a number", "logout+jwt", func(c map[string]any) { c["jti"] = 12345 }},
+		{"nonce null", "logout+jwt", func(c map[string]any) { c["nonce"] = nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newBCEnv(t, false)
+			c := e.claims()
+			if tt.change != nil {
+				tt.change(c)
+			}
+			tok, err := e.fake.Sign(c, tt.typ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			noteSecret(tok)
+			checkRefused(t, e.post(t, form(tok)))
+			if !e.allAlive(t) {
+				t.Error("a refused token ended a session")
+			}
+		})
+	}
+}
+
+// Every typ a logout token may carry, and the forms of its claims the
+// specification allows, are accepted.
+func TestBackChannelAcceptsLogoutTokenForms(t *testing.T) {
+	event := scalekittest.BackChannelLogoutEvent
+	oneSession := map[string]bool{"alice1": false, "alice2": true, "bob": true}
+	allOfAlice := map[string]bool{"alice1": false, "alice2": false, "bob": true}
+	tests := []struct {
+		name   string
+		typ    string
+		change func(c map[string]any)
+		alive  map[string]bool
+	}{
+		{"no typ", "", nil, oneSession},
+		{"typ JWT", "JWT", nil, oneSession},
+		{"typ logout+jwt", "logout+jwt", nil, oneSession},
+		{"typ application/logout+jwt", "application/logout+jwt", nil, oneSession},
+		{"typ Logout+JWT", "Logout+JWT", nil, oneSession},
+		{"typ application/jwt", "application/jwt", nil, oneSession},
+		{"aud a string", "logout+jwt", func(c map[string]any) { c["aud"] = bcClient }, oneSession},
+		{"aud among others", "logout+jwt", func(c map[string]any) { c["aud"] = []string{"skc_other", bcClient} }, oneSession},
+		{"event with members, beside another event", "logout+jwt", func(c map[string]any) {
+			c["events"] = map[string]any{event: map[string]any{"k": 1}, event + "/other": 1}
+		}, oneSession},
+		{"iat with a fraction", "logout+jwt", func(c map[string]any) { c["iat"] = float64(time.Now().UnixMilli()) / 1000 }, oneSession},
+		{"SID beside sub is no sid: all of sub's sessions", "logout+jwt", func(c map[string]any) { c["SID"] = c["sid"]; delete(c, "sid") }, allOfAlice},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newBCEnv(t, false)
+			c := e.claims()
+			if tt.change != nil {
+				tt.change(c)
+			}
+			tok, err := e.fake.Sign(c, tt.typ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			noteSecret(tok)
+			if resp := e.post(t, form(tok)); resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d, want 200", resp.StatusCode)
+			}
+			for name, want := range tt.alive {
+				if got := e.alive(t, name); got != want {
+					t.Errorf("%s alive = %v, want %v", name, got, want)
+				}
+			}
+		})
+	}
+}
+
+// A refused token gets the same fixed answer whatever was wrong with it, so
+// a forger learns nothing; the operator finds the reason in the log.
+func TestBackChannelRefusalSaysNoMore(t *testing.T) {
+	want := map[string]string{"error": "invalid_request", "error_description": "invalid logout token"}
+	tests := []struct {
+		name   string
+		token  func(t *testing.T, e *bcEnv) string
+		reason string
+	}{
+		{"wrong iss", func(t *testing.T, e *bcEnv) string { return e.signWith(t, "iss", "https://evil.example") }, "is not the issuer"},
+		{"forged with the known kid", func(t *testing.T, e *bcEnv) string { return forge(t, e.claims(), kidOf(e.sign(t, e.claims()))) }, "signature"},
+		{"typ at+jwt", func(t *testing.T, e *bcEnv) string { tok, _ := e.fake.Sign(e.claims(), "at+jwt"); return tok }, "typ"},
+		{"expired", func(t *testing.T, e *bcEnv) string {
+			c := e.claims()
+			c["iat"], c["exp"] = time.Now().Add(-10*time.Minute).Unix(), time.Now().Add(-5*time.Minute).Unix()
+			return e.sign(t, c)
+		}, "expired"},
+		{"event value a string", func(t *testing.T, e *bcEnv) string {
+			return e.signWith(t, "events", map[string]any{scalekittest.BackChannelLogoutEvent: "x"})
+		}, "not a JSON object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newBCEnv(t, false)
+			resp := e.post(t, form(tt.token(t, e)))
+			var got map[string]string
+			if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusBadRequest || !maps.Equal(got, want) {
+				t.Errorf("got %d %v, want 400 %v", resp.StatusCode, got, want)
+			}
+			if logs := e.logSink.String(); !strings.Contains(logs, "back-channel token refused") || !strings.Contains(logs, tt.reason) {
+				t.Errorf("log %q does not give the reason %q", logs, tt.reason)
+			}
+		})
+	}
+}
+
+// The keys decide which tokens end sessions: a discovery document that names
+// none, or names them over plain http to another host, is refused at start-up.
+func TestBackChannelKeysURIChecked(t *testing.T) {
+	for name, jwksURI := range map[string]string{"missing": "", "plain http": "http://idp.example/keys", "relative": "/keys"} {
+		t.Run(name, func(t *testing.T) {
+			var srv *httptest.Server
+			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				json.NewEncoder(w).Encode(map[string]string{"issuer": srv.URL, "jwks_uri": jwksURI})
+			}))
+			defer srv.Close()
+			_, err := logout.NewBackChannelHandler(context.Background(), logout.BackChannelConfig{Issuer: srv.URL, ClientID: bcClient, Store: newMiniStore(t)})
+			if err == nil || !strings.HasPrefix(err.Error(), "logout: back-channel: jwks_uri") {
+				t.Errorf("got %v, want a logout: back-channel: jwks_uri error", err)
+			}
+		})
+	}
+}
+
+// Keys the receiver cannot use (another type, another use, a kind the JOSE
+// library does not know, garbage) may sit beside the signing keys in the
+// provider's key set: they are skipped, not a reason to refuse the set.
+func TestBackChannelSkipsOtherKeys(t *testing.T) {
+	e := newBCEnv(t, false)
+	var front *httptest.Server
+	front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/keys" {
+			json.NewEncoder(w).Encode(map[string]string{"issuer": front.URL, "jwks_uri": front.URL + "/keys"})
+			return
+		}
+		resp, err := http.Get(e.fake.URL + "/keys")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer resp.Body.Close()
+		var set struct{ Keys []json.RawMessage }
+		json.NewDecoder(resp.Body).Decode(&set)
+		other := []string{
+			`{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uE9l5c8c","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","kid":"ec"}`,
+			`{"kty":"oct","k":"c2VjcmV0","kid":"hmac"}`, `{"kty":"AKP","alg":"ML-DSA-44","pub":"AAAA","kid":"pq"}`, `"not a key"`, `null`,
+		}
+		for _, k := range other {
+			set.Keys = append(set.Keys, json.RawMessage(k))
+		}
+		json.NewEncoder(w).Encode(set)
+	}))
+	defer front.Close()
+	bc, err := logout.NewBackChannelHandler(context.Background(), logout.BackChannelConfig{Issuer: front.URL, ClientID: bcClient, Store: e.store, Logger: newLogger(e.logSink)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.bc = bc
+	s := testSession()
+	s.Issuer, s.Subject, s.SessionID = front.URL, "usr_alice", "ses_1"
+	if e.tokens["front"], err = e.store.Save(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	c := e.claims()
+	c["iss"] = front.URL
+	if resp := e.post(t, form(e.sign(t, c))); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200", resp.StatusCode)
+	}
+	if e.alive(t, "front") {
+		t.Error("the session is alive after its logout token")
+	}
+}
+
+// BenchmarkBackChannelForgedToken is what a forged token with a known kid
+// costs the receiver: parsing, the claim checks and one RSA verification,
+// with no request to the provider.
+func BenchmarkBackChannelForgedToken(b *testing.B) {
+	e := newBCEnv(b, false)
+	fetches := &keyFetches{}
+	bc, err := logout.NewBackChannelHandler(context.Background(), logout.BackChannelConfig{
+		Issuer: e.fake.Issuer(), ClientID: bcClient, Store: e.store, Logger: slog.New(slog.DiscardHandler),
+		HTTPClient: &http.Client{Transport: fetches},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := form(forge(b, e.claims(), kidOf(e.sign(b, e.claims()))))
+	startup := fetches.n.Load()
+	b.ReportAllocs()
+	for b.Loop() {
+		r := httptest.NewRequest(http.MethodPost, "/backchannel-logout", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		rec := httptest.NewRecorder()
+		bc.ServeHTTP(rec, r)
+		if rec.Code != http.StatusBadRequest {
+			b.Fatalf("status %d, want 400", rec.Code)
+		}
+	}
+	if got := fetches.n.Load() - startup; got != 0 {
+		b.Errorf("key fetches: got %d, want 0", got)
+	}
 }

@@ -19,3 +19,14 @@ func SetCookieStoreClock(s SessionStore, now func() time.Time) {
 
 // SIDPointerKey is the key of the pointer from a provider session to its user.
 func SIDPointerKey(s *RedisStore, issuer, sid string) string { return s.sidPointer(issuer, sid) }
+
+// KeyRefetchInterval is the least time between two fetches of the issuer's
+// keys that logout tokens cause.
+const KeyRefetchInterval = keyRefetchInterval
+
+// SetBackChannelClock makes b read the time from now: for the iat, exp and
+// nbf checks, and for the interval between fetches of the issuer's keys. Set
+// it before b serves a request.
+func SetBackChannelClock(b *BackChannelHandler, now func() time.Time) {
+	b.now = now
+}

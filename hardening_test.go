@@ -407,8 +407,9 @@ func waitGoroutines(t *testing.T, before int) {
 	}
 }
 
-// A provider whose keys endpoint fails: the back-channel receiver refuses
-// every token it cannot verify, with 400, and ends nothing.
+// A provider whose keys endpoint fails: the back-channel receiver ends
+// nothing and answers 503, so that the provider retries; once the endpoint is
+// back and the refetch interval has passed, the retry is accepted.
 func TestBackChannelKeysDown(t *testing.T) {
 	e := newBCEnv(t, false)
 	var keysDown atomic.Bool
@@ -443,16 +444,37 @@ func TestBackChannelKeysDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clock := newFakeClock()
+	logout.SetBackChannelClock(bc, clock.Now)
+	s := testSession()
+	s.Issuer, s.Subject, s.SessionID = front.URL, "usr_alice", "ses_1"
+	session, err := e.store.Save(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tokens["front"] = session
 	c := e.claims()
 	c["iss"] = front.URL
 	tok := e.sign(t, c)
-	r := httptest.NewRequest(http.MethodPost, "/backchannel-logout", strings.NewReader(form(tok)))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	rec := httptest.NewRecorder()
-	bc.ServeHTTP(rec, r)
-	checkRefused(t, rec.Result())
-	if !e.alive(t, "alice1") {
-		t.Error("a token that could not be verified ended a session")
+	post := func() *http.Response {
+		r := httptest.NewRequest(http.MethodPost, "/backchannel-logout", strings.NewReader(form(tok)))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		rec := httptest.NewRecorder()
+		bc.ServeHTTP(rec, r)
+		return rec.Result()
+	}
+	checkUnavailable(t, post())
+	keysDown.Store(false)
+	checkUnavailable(t, post()) // too soon to fetch again
+	if !e.alive(t, "front") {
+		t.Fatal("a token that could not be verified ended a session")
+	}
+	clock.Advance(logout.KeyRefetchInterval)
+	if resp := post(); resp.StatusCode != http.StatusOK {
+		t.Fatalf("retry once the keys are back: status %d, want 200", resp.StatusCode)
+	}
+	if e.alive(t, "front") {
+		t.Error("the session is alive after the retried logout")
 	}
 }
 
