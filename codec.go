@@ -9,37 +9,75 @@ import (
 	"time"
 )
 
-// The binary form of a Session, shared by both stores before they encrypt it.
-// A version byte, the two times as varint Unix milliseconds, then each string
+// The binary form of a Session, shared by both stores before they encrypt it:
+// a format byte, the two times as varint Unix milliseconds, then each string
 // as a uvarint length and its bytes. It is smaller and several times faster
 // than JSON, which matters on the cookie store's every request.
-const sessionFormatV1 = 1
+//
+// Format 2 adds, after the strings, optional fields as (uvarint tag, uvarint
+// length, bytes), written only when set. A reader skips tags it does not
+// know, so later fields need no new format: instances of different versions
+// can serve the same users during a rolling deploy. Format 1 ends after the
+// strings; every reader reads it, and writing it is what lets instances that
+// read only format 1 keep working while the others are upgraded (see
+// Config.SessionFormat).
+const (
+	sessionFormat1 = 1
+	sessionFormat2 = 2
+
+	// latestSessionFormat is what sessions are written in by default.
+	latestSessionFormat = sessionFormat2
+)
+
+// The optional fields of format 2.
+const (
+	tagLastSeen          = 1 // varint Unix milliseconds
+	tagAccessTokenExpiry = 2 // varint Unix milliseconds
+)
 
 // errMalformed is what every decoder of untrusted bytes returns; stores turn
 // it into ErrNoSession, so garbage never becomes a 500.
 var errMalformed = errors.New("logout: malformed session")
 
-func encodeSession(s Session) []byte {
+// encodeSession writes s in the given format; format 1 leaves out what it
+// cannot hold (LastSeen, AccessTokenExpiry).
+func encodeSession(s Session, format byte) []byte {
 	strs := [...]string{s.Issuer, s.Subject, s.SessionID, s.Email, s.IDToken, s.AccessToken, s.RefreshToken}
-	n := 1 + 2*binary.MaxVarintLen64
+	n := 1 + 2*binary.MaxVarintLen64 + 2*(2+binary.MaxVarintLen64)
 	for _, v := range strs {
 		n += binary.MaxVarintLen64 + len(v)
 	}
 	b := make([]byte, 0, n)
-	b = append(b, sessionFormatV1)
+	b = append(b, format)
 	b = binary.AppendVarint(b, unixMilli(s.IssuedAt))
 	b = binary.AppendVarint(b, unixMilli(s.Expiry))
 	for _, v := range strs {
 		b = binary.AppendUvarint(b, uint64(len(v)))
 		b = append(b, v...)
 	}
+	if format >= sessionFormat2 {
+		b = appendTime(b, tagLastSeen, s.LastSeen)
+		b = appendTime(b, tagAccessTokenExpiry, s.AccessTokenExpiry)
+	}
 	return b
 }
 
+func appendTime(b []byte, tag uint64, t time.Time) []byte {
+	if t.IsZero() {
+		return b
+	}
+	var v [binary.MaxVarintLen64]byte
+	n := binary.PutVarint(v[:], t.UnixMilli())
+	b = binary.AppendUvarint(b, tag)
+	b = binary.AppendUvarint(b, uint64(n))
+	return append(b, v[:n]...)
+}
+
 func decodeSession(b []byte) (Session, error) {
-	if len(b) == 0 || b[0] != sessionFormatV1 {
+	if len(b) == 0 || (b[0] != sessionFormat1 && b[0] != sessionFormat2) {
 		return Session{}, errMalformed
 	}
+	format := b[0]
 	// One copy of the whole blob; the fields are substrings of it, which
 	// saves an allocation per field on every request.
 	d := decoder{b: string(b[1:])}
@@ -48,6 +86,21 @@ func decodeSession(b []byte) (Session, error) {
 	s.Expiry = fromUnixMilli(d.varint())
 	for _, p := range [...]*string{&s.Issuer, &s.Subject, &s.SessionID, &s.Email, &s.IDToken, &s.AccessToken, &s.RefreshToken} {
 		*p = d.string()
+	}
+	for format >= sessionFormat2 && !d.bad && len(d.b) > 0 {
+		tag := d.uvarint()
+		field := decoder{b: d.string()}
+		switch tag {
+		case tagLastSeen:
+			s.LastSeen = fromUnixMilli(field.varint())
+		case tagAccessTokenExpiry:
+			s.AccessTokenExpiry = fromUnixMilli(field.varint())
+		default:
+			continue // a field of a later version
+		}
+		if field.bad || len(field.b) != 0 {
+			return Session{}, errMalformed
+		}
 	}
 	if d.bad || len(d.b) != 0 {
 		return Session{}, errMalformed

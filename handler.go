@@ -110,10 +110,25 @@ type Config struct {
 	// send the browser through the provider's logout.
 	FailOnStoreError bool
 
-	// SessionLifetime is the lifetime StartSession gives a session that has
-	// no Expiry. Zero means 12 hours. With a [RevocableCookieStore] it may not
-	// exceed the RevocationList's Lifetime.
+	// SessionLifetime is the absolute timeout: the lifetime StartSession
+	// gives a session that has no Expiry, however often it is used. Zero
+	// means 12 hours. With a [RevocableCookieStore] it may not exceed the
+	// RevocationList's Lifetime.
 	SessionLifetime time.Duration
+	// IdleTimeout ends a session unused for this long (zero: never). Use is
+	// recorded by [Handler.Middleware] (and, with a [RedisStore], by
+	// [Handler.Session]) without extra round trips: RedisStore pushes the
+	// record's TTL with the same command that reads it; the cookie stores
+	// rewrite the cookie at most once per tenth of IdleTimeout, so a session
+	// may end up to a tenth early, never late. The store must be a
+	// [Renewer].
+	IdleTimeout time.Duration
+	// SessionFormat is the format sessions are written in: 2, the default,
+	// or 1, which every version of this package reads. Set it to 1 while a
+	// rolling upgrade from a version that reads only format 1 is under way,
+	// then remove it once every instance runs this one. Format 1 has no room
+	// for LastSeen, so a cookie store cannot enforce IdleTimeout with it.
+	SessionFormat int
 
 	// OnLogout, if set, is called after a logout request ended a session,
 	// with what the session held (to revoke a refresh token, say).
@@ -162,6 +177,7 @@ type Handler struct {
 	clearSiteData  bool
 	failClosed     bool
 	lifetime       time.Duration
+	idle           time.Duration
 	onLogout       func(*http.Request, Session)
 	onError        func(*http.Request, error)
 	log            *slog.Logger
@@ -181,6 +197,7 @@ func New(cfg Config) (*Handler, error) {
 		clearSiteData: cfg.ClearSiteData,
 		failClosed:    cfg.FailOnStoreError,
 		lifetime:      cmp.Or(cfg.SessionLifetime, 12*time.Hour),
+		idle:          cfg.IdleTimeout,
 		onLogout:      cfg.OnLogout,
 		onError:       cfg.OnError,
 		log:           cfg.Logger,
@@ -241,8 +258,21 @@ func New(cfg Config) (*Handler, error) {
 		}
 		h.clientID = cfg.ClientID
 	}
-	if b, ok := cfg.Store.(interface{ forCookie(string) SessionStore }); ok {
-		h.store = b.forCookie(h.jar.name)
+	format := cmp.Or(cfg.SessionFormat, latestSessionFormat)
+	if format != sessionFormat1 && format != sessionFormat2 {
+		return nil, fmt.Errorf("logout: Config.SessionFormat %d: want 1 or 2", cfg.SessionFormat)
+	}
+	if h.idle < 0 {
+		return nil, errors.New("logout: Config.IdleTimeout is negative")
+	}
+	if _, ok := cfg.Store.(Renewer); h.idle > 0 && !ok {
+		return nil, fmt.Errorf("logout: Config.IdleTimeout needs a store that implements Renewer; %T does not", cfg.Store)
+	}
+	if b, ok := cfg.Store.(bindable); ok {
+		if _, isRedis := cfg.Store.(*RedisStore); h.idle > 0 && format == sessionFormat1 && !isRedis {
+			return nil, errors.New("logout: a cookie store records idleness in the session, which Config.SessionFormat 1 has no room for")
+		}
+		h.store = b.bind(binding{cookie: h.jar.name, idle: h.idle, format: byte(format)})
 	}
 	if l, ok := cfg.Store.(interface{ maxLifetime() time.Duration }); ok && h.lifetime > l.maxLifetime() {
 		return nil, fmt.Errorf("logout: Config.SessionLifetime %v is longer than the RevocationList's Lifetime %v, which must outlive every session", h.lifetime, l.maxLifetime())
@@ -541,6 +571,9 @@ func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session
 	if s.Expiry.IsZero() {
 		s.Expiry = now.Add(h.lifetime)
 	}
+	if s.LastSeen.IsZero() {
+		s.LastSeen = now
+	}
 	token, err := h.store.Save(ctx, s)
 	if err != nil {
 		return err
@@ -549,14 +582,82 @@ func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session
 }
 
 // Session returns the session of the request's browser, or ErrNoSession.
+//
+// Below [Handler.Middleware] it returns what the middleware loaded, with no
+// store call. Otherwise it loads the session itself and, with an idle
+// timeout, renews it where that needs no response: a RedisStore pushes the
+// record's TTL in the same command. A cookie store cannot rewrite its cookie
+// without the response, so it only checks the idle timeout here: apps on a
+// cookie store with IdleTimeout use the middleware, or their users' sessions
+// end IdleTimeout after sign-in however busy they are.
 func (h *Handler) Session(r *http.Request) (Session, error) {
+	if l, ok := r.Context().Value(loadedKey{}).(*loaded); ok && l.h == h {
+		return l.s, l.err
+	}
 	token := h.jar.read(r).token
 	if token == "" {
 		return Session{}, ErrNoSession
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
+	if rn, ok := h.store.(Renewer); ok && h.idle > 0 {
+		s, _, err := rn.Renew(ctx, token, h.idle)
+		return s, err
+	}
 	return h.store.Load(ctx, token)
+}
+
+// Middleware loads the request's session once, renews it for the idle
+// timeout (writing the cookie again when the store gave a new token), and
+// hands it to next in the request's context, where [Handler.Session] and
+// [SessionFromContext] read it without another store call. A request without
+// a session, or whose session ended, passes through with ErrNoSession in the
+// context; a store failure passes through with its error, so next can tell
+// "signed out" from "cannot tell". It never answers the request itself.
+//
+// Wrap every route that reads the session; wrapping the logout endpoints too
+// does no harm.
+func (h *Handler) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l := &loaded{h: h, err: ErrNoSession}
+		if carried := h.jar.read(r); carried.token != "" {
+			ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+			var token string
+			if rn, ok := h.store.(Renewer); ok {
+				l.s, token, l.err = rn.Renew(ctx, carried.token, h.idle)
+			} else {
+				token = carried.token
+				l.s, l.err = h.store.Load(ctx, carried.token)
+			}
+			cancel()
+			if l.err == nil && token != carried.token {
+				if err := h.jar.write(w, carried, token, l.s.Expiry); err != nil {
+					l.s, l.err = Session{}, err
+				}
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), loadedKey{}, l)))
+	})
+}
+
+// SessionFromContext returns the session [Handler.Middleware] loaded for the
+// request ctx belongs to: ErrNoSession when there is none (or the middleware
+// did not run), the store's error when it failed.
+func SessionFromContext(ctx context.Context) (Session, error) {
+	if l, ok := ctx.Value(loadedKey{}).(*loaded); ok {
+		return l.s, l.err
+	}
+	return Session{}, ErrNoSession
+}
+
+type loadedKey struct{}
+
+// loaded is what the middleware found; h tells which Handler's session it is,
+// for apps that mount several.
+type loaded struct {
+	h   *Handler
+	s   Session
+	err error
 }
 
 // UpdateSession replaces the request's session with s, for example after a

@@ -40,8 +40,18 @@ type Session struct {
 	// IssuedAt is when the app session started. A back-channel logout ends
 	// sessions issued before it and leaves later sign-ins alone.
 	IssuedAt time.Time
-	// Expiry is when the app session ends, whatever the cookie says.
+	// Expiry is when the app session ends, whatever the cookie says and
+	// however recently it was used: its absolute timeout.
 	Expiry time.Time
+	// LastSeen is when the session was last recorded as used, for the idle
+	// timeout (Config.IdleTimeout). The cookie stores keep it in the seal;
+	// RedisStore keeps idleness in the record's TTL and sets LastSeen when
+	// it renews. Zero when nothing recorded it.
+	LastSeen time.Time
+	// AccessTokenExpiry is when AccessToken expires (from the token
+	// response's expires_in), so the app can refresh it in time. Zero if
+	// unknown.
+	AccessTokenExpiry time.Time
 }
 
 // SessionStore keeps sessions between requests. A store hands out an opaque
@@ -76,6 +86,45 @@ type SessionStore interface {
 	// that ends the session in that browser. Ending a session that is not
 	// there returns ErrNoSession, which callers treat as success.
 	End(ctx context.Context, token string) (Session, error)
+}
+
+// Renewer is a [SessionStore] that can end sessions left idle. The [Handler]
+// needs one for Config.IdleTimeout; [RedisStore], [CookieStore] and
+// [RevocableCookieStore] implement it. It is a separate interface so that a
+// store written for an earlier version keeps compiling.
+type Renewer interface {
+	// Renew loads the session the token names, as Load does, and records
+	// that it was used now, so that it lives another idle period. A session
+	// unused for idle is gone: ErrNoSession. It returns the token to use from
+	// now on: the same one, or a new one the Handler writes to the cookie (a
+	// store may rewrite only now and then, to spare most responses a
+	// cookie). Renewal never extends a session past its Expiry and never
+	// brings back a session that was ended.
+	Renew(ctx context.Context, token string, idle time.Duration) (s Session, newToken string, err error)
+}
+
+// binding is what a Handler tells the store it was given: the session
+// cookie's name (the cookie stores bind their seals to it), the idle timeout,
+// and the format to write sessions in. The Handler keeps the bound copy.
+type binding struct {
+	cookie string
+	idle   time.Duration
+	format byte
+}
+
+// bindable is a store of this package.
+type bindable interface {
+	bind(binding) SessionStore
+}
+
+// idleSince reports whether a session last used at last (or, when that is
+// zero, begun at start) has been idle for idle or longer at now.
+func idleSince(s Session, idle time.Duration, now time.Time) bool {
+	last := s.LastSeen
+	if last.IsZero() {
+		last = s.IssuedAt
+	}
+	return idle > 0 && !last.IsZero() && !now.Before(last.Add(idle))
 }
 
 // Revoker ends sessions by the provider's identifiers, on every instance at

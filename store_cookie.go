@@ -1,6 +1,7 @@
 package logout
 
 import (
+	"cmp"
 	"context"
 	"crypto/cipher"
 	"crypto/rand"
@@ -76,9 +77,20 @@ func (c *CookieStore) End(_ context.Context, token string) (Session, error) {
 	return s, err
 }
 
-func (c *CookieStore) forCookie(name string) SessionStore {
+// Renew opens the session and, with an idle timeout, records its use in a
+// new seal when the last record is more than a tenth of idle old; otherwise
+// it returns the same token and the response needs no cookie.
+func (c *CookieStore) Renew(_ context.Context, token string, idle time.Duration) (Session, string, error) {
+	s, handle, err := c.openIdle(token, idle)
+	if err != nil {
+		return Session{}, "", err
+	}
+	return c.renew(s, handle, token, idle)
+}
+
+func (c *CookieStore) bind(b binding) SessionStore {
 	cp := *c
-	cp.aad = cookieAAD(name)
+	cp.sealer = cp.sealer.bound(b)
 	return &cp
 }
 
@@ -188,9 +200,23 @@ func (c *RevocableCookieStore) EndSubject(ctx context.Context, issuer, subject s
 	return 0, c.list.revoke(ctx, "sub", issuer, subject, before)
 }
 
-func (c *RevocableCookieStore) forCookie(name string) SessionStore {
+// Renew opens the session, checks that it was not ended, and records its use
+// as [CookieStore.Renew] does. The new seal keeps the handle, so ending the
+// session ends every cookie it ever had.
+func (c *RevocableCookieStore) Renew(ctx context.Context, token string, idle time.Duration) (Session, string, error) {
+	s, handle, err := c.openIdle(token, idle)
+	if err != nil {
+		return Session{}, "", err
+	}
+	if err := c.checkRevoked(ctx, handle, s); err != nil {
+		return Session{}, "", err
+	}
+	return c.renew(s, handle, token, idle)
+}
+
+func (c *RevocableCookieStore) bind(b binding) SessionStore {
 	cp := *c
-	cp.aad = cookieAAD(name)
+	cp.sealer = cp.sealer.bound(b)
 	return &cp
 }
 
@@ -243,9 +269,51 @@ func sameSession(old, s Session) error {
 
 // sealer seals sessions into cookie values and opens them.
 type sealer struct {
-	aeads []cipher.AEAD // aeads[0] seals; all of them open
-	aad   []byte
-	now   func() time.Time // nil means time.Now
+	aeads  []cipher.AEAD // aeads[0] seals; all of them open
+	aad    []byte
+	idle   time.Duration    // the Handler's idle timeout, once bound
+	format byte             // the format to write; 0 means the latest
+	now    func() time.Time // nil means time.Now
+}
+
+func (c sealer) bound(b binding) sealer {
+	c.aad = cookieAAD(b.cookie)
+	c.idle = b.idle
+	c.format = b.format
+	return c
+}
+
+// renewEvery is the fraction of the idle timeout after which a use is
+// recorded in a new seal. Between records no cookie is written, so a session
+// ends at most a tenth of the idle timeout early, never late.
+const renewEvery = 10
+
+// openIdle opens the token and refuses a session idle for idle or longer.
+func (c *sealer) openIdle(token string, idle time.Duration) (Session, []byte, error) {
+	s, handle, err := c.open(token)
+	if err == nil && idleSince(s, idle, c.clock()) {
+		return Session{}, nil, ErrNoSession
+	}
+	return s, handle, err
+}
+
+// renew records a use of s at now in a new seal, if the last record is old
+// enough to be worth a cookie.
+func (c *sealer) renew(s Session, handle []byte, token string, idle time.Duration) (Session, string, error) {
+	now := c.clock()
+	last := s.LastSeen
+	if last.IsZero() {
+		last = s.IssuedAt
+	}
+	if idle <= 0 || now.Sub(last) < idle/renewEvery {
+		return s, token, nil
+	}
+	s.LastSeen = now.Truncate(time.Millisecond)
+	newToken, err := c.seal(handle, s)
+	if err != nil {
+		return Session{}, "", err
+	}
+	return s, newToken, nil
 }
 
 func newSealer(keys [][]byte) (sealer, error) {
@@ -284,7 +352,7 @@ func (c *sealer) seal(handle []byte, s Session) (string, error) {
 	if !s.Expiry.After(c.clock()) {
 		return "", fmt.Errorf("logout: session expiry %v is not in the future", s.Expiry)
 	}
-	plain := append(handle[:handleLen:handleLen], encodeSession(s)...)
+	plain := append(handle[:handleLen:handleLen], encodeSession(s, cmp.Or(c.format, latestSessionFormat))...)
 	sealed := c.aeads[0].Seal(nil, nil, plain, c.aad)
 	if n := base64.RawURLEncoding.EncodedLen(len(sealed)); n > maxCookieTokenLen {
 		return "", fmt.Errorf("logout: sealed session is %d bytes, over the cookie store's limit of %d; keep fewer or smaller tokens in it, or use RedisStore", n, maxCookieTokenLen)
@@ -309,7 +377,7 @@ func (c *sealer) open(token string) (Session, []byte, error) {
 			return Session{}, nil, ErrNoSession
 		}
 		s, err := decodeSession(plain[handleLen:])
-		if err != nil || !s.Expiry.After(c.clock()) {
+		if now := c.clock(); err != nil || !s.Expiry.After(now) || idleSince(s, c.idle, now) {
 			return Session{}, nil, ErrNoSession
 		}
 		return s, plain[:handleLen], nil

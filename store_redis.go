@@ -53,6 +53,8 @@ import (
 type RedisStore struct {
 	rdb     redis.UniversalClient
 	cluster bool
+	idle    time.Duration    // the Handler's idle timeout, once bound
+	format  byte             // the format to write; 0 means the latest
 	now     func() time.Time // nil means time.Now
 
 	// KeyPrefix starts every key the store writes. NewRedisStore sets it
@@ -93,9 +95,9 @@ type redisRef struct {
 
 // Save stores a new session under a fresh random ID.
 func (r *RedisStore) Save(ctx context.Context, s Session) (string, error) {
-	ttl := s.Expiry.Sub(r.clock())
-	if ttl < time.Millisecond {
-		return "", fmt.Errorf("logout: session expiry %v is not in the future", s.Expiry)
+	ttl, life, err := r.ttls(s)
+	if err != nil {
+		return "", err
 	}
 	raw := make([]byte, rawToken)
 	rand.Read(raw[:idLen+keyLen])
@@ -103,12 +105,12 @@ func (r *RedisStore) Save(ctx context.Context, s Session) (string, error) {
 	token := base64.RawURLEncoding.EncodeToString(raw)
 	ref := r.ref(raw)
 
-	blob, err := seal(ref, s)
+	blob, err := r.seal(ref, s)
 	if err != nil {
 		return "", err
 	}
 	keys := []string{ref.session, ref.index}
-	args := []any{blob, ttl.Milliseconds(), ref.field, indexEntry(s), unixMilli(r.clock()), strings.TrimSuffix(ref.session, ref.field)}
+	args := []any{blob, ttl.Milliseconds(), ref.field, indexEntry(s), unixMilli(r.clock()), strings.TrimSuffix(ref.session, ref.field), life.Milliseconds()}
 	if s.SessionID == "" {
 		_, err = within(ctx, func() (any, error) { return saveScript.Run(ctx, r.rdb, keys, args...).Result() })
 	} else if ptr := r.sidPointer(s.Issuer, s.SessionID); !r.cluster {
@@ -122,7 +124,7 @@ func (r *RedisStore) Save(ctx context.Context, s Session) (string, error) {
 		_, err = within(ctx, func() ([]redis.Cmder, error) {
 			return r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				saveScript.Eval(ctx, p, keys, args...)
-				p.Eval(ctx, pointerScript, []string{ptr}, ref.tag, ttl.Milliseconds())
+				p.Eval(ctx, pointerScript, []string{ptr}, ref.tag, life.Milliseconds())
 				return nil
 			})
 		})
@@ -149,6 +151,34 @@ func (r *RedisStore) Load(ctx context.Context, token string) (Session, error) {
 	return r.open(ref, blob)
 }
 
+// Renew loads the session and pushes its idle expiry, in one command:
+// GETEX, which touches nothing when the session is gone, so a renewal racing
+// a logout can never bring it back. The token stays the same. The record may
+// outlive Expiry by up to idle, but never opens after it.
+func (r *RedisStore) Renew(ctx context.Context, token string, idle time.Duration) (Session, string, error) {
+	if idle <= 0 {
+		s, err := r.Load(ctx, token)
+		return s, token, err
+	}
+	ref, ok := r.parse(token)
+	if !ok {
+		return Session{}, "", ErrNoSession
+	}
+	blob, err := within(ctx, func() ([]byte, error) { return r.rdb.GetEx(ctx, ref.session, idle).Bytes() })
+	if errors.Is(err, redis.Nil) {
+		return Session{}, "", ErrNoSession
+	}
+	if err != nil {
+		return Session{}, "", fmt.Errorf("logout: redis renew: %w", err)
+	}
+	s, err := r.open(ref, blob)
+	if err != nil {
+		return Session{}, "", err
+	}
+	s.LastSeen = r.clock().Truncate(time.Millisecond)
+	return s, token, nil
+}
+
 // Update rewrites the session only while it still exists, in one script, so a
 // refresh racing a logout can never bring the session back. The token stays
 // the same, and the sid pointer is kept alive as long as the session. The
@@ -161,16 +191,16 @@ func (r *RedisStore) Update(ctx context.Context, token string, s Session) (strin
 	if ref.tag != hex.EncodeToString(userTag(s.Issuer, s.Subject)) {
 		return "", errChangedSession
 	}
-	ttl := s.Expiry.Sub(r.clock())
-	if ttl < time.Millisecond {
-		return "", fmt.Errorf("logout: session expiry %v is not in the future", s.Expiry)
+	ttl, life, err := r.ttls(s)
+	if err != nil {
+		return "", err
 	}
-	blob, err := seal(ref, s)
+	blob, err := r.seal(ref, s)
 	if err != nil {
 		return "", err
 	}
 	keys := []string{ref.session, ref.index}
-	args := []any{blob, ttl.Milliseconds(), ref.field, indexEntry(s)}
+	args := []any{blob, ttl.Milliseconds(), ref.field, indexEntry(s), life.Milliseconds()}
 	var n int
 	if s.SessionID == "" {
 		n, err = within(ctx, func() (int, error) { return updateScript.Run(ctx, r.rdb, keys, args...).Int() })
@@ -183,7 +213,7 @@ func (r *RedisStore) Update(ctx context.Context, token string, s Session) (strin
 		_, err = within(ctx, func() ([]redis.Cmder, error) {
 			return r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				update = updateScript.Eval(ctx, p, keys, args...)
-				p.Eval(ctx, pointerScript, []string{ptr}, ref.tag, ttl.Milliseconds())
+				p.Eval(ctx, pointerScript, []string{ptr}, ref.tag, life.Milliseconds())
 				return nil
 			})
 		})
@@ -278,6 +308,27 @@ func (r *RedisStore) endIndexed(ctx context.Context, tag, sid string, beforeMs i
 	return 0, fmt.Errorf("logout: redis end sessions: %w", err)
 }
 
+// ttls gives a session record's TTL, which an idle timeout shortens, and the
+// session's whole remaining life, which the index and sid pointer keep.
+func (r *RedisStore) ttls(s Session) (ttl, life time.Duration, err error) {
+	life = s.Expiry.Sub(r.clock())
+	if life < time.Millisecond {
+		return 0, 0, fmt.Errorf("logout: session expiry %v is not in the future", s.Expiry)
+	}
+	ttl = life
+	if r.idle > 0 {
+		ttl = min(life, r.idle)
+	}
+	return ttl, life, nil
+}
+
+func (r *RedisStore) bind(b binding) SessionStore {
+	cp := *r
+	cp.idle = b.idle
+	cp.format = b.format
+	return &cp
+}
+
 func (r *RedisStore) durability() durability {
 	return durability{replicas: r.WaitReplicas, timeout: r.WaitTimeout}
 }
@@ -355,12 +406,12 @@ func (r *RedisStore) clock() time.Time {
 	return time.Now()
 }
 
-func seal(ref redisRef, s Session) ([]byte, error) {
+func (r *RedisStore) seal(ref redisRef, s Session) ([]byte, error) {
 	aead, err := newAEAD(ref.key)
 	if err != nil {
 		return nil, err
 	}
-	return aead.Seal(nil, nil, encodeSession(s), []byte(ref.session)), nil
+	return aead.Seal(nil, nil, encodeSession(s, cmp.Or(r.format, latestSessionFormat)), []byte(ref.session)), nil
 }
 
 // userTag is the hash tag shared by all keys of one user. It is derived from
@@ -472,7 +523,9 @@ func hashKey(s string) string {
 // (ended by a logout, or expired), so cleanup costs the same however many
 // sessions a user piles up, and dead entries cannot accumulate. The index
 // lives as long as its longest session. The session keys share the index's
-// hash tag: ARGV[6] is their common prefix.
+// hash tag: ARGV[6] is their common prefix. The index lives as long as the
+// longest session's whole life (ARGV[7]), however an idle timeout shortens
+// the records' TTLs.
 const pruneIndex = `
 local now = tonumber(ARGV[5])
 local sample = redis.call('HRANDFIELD', KEYS[2], 32, 'WITHVALUES')
@@ -482,8 +535,8 @@ for i = 1, #sample, 2 do
     redis.call('HDEL', KEYS[2], sample[i])
   end
 end
-if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[7]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[7])
 end
 `
 
@@ -501,7 +554,7 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 ` + pruneIndex + `
 if KEYS[3] then
-` + fmt.Sprintf(setPointer, "KEYS[3]", "ARGV[7]", "ARGV[2]") + `
+` + fmt.Sprintf(setPointer, "KEYS[3]", "ARGV[8]", "ARGV[7]") + `
 end
 return 1
 `)
@@ -530,11 +583,11 @@ if cur then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[5]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
 end
 if KEYS[3] then
-` + fmt.Sprintf(setPointer, "KEYS[3]", "ARGV[5]", "ARGV[2]") + `
+` + fmt.Sprintf(setPointer, "KEYS[3]", "ARGV[6]", "ARGV[5]") + `
 end
 return 1
 `)
