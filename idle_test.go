@@ -364,9 +364,15 @@ func TestIdleTimeoutConfig(t *testing.T) {
 // user's own store written against SessionStore alone would.
 type plainStore struct{ s logout.SessionStore }
 
-func (p plainStore) Save(ctx context.Context, s logout.Session) (string, error) { return p.s.Save(ctx, s) }
-func (p plainStore) Load(ctx context.Context, t string) (logout.Session, error) { return p.s.Load(ctx, t) }
+func (p plainStore) Save(ctx context.Context, s logout.Session) (string, error) {
+	return p.s.Save(ctx, s)
+}
+func (p plainStore) Load(ctx context.Context, t string) (logout.Session, error) {
+	return p.s.Load(ctx, t)
+}
 func (p plainStore) Update(ctx context.Context, t string, s logout.Session) (string, error) {
 	return p.s.Update(ctx, t, s)
 }
-func (p plainStore) End(ctx context.Context, t string) (logout.Session, error) { return p.s.End(ctx, t) }
+func (p plainStore) End(ctx context.Context, t string) (logout.Session, error) {
+	return p.s.End(ctx, t)
+}
