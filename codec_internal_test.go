@@ -51,3 +51,28 @@ func TestUvarintMatchesStd(t *testing.T) {
 		}
 	}
 }
+
+// A reader of format 2 skips the optional fields it does not know, so a
+// later version may add some without breaking instances still running this
+// one; a field it knows must be well formed.
+func TestSessionFormatSkipsUnknownFields(t *testing.T) {
+	s := Session{Subject: "usr_1", Expiry: time.UnixMilli(2e12), LastSeen: time.UnixMilli(1e12)}
+	b := encodeSession(s, sessionFormat2)
+	b = binary.AppendUvarint(b, 99) // a field of a later version
+	b = binary.AppendUvarint(b, 3)
+	b = append(b, "abc"...)
+	got, err := decodeSession(b)
+	if err != nil || got.LastSeen != s.LastSeen.UTC() || got.Subject != s.Subject {
+		t.Errorf("with an unknown field: %+v, %v", got, err)
+	}
+	bad := encodeSession(Session{}, sessionFormat2)
+	bad = binary.AppendUvarint(bad, tagLastSeen)
+	bad = binary.AppendUvarint(bad, 2)
+	bad = append(bad, 0xff, 0xff) // not a varint
+	if _, err := decodeSession(bad); err == nil {
+		t.Error("a malformed known field was accepted")
+	}
+	if one := encodeSession(s, sessionFormat1); one[0] != 1 || len(one) >= len(encodeSession(s, sessionFormat2)) {
+		t.Errorf("format 1 of a session with LastSeen: % x", one)
+	}
+}

@@ -1,6 +1,9 @@
 package logout
 
-import "time"
+import (
+	"encoding/base64"
+	"time"
+)
 
 // Tests move the stores' clocks with these; nothing outside the tests can.
 
@@ -29,4 +32,19 @@ const KeyRefetchInterval = keyRefetchInterval
 // it before b serves a request.
 func SetBackChannelClock(b *BackChannelHandler, now func() time.Time) {
 	b.now = now
+}
+
+// SessionFormatOf opens a sealed cookie value of store bound to the cookie
+// name and returns the format byte of the session inside.
+func SessionFormatOf(t interface{ Fatal(...any) }, store *CookieStore, cookie, token string) byte {
+	c := store.bind(binding{cookie: cookie}).(*CookieStore)
+	sealed, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := c.aeads[0].Open(nil, nil, sealed, c.aad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plain[handleLen]
 }
