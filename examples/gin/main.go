@@ -5,7 +5,9 @@ package main
 import (
 	"crypto/rand"
 	"log"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -13,13 +15,16 @@ import (
 )
 
 // newRouter mounts h at POST /logout, like any other route; gin.WrapH hands
-// the request to the handler untouched.
+// the request to the handler untouched. Every route runs behind the
+// handler's middleware, which loads the session once and renews it for the
+// idle timeout.
 func newRouter(h *logout.Handler) *gin.Engine {
 	r := gin.New()
+	r.Use(sessions(h))
 	r.POST("/logout", gin.WrapH(h))
 	r.GET("/logout", gin.WrapH(h)) // answered 405 unless Config.AllowGET
 	r.GET("/me", func(c *gin.Context) {
-		s, err := h.Session(c.Request)
+		s, err := logout.SessionFromContext(c.Request.Context())
 		if err != nil {
 			c.String(401, "signed out")
 			return
@@ -27,6 +32,17 @@ func newRouter(h *logout.Handler) *gin.Engine {
 		c.String(200, s.Email)
 	})
 	return r
+}
+
+// sessions turns the handler's net/http middleware into a Gin one: the rest
+// of the chain runs inside it, on the request it hands down.
+func sessions(h *logout.Handler) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		h.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c.Request = r
+			c.Next()
+		})).ServeHTTP(c.Writer, c.Request)
+	}
 }
 
 func main() {
@@ -42,6 +58,7 @@ func main() {
 		ClientID:              os.Getenv("SCALEKIT_CLIENT_ID"),
 		PostLogoutRedirectURI: "http://localhost:8080/logged-out",
 		Cookie:                logout.CookieConfig{InsecureHTTP: true},
+		IdleTimeout:           15 * time.Minute,
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -19,6 +19,7 @@ func TestLogoutThroughGin(t *testing.T) {
 		Store:                 store,
 		EndSessionEndpoint:    "https://acme.scalekit.dev/oidc/logout",
 		PostLogoutRedirectURI: "https://app.example.com/logged-out",
+		IdleTimeout:           15 * time.Minute,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +32,16 @@ func TestLogoutThroughGin(t *testing.T) {
 	})
 	cookie := rec.Result().Cookies()[0]
 
-	req := httptest.NewRequest(http.MethodPost, "https://app.example.com/logout", nil)
+	// The middleware hands the session to Gin's handlers.
+	req := httptest.NewRequest(http.MethodGet, "https://app.example.com/me", nil)
+	req.AddCookie(cookie)
+	rec = httptest.NewRecorder()
+	router.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK || rec.Body.String() != "ada@example.com" {
+		t.Fatalf("/me: %d %q, want 200 and the email", rec.Code, rec.Body.String())
+	}
+
+	req = httptest.NewRequest(http.MethodPost, "https://app.example.com/logout", nil)
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
 	req.AddCookie(cookie)
 	rec = httptest.NewRecorder()
@@ -59,5 +69,11 @@ func TestLogoutThroughGin(t *testing.T) {
 	router.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/logout", nil))
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Errorf("GET through Gin: status %d, want 405", rec.Code)
+	}
+
+	rec = httptest.NewRecorder()
+	router.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/me", nil))
+	if rec.Code != http.StatusUnauthorized {
+		t.Errorf("/me without a session: status %d, want 401", rec.Code)
 	}
 }
