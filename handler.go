@@ -82,6 +82,12 @@ type Config struct {
 	// choose with its return_to parameter. Matching is exact; anything else
 	// is refused with 400.
 	AllowedPostLogoutRedirectURIs []string
+	// SkipScalekitURIRules turns off the checks, at start-up, of the rules
+	// Scalekit sets for post-logout redirect URIs (at most 256 characters, no
+	// query string, no fragment), for providers that allow more. A URI
+	// Scalekit would refuse fails every logout at its end-session page, so
+	// New refuses it first.
+	SkipScalekitURIRules bool
 
 	// Cookie sets the session cookie's attributes.
 	Cookie CookieConfig
@@ -231,13 +237,13 @@ func New(cfg Config) (*Handler, error) {
 	u.RawQuery = ""
 	h.endSession = u.String()
 
-	if _, err := checkURL("Config.PostLogoutRedirectURI", cfg.PostLogoutRedirectURI); err != nil {
+	if err := checkPostLogoutURI("Config.PostLogoutRedirectURI", cfg.PostLogoutRedirectURI, cfg.SkipScalekitURIRules); err != nil {
 		return nil, err
 	}
 	h.postLogout = cfg.PostLogoutRedirectURI
 	h.allowed = append(h.allowed, cfg.PostLogoutRedirectURI)
 	for _, a := range cfg.AllowedPostLogoutRedirectURIs {
-		if _, err := checkURL("Config.AllowedPostLogoutRedirectURIs", a); err != nil {
+		if err := checkPostLogoutURI("Config.AllowedPostLogoutRedirectURIs", a, cfg.SkipScalekitURIRules); err != nil {
 			return nil, err
 		}
 		h.allowed = append(h.allowed, a)
@@ -458,6 +464,22 @@ func (h *Handler) checkRequest(w http.ResponseWriter, r *http.Request) error {
 		http.Error(w, "logout: cross-origin logout refused", http.StatusForbidden)
 	}
 	return err
+}
+
+// checkPostLogoutURI applies checkURL and, unless skipped, the rules Scalekit
+// sets for a post-logout redirect URI, each named in its error.
+func checkPostLogoutURI(field, raw string, skipScalekit bool) error {
+	u, err := checkURL(field, raw)
+	if err != nil || skipScalekit {
+		return err
+	}
+	switch {
+	case len(raw) > 256:
+		return fmt.Errorf("logout: %s is %d characters; Scalekit accepts at most 256 (set SkipScalekitURIRules for other providers)", field, len(raw))
+	case u.RawQuery != "" || u.ForceQuery:
+		return fmt.Errorf("logout: %s %q has a query string, which Scalekit refuses in a post-logout redirect URI (set SkipScalekitURIRules for other providers)", field, raw)
+	}
+	return nil
 }
 
 // checkGETOrigin applies CrossOriginProtection's rule to a GET, which it never

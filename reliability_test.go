@@ -407,3 +407,36 @@ func TestSessionWithoutIDToken(t *testing.T) {
 		t.Errorf("Location %q, want the bare end-session endpoint", loc)
 	}
 }
+
+// New refuses, naming the rule, a post-logout URI Scalekit would refuse at
+// every logout; the opt-out lets other providers' URIs through.
+func TestScalekitPostLogoutRules(t *testing.T) {
+	long := testAppOrigin + "/" + strings.Repeat("a", 250)
+	tests := []struct {
+		name, uri, rule string
+	}{
+		{"relative", "/logged-out", "absolute"},
+		{"query", testPostLogout + "?from=logout", "query"},
+		{"empty query", testPostLogout + "?", "query"},
+		{"fragment", testPostLogout + "#bye", "fragment"},
+		{"over 256 characters", long, "256"},
+	}
+	for _, tt := range tests {
+		for _, allowed := range []bool{false, true} {
+			cfg := logout.Config{Store: newCookieStore(t), EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: tt.uri}
+			if allowed {
+				cfg.PostLogoutRedirectURI = testPostLogout
+				cfg.AllowedPostLogoutRedirectURIs = []string{tt.uri}
+			}
+			_, err := logout.New(cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.rule) {
+				t.Errorf("%s (allowed list %v): %v, want an error naming %q", tt.name, allowed, err, tt.rule)
+			}
+			cfg.SkipScalekitURIRules = true
+			_, err = logout.New(cfg)
+			if wantOK := tt.rule == "query" || tt.rule == "256"; wantOK != (err == nil) {
+				t.Errorf("%s with SkipScalekitURIRules: %v", tt.name, err)
+			}
+		}
+	}
+}
