@@ -115,7 +115,8 @@ type Config struct {
 	HTTPClient *http.Client
 
 	// Now is the environment's clock, for tests that move time to expire
-	// sessions and tokens. Nil means time.Now.
+	// sessions and tokens. It is called from the server's goroutines, so it
+	// must be safe for concurrent use. Nil means time.Now.
 	Now func() time.Time
 }
 
