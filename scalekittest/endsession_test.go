@@ -31,7 +31,8 @@ func TestEndSessionRules(t *testing.T) {
 	defer other.Close()
 	foreign, _ := other.Sign(map[string]any{"iss": other.URL, "sub": "usr_1", "aud": []string{"skc_1"}, "exp": time.Now().Add(time.Hour).Unix()}, "JWT")
 
-	const hint = "HINT" // replaced by the signed-in session's ID token
+	const hint = "HINT"       // replaced by the signed-in session's ID token
+	const expired = "EXPIRED" // replaced by an expired ID token of that session
 	tests := []struct {
 		name   string
 		params url.Values
@@ -40,6 +41,7 @@ func TestEndSessionRules(t *testing.T) {
 		{"hint and registered URI", url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {postLogout}, "state": {"s1"}}, http.StatusFound},
 		{"hint, matching client_id", url.Values{"id_token_hint": {hint}, "client_id": {"skc_1"}, "post_logout_redirect_uri": {postLogout}}, http.StatusFound},
 		{"hint alone", url.Values{"id_token_hint": {hint}}, http.StatusOK},
+		{"expired hint of a live session", url.Values{"id_token_hint": {expired}, "post_logout_redirect_uri": {postLogout}}, http.StatusFound},
 		{"bare request", url.Values{}, http.StatusOK},
 		{"unregistered URI", url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://evil.example/"}}, http.StatusBadRequest},
 		{"relative URI", url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"/logged-out"}}, http.StatusBadRequest},
@@ -60,8 +62,17 @@ func TestEndSessionRules(t *testing.T) {
 			for k, v := range tt.params {
 				q[k] = v
 			}
-			if q.Get("id_token_hint") == hint {
+			switch q.Get("id_token_hint") {
+			case hint:
 				q.Set("id_token_hint", tok.IDToken)
+			case expired:
+				claims := claimsOf(t, tok.IDToken)
+				claims["iat"], claims["exp"] = time.Now().Add(-2*time.Hour).Unix(), time.Now().Add(-time.Hour).Unix()
+				old, err := s.Sign(claims, "JWT")
+				if err != nil {
+					t.Fatal(err)
+				}
+				q.Set("id_token_hint", old)
 			}
 			before := len(s.ActiveSessions(user.ID))
 			resp := logout(t, s, c, q)

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"math/big"
@@ -86,6 +87,8 @@ func title(s string) string {
 	r[0] = unicode.ToUpper(r[0])
 	return string(r)
 }
+
+var errBadPageToken = errors.New("bad page token")
 
 // Page tokens are opaque to clients; here they hold an offset.
 func encodePageToken(offset int) string {

@@ -20,8 +20,12 @@ import (
 type DeliveryKind string
 
 const (
+	// BackChannelDelivery is an OpenID Connect back-channel logout token,
+	// POSTed as a form to a client's back-channel logout URI.
 	BackChannelDelivery DeliveryKind = "back-channel"
-	WebhookDelivery     DeliveryKind = "webhook"
+	// WebhookDelivery is a Standard Webhooks event, POSTed as JSON to a
+	// webhook URL.
+	WebhookDelivery DeliveryKind = "webhook"
 )
 
 // WebhookLogoutEvent is the type of the webhook event sent when a session

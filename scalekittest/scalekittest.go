@@ -10,6 +10,10 @@
 // back-channel logout tokens and Standard Webhooks `user.logout` events, and
 // idle and absolute session timeouts.
 //
+// Its sign-in form takes any email address; an authorization request with a
+// login_hint skips the form and signs that address in, a shortcut for tests.
+// [NewBrowser] and [Server.SignIn] drive the form as a user would.
+//
 // It keeps its own session in its own HttpOnly cookie, as Scalekit does, so a
 // test can see the three-layer logout for real: a second authorization while
 // the cookie lives returns at once without the sign-in form, and only a
@@ -141,7 +145,9 @@ const (
 
 // Client is an application registered with the environment.
 type Client struct {
-	ID     string
+	ID string
+	// Secret authenticates the client at /oauth/token; a client without
+	// one cannot use the token endpoint.
 	Secret string
 	// RedirectURIs are the exact callback URLs the client may use.
 	RedirectURIs []string

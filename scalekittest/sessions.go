@@ -1,7 +1,6 @@
 package scalekittest
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -53,7 +52,7 @@ func (s *Server) Session(sessionID string) (Session, error) {
 	defer s.mu.Unlock()
 	ses := s.sessions[sessionID]
 	if ses == nil {
-		return Session{}, fmt.Errorf("session %s: %w", sessionID, ErrNotFound)
+		return Session{}, fmt.Errorf("%w: session %s", ErrNotFound, sessionID)
 	}
 	s.applyPolicy(ses)
 	return s.snapshot(ses), nil
@@ -100,7 +99,7 @@ func (s *Server) ExpireSession(sessionID string) (Session, error) {
 	ses := s.sessions[sessionID]
 	if ses == nil {
 		s.mu.Unlock()
-		return Session{}, fmt.Errorf("session %s: %w", sessionID, ErrNotFound)
+		return Session{}, fmt.Errorf("%w: session %s", ErrNotFound, sessionID)
 	}
 	s.applyPolicy(ses)
 	if ses.status != StatusActive {
@@ -376,5 +375,3 @@ func (s *Server) userSessionPage(q sessionQuery) (sessionPage, *apiError) {
 	}
 	return page, nil
 }
-
-var errBadPageToken = errors.New("bad page token")
