@@ -1,11 +1,17 @@
 package scalekittest
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
+	"math/big"
 	"net/http"
-	"net/url"
+	"strconv"
+	"strings"
+	"unicode"
 )
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -24,9 +30,86 @@ func errorPage(w http.ResponseWriter, msg string) {
 	fmt.Fprintf(w, "<!doctype html><title>Error</title><h1>Something went wrong</h1><p id=error>%s</p>", html.EscapeString(msg))
 }
 
-func htmlEscape(s string) string             { return html.EscapeString(s) }
-func queryEscape(s string) string            { return url.QueryEscape(s) }
-func urlValues(s string) (url.Values, error) { return url.ParseQuery(s) }
+func htmlEscape(s string) string { return html.EscapeString(s) }
+
+// newID returns prefix followed by 18 digits, the form of Scalekit's IDs
+// (usr_…, ses_…, org_…).
+func newID(prefix string) string { return prefix + digits(18) }
+
+func digits(n int) string {
+	lo := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n-1)), nil)
+	v, err := rand.Int(rand.Reader, new(big.Int).Mul(lo, big.NewInt(9)))
+	if err != nil {
+		panic(err)
+	}
+	return v.Add(v, lo).String()
+}
+
+// validID reports whether id is prefix followed by digits only, as the API
+// definitions require.
+func validID(id, prefix string) bool {
+	rest, ok := strings.CutPrefix(id, prefix)
+	if !ok || rest == "" {
+		return false
+	}
+	for _, r := range rest {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// randomText is an unguessable token body.
+func randomText() string { return strings.ToLower(rand.Text()) }
+
+// namesFrom makes a given and a family name out of an email address, so ID
+// tokens carry all three name claims: ada.lovelace@… is Ada Lovelace, ada@…
+// is Ada Example.
+func namesFrom(email string) (given, family string) {
+	local, domain, _ := strings.Cut(email, "@")
+	parts := strings.FieldsFunc(local, func(r rune) bool { return r == '.' || r == '_' || r == '-' || r == '+' })
+	if len(parts) == 0 {
+		parts = []string{"user"}
+	}
+	if len(parts) == 1 {
+		label, _, _ := strings.Cut(domain, ".")
+		if label == "" {
+			label = "example"
+		}
+		parts = append(parts, label)
+	}
+	return title(parts[0]), title(parts[len(parts)-1])
+}
+
+func title(s string) string {
+	r := []rune(strings.ToLower(s))
+	r[0] = unicode.ToUpper(r[0])
+	return string(r)
+}
+
+var errBadPageToken = errors.New("bad page token")
+
+// Page tokens are opaque to clients; here they hold an offset.
+func encodePageToken(offset int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("offset:" + strconv.Itoa(offset)))
+}
+
+func decodePageToken(tok string) (int, error) {
+	if tok == "" {
+		return 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return 0, errBadPageToken
+	}
+	rest, ok := strings.CutPrefix(string(b), "offset:")
+	n, err := strconv.Atoi(rest)
+	if !ok || err != nil || n < 0 {
+		return 0, errBadPageToken
+	}
+	return n, nil
+}
 
 const signInPage = `<!doctype html>
 <html><head><meta charset="utf-8"><title>Sign in · Scalekit (test)</title>
@@ -43,4 +126,4 @@ input{padding:.5rem;font-size:1rem}button{padding:.6rem;font-size:1rem;backgroun
 </form></body></html>`
 
 const signedOutPage = `<!doctype html><html><head><meta charset="utf-8"><title>Signed out · Scalekit (test)</title></head>
-<body><h1>You are signed out</h1></body></html>`
+<body><h1 id="signed-out">You are signed out</h1></body></html>`

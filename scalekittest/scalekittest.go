@@ -1,35 +1,45 @@
 // Package scalekittest runs a Scalekit environment inside a test process, the
-// way net/http/httptest runs a web server: discovery, the authorization-code
-// flow with PKCE, RS256-signed ID tokens and their keys, the end-session
-// endpoint, Scalekit's session-revoke API and back-channel logout.
+// way net/http/httptest runs a web server, or on its own through
+// cmd/fakescalekit, for apps written in any language.
+//
+// It speaks Scalekit's protocols as Scalekit documents them and as its
+// official Node SDK calls them: discovery, the authorization-code flow with
+// PKCE, refresh tokens that rotate, RS256 ID and access tokens signed by
+// /keys, the client_credentials grant, the end-session endpoint, the session
+// API over REST and over gRPC (HTTP/2 without TLS, on the same port),
+// back-channel logout tokens and Standard Webhooks `user.logout` events, and
+// idle and absolute session timeouts.
+//
+// Its sign-in form takes any email address; an authorization request with a
+// login_hint skips the form and signs that address in, a shortcut for tests.
+// [NewBrowser] and [Server.SignIn] drive the form as a user would.
 //
 // It keeps its own session in its own HttpOnly cookie, as Scalekit does, so a
 // test can see the three-layer logout for real: a second authorization while
 // the cookie lives returns at once without the sign-in form, and only a
-// browser navigation to /oidc/logout, carrying that cookie, ends it.
+// browser navigation to /oidc/logout, carrying that cookie, ends it. Several
+// registered clients can share one session, as apps do with single sign-on.
 //
-// It follows Scalekit's paths and rules closely enough for apps and their
-// tests; it is not a security boundary and must never face the internet.
+// Where Scalekit's documentation leaves a behaviour open, [Config] names an
+// option for it, and the default is the strictest reading: an error page
+// that redirects nowhere.
+//
+// It is not a security boundary and must never face the internet.
 package scalekittest
 
 import (
+	"context"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base32"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 )
 
 // SessionCookie is the name of the server's own session cookie.
@@ -38,125 +48,338 @@ const SessionCookie = "skit_session"
 // BackChannelLogoutEvent is the event a back-channel logout token carries.
 const BackChannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
 
+// Session statuses, as the session API reports them.
+const (
+	StatusActive  = "active"
+	StatusExpired = "expired" // ended by the idle or absolute timeout
+	StatusRevoked = "revoked" // ended through the session API (or a reused refresh token)
+	StatusLogout  = "logout"  // ended by the user at /oidc/logout
+)
+
+// Config describes an environment. The zero value is a strict environment
+// with no clients on a free loopback port.
+type Config struct {
+	// Addr is the address to listen on, such as 127.0.0.1:8081. Empty means
+	// a free port on 127.0.0.1.
+	Addr string
+
+	// Clients are the applications registered at start; [Server.AddClient]
+	// adds more later.
+	Clients []Client
+
+	// WebhookURLs receive a `user.logout` event whenever a session ends.
+	WebhookURLs []string
+	// WebhookSecret signs webhook deliveries: "whsec_" followed by a base64
+	// key, as the dashboard shows it. Empty means a random one, which
+	// [Server.WebhookSecret] returns.
+	WebhookSecret string
+
+	// IdleTimeout ends a session that saw no sign-in or refresh for that
+	// long; AbsoluteTimeout ends it that long after it began. Zero turns a
+	// timeout off, as it is by default.
+	IdleTimeout     time.Duration
+	AbsoluteTimeout time.Duration
+
+	// AccessTokenLifetime is how long access tokens live. Zero means five
+	// minutes, Scalekit's default.
+	AccessTokenLifetime time.Duration
+
+	// HintlessLogout is what /oidc/logout does with a request that names a
+	// client_id or a post_logout_redirect_uri but carries no id_token_hint.
+	// Scalekit calls the ID token required for logout and documents nothing
+	// else; the default refuses such a request.
+	HintlessLogout HintlessLogout
+
+	// AcceptEndedSessionHint makes /oidc/logout accept an id_token_hint whose
+	// session has already ended (revoked through the API, expired or logged
+	// out) as if it were live. By default such a request gets an error page
+	// and no redirect: Scalekit does not document this case.
+	AcceptEndedSessionHint bool
+
+	// RevokeEndedSessionSucceeds makes revoking a known session that has
+	// already ended answer with the session as it stands. By default it is
+	// an error (FAILED_PRECONDITION, HTTP 400): Scalekit does not document
+	// this case.
+	RevokeEndedSessionSucceeds bool
+
+	// RefreshReuseRevokesSession makes a refresh token used a second time
+	// revoke the whole session, as some providers do on suspected theft. It
+	// is refused with invalid_grant either way.
+	RefreshReuseRevokesSession bool
+
+	// DeliveryAttempts bounds the attempts at each back-channel or webhook
+	// delivery. Zero means 4: the first and the 3 retries Scalekit documents
+	// for webhooks.
+	DeliveryAttempts int
+	// DeliveryRetryDelay is the wait before the first retry; it doubles for
+	// each next one. Zero means 100ms.
+	DeliveryRetryDelay time.Duration
+	// HTTPClient makes deliveries. Nil means a client with a 5-second
+	// timeout.
+	HTTPClient *http.Client
+
+	// Now is the environment's clock, for tests that move time to expire
+	// sessions and tokens. It is called from the server's goroutines, so it
+	// must be safe for concurrent use. Nil means time.Now.
+	Now func() time.Time
+}
+
+// HintlessLogout is a reading of what /oidc/logout does without an
+// id_token_hint; see [Config.HintlessLogout].
+type HintlessLogout int
+
+const (
+	// RefuseHintlessLogout answers with a 400 error page, ends nothing and
+	// redirects nowhere. A bare request, with neither client_id nor
+	// post_logout_redirect_uri, is not hintless in this sense: it always ends
+	// the cookie's session and shows the signed-out page.
+	RefuseHintlessLogout HintlessLogout = iota
+	// EndHintlessLogout ends the cookie's session and shows the signed-out
+	// page, ignoring post_logout_redirect_uri.
+	EndHintlessLogout
+	// RedirectHintlessLogout ends the cookie's session and redirects to
+	// post_logout_redirect_uri when it is registered for client_id (or, with
+	// no client_id, for any client).
+	RedirectHintlessLogout
+)
+
 // Client is an application registered with the environment.
 type Client struct {
-	ID     string
+	ID string
+	// Secret authenticates the client at /oauth/token; a client without
+	// one cannot use the token endpoint.
 	Secret string
 	// RedirectURIs are the exact callback URLs the client may use.
 	RedirectURIs []string
 	// PostLogoutRedirectURIs are the exact URLs /oidc/logout may send the
-	// browser back to.
+	// browser back to: absolute, without query or fragment, at most 256
+	// characters.
 	PostLogoutRedirectURIs []string
-	// BackChannelLogoutURI, if set, receives a logout token whenever one of
-	// the client's users is signed out.
-	BackChannelLogoutURI string
+	// BackChannelLogoutURIs each receive a logout token whenever a session
+	// the client signed into ends, unless the client itself asked for it.
+	BackChannelLogoutURIs []string
 }
 
 // User is a user of the environment.
 type User struct {
-	ID    string // usr_…
-	Email string
+	ID             string // usr_ and digits
+	Email          string
+	GivenName      string
+	FamilyName     string
+	OrganizationID string // org_ and digits
 }
 
-// LogoutRequest records one request to /oidc/logout, for tests to check how
-// it arrived.
-type LogoutRequest struct {
-	HadCookie      bool   // the request carried the server's session cookie
-	SecFetchMode   string // "navigate" for a top-level navigation
-	SecFetchDest   string // "document" for a top-level navigation
-	EndedSession   string // the ses_… it ended, or ""
-	Status         int
-	RedirectedTo   string
-	IDTokenSubject string
-}
+// Name is the user's full name, as the name claim carries it.
+func (u User) Name() string { return strings.TrimSpace(u.GivenName + " " + u.FamilyName) }
+
+// ErrNotFound is returned (wrapped) for an unknown session or user.
+var ErrNotFound = errors.New("scalekittest: not found")
 
 // Server is a fake Scalekit environment. Its methods are safe for concurrent
 // use.
 type Server struct {
-	*httptest.Server
+	// URL is the environment URL, such as http://127.0.0.1:8081: the
+	// OpenID issuer.
+	URL string
 
-	// HTTPClient delivers back-channel logout tokens. Nil means a client
-	// with a 5-second timeout.
-	HTTPClient *http.Client
+	cfg      Config
+	now      func() time.Time
+	srv      *http.Server
+	listener net.Listener
+	http     *http.Client
+	secret   []byte // the webhook key
+	envID    string
+	orgID    string
+	stop     chan struct{}
+	bg       sync.WaitGroup
 
-	mu       sync.Mutex
-	keys     []*signingKey // keys[0] signs; all are published
-	clients  map[string]*Client
-	users    map[string]*User // by email
-	sessions map[string]*session
-	codes    map[string]*authCode
-	tokens   map[string]string // client_credentials access tokens -> client ID
-	logouts  []LogoutRequest
+	mu         sync.Mutex
+	closed     bool
+	keys       []*signingKey // keys[0] signs; all are published
+	clients    map[string]*Client
+	users      map[string]*User // by email
+	userByID   map[string]*User
+	sessions   map[string]*session
+	codes      map[string]*authCode
+	refresh    map[string]*refreshGrant
+	apiTokens  map[string]time.Time // jti of client_credentials tokens -> expiry
+	logouts    []LogoutRequest
+	deliveries []*Delivery
+	inflight   int
+	settled    chan struct{} // closed when inflight drops to zero
 }
 
-type signingKey struct {
-	id  string
-	key *rsa.PrivateKey
+// New starts an environment as cfg describes. Close it when done.
+func New(cfg Config) (*Server, error) {
+	s := &Server{
+		cfg:       cfg,
+		now:       cfg.Now,
+		http:      cfg.HTTPClient,
+		envID:     newID("env_"),
+		orgID:     newID("org_"),
+		stop:      make(chan struct{}),
+		clients:   map[string]*Client{},
+		users:     map[string]*User{},
+		userByID:  map[string]*User{},
+		sessions:  map[string]*session{},
+		codes:     map[string]*authCode{},
+		refresh:   map[string]*refreshGrant{},
+		apiTokens: map[string]time.Time{},
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.http == nil {
+		s.http = &http.Client{Timeout: 5 * time.Second}
+	}
+	if s.cfg.AccessTokenLifetime == 0 {
+		s.cfg.AccessTokenLifetime = 5 * time.Minute
+	}
+	if s.cfg.DeliveryAttempts == 0 {
+		s.cfg.DeliveryAttempts = 4
+	}
+	if s.cfg.DeliveryRetryDelay == 0 {
+		s.cfg.DeliveryRetryDelay = 100 * time.Millisecond
+	}
+	if err := s.checkConfig(); err != nil {
+		return nil, err
+	}
+	for _, c := range cfg.Clients {
+		if err := s.AddClient(c); err != nil {
+			return nil, err
+		}
+	}
+	s.RotateKey()
+
+	addr := cfg.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("scalekittest: %w", err)
+	}
+	s.listener = l
+	s.URL = "http://" + l.Addr().String()
+	// One port serves browsers over HTTP/1.1 and the SDKs' gRPC over
+	// unencrypted HTTP/2, as Scalekit serves both on the environment URL.
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	s.srv = &http.Server{Handler: s.routes(), Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.srv.Serve(l)
+	}()
+	if d := s.sweepInterval(); d > 0 {
+		s.bg.Add(1)
+		go s.sweepEvery(d)
+	}
+	return s, nil
 }
 
-type session struct {
-	id      string
-	user    *User
-	clients []string // client IDs signed in through this session
-	ended   bool
-}
-
-type authCode struct {
-	client, redirectURI, nonce, challenge string
-	session                               *session
-	expires                               time.Time
-}
-
-// NewServer starts a server on a free loopback port.
+// NewServer starts a strict environment on a free loopback port, and panics
+// if it cannot, as httptest.NewServer does.
 func NewServer() *Server {
-	s, err := NewServerAt("127.0.0.1:0")
+	s, err := New(Config{})
 	if err != nil {
 		panic(err)
 	}
 	return s
 }
 
-// NewServerAt starts a server listening on addr, such as 127.0.0.1:8081.
-func NewServerAt(addr string) (*Server, error) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("scalekittest: %w", err)
+func (s *Server) checkConfig() error {
+	c := s.cfg
+	switch {
+	case c.IdleTimeout < 0 || c.AbsoluteTimeout < 0 || c.AccessTokenLifetime < 0:
+		return errors.New("scalekittest: timeouts and lifetimes cannot be negative")
+	case c.DeliveryAttempts < 0 || c.DeliveryRetryDelay < 0:
+		return errors.New("scalekittest: delivery attempts and delay cannot be negative")
+	case c.HintlessLogout < RefuseHintlessLogout || c.HintlessLogout > RedirectHintlessLogout:
+		return fmt.Errorf("scalekittest: unknown HintlessLogout %d", c.HintlessLogout)
 	}
-	s := &Server{
-		clients:  map[string]*Client{},
-		users:    map[string]*User{},
-		sessions: map[string]*session{},
-		codes:    map[string]*authCode{},
-		tokens:   map[string]string{},
+	for _, u := range c.WebhookURLs {
+		if !absoluteURL(u) {
+			return fmt.Errorf("scalekittest: webhook URL %q is not an absolute http(s) URL", u)
+		}
 	}
-	s.RotateKey()
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", s.discovery)
-	mux.HandleFunc("GET /keys", s.jwks)
-	mux.HandleFunc("GET /oauth/authorize", s.authorize)
-	mux.HandleFunc("POST /oauth/authorize", s.signInForm)
-	mux.HandleFunc("POST /oauth/token", s.token)
-	mux.HandleFunc("/oidc/logout", s.endSession)
-	mux.HandleFunc("POST /api/v1/users/{user}/sessions/revoke", s.revokeUser)
-	mux.HandleFunc("POST /api/v1/sessions/{session}/revoke", s.revokeSession)
-	s.Server = httptest.NewUnstartedServer(mux)
-	s.Server.Listener.Close()
-	s.Server.Listener = l
-	s.Server.Start()
-	return s, nil
+	if c.WebhookSecret == "" {
+		s.secret = make([]byte, 24)
+		rand.Read(s.secret)
+		return nil
+	}
+	key, ok := strings.CutPrefix(c.WebhookSecret, "whsec_")
+	b, err := base64.StdEncoding.DecodeString(key)
+	if !ok || err != nil || len(b) == 0 {
+		return errors.New(`scalekittest: the webhook secret must be "whsec_" followed by a base64 key`)
+	}
+	s.secret = b
+	return nil
 }
 
 // Issuer is the environment URL: the OpenID issuer.
 func (s *Server) Issuer() string { return s.URL }
 
-// AddClient registers an application.
-func (s *Server) AddClient(c Client) {
+// WebhookSecret returns the secret webhooks are signed with, in the
+// dashboard's "whsec_…" form.
+func (s *Server) WebhookSecret() string {
+	return "whsec_" + base64.StdEncoding.EncodeToString(s.secret)
+}
+
+// Close stops the server at once: open connections are closed and pending
+// deliveries abandoned.
+func (s *Server) Close() {
+	s.shutdown(func() { s.srv.Close() })
+}
+
+// Shutdown stops the server gracefully: it stops accepting requests, waits
+// for those in progress, then abandons pending delivery retries.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.shutdown(func() { err = s.srv.Shutdown(ctx) })
+	return err
+}
+
+func (s *Server) shutdown(stopHTTP func()) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
+	stopHTTP()
+	close(s.stop)
+	s.bg.Wait()
+}
+
+// AddClient registers an application, or replaces the one with its ID.
+func (s *Server) AddClient(c Client) error {
+	if c.ID == "" {
+		return errors.New("scalekittest: a client needs an ID")
+	}
+	for _, u := range slices.Concat(c.RedirectURIs, c.BackChannelLogoutURIs) {
+		if !absoluteURL(u) {
+			return fmt.Errorf("scalekittest: client %s: %q is not an absolute http(s) URL", c.ID, u)
+		}
+	}
+	for _, u := range c.PostLogoutRedirectURIs {
+		if err := checkPostLogoutURI(u); err != nil {
+			return fmt.Errorf("scalekittest: client %s: %w", c.ID, err)
+		}
+	}
+	c.RedirectURIs = slices.Clone(c.RedirectURIs)
+	c.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
+	c.BackChannelLogoutURIs = slices.Clone(c.BackChannelLogoutURIs)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.clients[c.ID] = &c
+	return nil
 }
 
-// User returns the user with that email, creating it on first use.
+// User returns the user with that email, creating it on first use with a
+// name made from the address (ada.lovelace@… is Ada Lovelace).
 func (s *Server) User(email string) User {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -166,24 +389,28 @@ func (s *Server) User(email string) User {
 func (s *Server) user(email string) *User {
 	u := s.users[email]
 	if u == nil {
-		u = &User{ID: "usr_" + randomID(), Email: email}
+		given, family := namesFrom(email)
+		u = &User{ID: newID("usr_"), Email: email, GivenName: given, FamilyName: family, OrganizationID: s.orgID}
 		s.users[email] = u
+		s.userByID[u.ID] = u
 	}
 	return u
 }
 
-// ActiveSessions lists the user's sessions that have not ended.
-func (s *Server) ActiveSessions(userID string) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for _, ses := range s.sessions {
-		if ses.user.ID == userID && !ses.ended {
-			out = append(out, ses.id)
-		}
-	}
-	slices.Sort(out)
-	return out
+// LogoutRequest records one request to /oidc/logout, for tests to check how
+// it arrived and what the server made of it.
+type LogoutRequest struct {
+	Method         string
+	Params         url.Values // the query or form parameters
+	HadCookie      bool       // the request carried the server's session cookie
+	SecFetchMode   string     // "navigate" for a top-level navigation
+	SecFetchDest   string     // "document" for a top-level navigation
+	IDTokenSubject string     // sub of a valid id_token_hint
+	ClientID       string     // the client named by the hint or by client_id
+	EndedSession   string     // the ses_… it ended, or ""
+	Status         int
+	RedirectedTo   string
+	Error          string // the error page's message, or ""
 }
 
 // LogoutRequests returns every request /oidc/logout has received.
@@ -193,41 +420,25 @@ func (s *Server) LogoutRequests() []LogoutRequest {
 	return slices.Clone(s.logouts)
 }
 
-// RotateKey starts signing with a new key. The old keys stay published, so
-// tokens signed before stay valid; apps see a kid they do not know yet.
-func (s *Server) RotateKey() {
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		panic(err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.keys = append([]*signingKey{{id: "key_" + randomID(), key: k}}, s.keys...)
-}
-
-// Sign signs claims as a JWT with the current key (RS256), adding the typ
-// header when typ is not empty. Tests use it to build tokens of their own.
-func (s *Server) Sign(claims map[string]any, typ string) (string, error) {
-	s.mu.Lock()
-	k := s.keys[0]
-	s.mu.Unlock()
-	opts := (&jose.SignerOptions{}).WithHeader(jose.HeaderKey("kid"), k.id)
-	if typ != "" {
-		opts = opts.WithType(jose.ContentType(typ))
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k.key}, opts)
-	if err != nil {
-		return "", err
-	}
-	return jwt.Signed(signer).Claims(claims).Serialize()
-}
-
-// PublicKey returns the current signing key's public half, for tests that
-// forge tokens with it (an HS256 token keyed with the public key, say).
-func (s *Server) PublicKey() *rsa.PublicKey {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return &s.keys[0].key.PublicKey
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/openid-configuration", s.discovery)
+	mux.HandleFunc("GET /keys", s.jwks)
+	mux.HandleFunc("GET /oauth/authorize", s.authorize)
+	mux.HandleFunc("POST /oauth/authorize", s.signInForm)
+	mux.HandleFunc("POST /oauth/token", s.token)
+	mux.HandleFunc("/oidc/logout", s.endSession)
+	mux.HandleFunc("GET /api/v1/sessions/{session_id}", s.restGetSession)
+	mux.HandleFunc("POST /api/v1/sessions/{session_id}/revoke", s.restRevokeSession)
+	mux.HandleFunc("GET /api/v1/users/{user_id}/sessions", s.restUserSessions)
+	mux.HandleFunc("POST /api/v1/users/{user_id}/sessions/revoke", s.restRevokeUserSessions)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isGRPC(r) {
+			s.serveGRPC(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
@@ -238,298 +449,34 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		"jwks_uri":                              s.URL + "/keys",
 		"end_session_endpoint":                  s.URL + "/oidc/logout",
 		"response_types_supported":              []string{"code"},
-		"grant_types_supported":                 []string{"authorization_code", "client_credentials"},
+		"grant_types_supported":                 []string{"authorization_code", "refresh_token", "client_credentials"},
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"code_challenge_methods_supported":      []string{"S256"},
 		"scopes_supported":                      []string{"openid", "email", "profile", "offline_access"},
-		"backchannel_logout_supported":          true,
-		"backchannel_logout_session_supported":  true,
+		"claims_supported": []string{"iss", "aud", "azp", "sub", "oid", "exp", "iat", "at_hash", "c_hash", "amr",
+			"email", "email_verified", "name", "given_name", "family_name", "sid", "client_id", "nonce"},
+		"backchannel_logout_supported":         true,
+		"backchannel_logout_session_supported": true,
 	})
 }
 
-func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	var set jose.JSONWebKeySet
-	for _, k := range s.keys {
-		set.Keys = append(set.Keys, jose.JSONWebKey{Key: &k.key.PublicKey, KeyID: k.id, Algorithm: "RS256", Use: "sig"})
-	}
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, set)
+func absoluteURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
-// authorize starts the code flow. With a live session cookie it returns at
-// once; with a login_hint it signs that user in; otherwise it shows a form.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	client, err := s.checkAuthorize(q.Get("client_id"), q.Get("redirect_uri"), q.Get("response_type"), q.Get("scope"), q.Get("code_challenge_method"))
-	if err != nil {
-		errorPage(w, err.Error())
-		return
-	}
-	if ses := s.sessionFromCookie(r); ses != nil {
-		s.finishAuthorize(w, r, client, ses, q)
-		return
-	}
-	if hint := q.Get("login_hint"); hint != "" {
-		s.finishAuthorize(w, r, client, s.newSession(w, hint), q)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	fmt.Fprintf(w, signInPage, htmlEscape(q.Encode()))
-}
-
-// signInForm receives the sign-in form.
-func (s *Server) signInForm(w http.ResponseWriter, r *http.Request) {
-	q, err := urlValues(r.PostFormValue("request"))
-	email := strings.TrimSpace(r.PostFormValue("email"))
-	if err != nil || email == "" || !strings.Contains(email, "@") {
-		errorPage(w, "invalid_request: an email address is required")
-		return
-	}
-	client, err := s.checkAuthorize(q.Get("client_id"), q.Get("redirect_uri"), q.Get("response_type"), q.Get("scope"), q.Get("code_challenge_method"))
-	if err != nil {
-		errorPage(w, err.Error())
-		return
-	}
-	s.finishAuthorize(w, r, client, s.newSession(w, email), q)
-}
-
-func (s *Server) checkAuthorize(clientID, redirectURI, responseType, scope, method string) (*Client, error) {
-	s.mu.Lock()
-	client := s.clients[clientID]
-	s.mu.Unlock()
+// checkPostLogoutURI applies Scalekit's rules for post-logout redirect URIs.
+func checkPostLogoutURI(raw string) error {
+	u, err := url.Parse(raw)
 	switch {
-	case client == nil:
-		return nil, errors.New("invalid_client: unknown client_id")
-	case !slices.Contains(client.RedirectURIs, redirectURI):
-		return nil, errors.New("invalid_request: redirect_uri is not registered")
-	case responseType != "code":
-		return nil, errors.New("unsupported_response_type")
-	case !slices.Contains(strings.Fields(scope), "openid"):
-		return nil, errors.New("invalid_scope: openid is required")
-	case method != "" && method != "S256":
-		return nil, errors.New("invalid_request: only S256 code challenges")
-	}
-	return client, nil
-}
-
-func (s *Server) newSession(w http.ResponseWriter, email string) *session {
-	s.mu.Lock()
-	ses := &session{id: "ses_" + randomID(), user: s.user(email)}
-	s.sessions[ses.id] = ses
-	s.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: ses.id, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
-	return ses
-}
-
-func (s *Server) sessionFromCookie(r *http.Request) *session {
-	c, err := r.Cookie(SessionCookie)
-	if err != nil {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ses := s.sessions[c.Value]; ses != nil && !ses.ended {
-		return ses
+	case err != nil || !absoluteURL(raw):
+		return fmt.Errorf("post_logout_redirect_uri %q must be an absolute URL", raw)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#"):
+		return fmt.Errorf("post_logout_redirect_uri %q must have no query and no fragment", raw)
+	case len(raw) > 256:
+		return fmt.Errorf("post_logout_redirect_uri is %d characters; at most 256", len(raw))
 	}
 	return nil
-}
-
-func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, client *Client, ses *session, q interface{ Get(string) string }) {
-	code := randomID()
-	s.mu.Lock()
-	if !slices.Contains(ses.clients, client.ID) {
-		ses.clients = append(ses.clients, client.ID)
-	}
-	s.codes[code] = &authCode{client: client.ID, redirectURI: q.Get("redirect_uri"), nonce: q.Get("nonce"),
-		challenge: q.Get("code_challenge"), session: ses, expires: time.Now().Add(time.Minute)}
-	s.mu.Unlock()
-	target := q.Get("redirect_uri") + "?code=" + code
-	if st := q.Get("state"); st != "" {
-		target += "&state=" + queryEscape(st)
-	}
-	http.Redirect(w, r, target, http.StatusFound)
-}
-
-// token exchanges an authorization code (with its PKCE verifier), or gives a
-// client an API token for the client_credentials grant.
-func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	clientID, secret, ok := r.BasicAuth()
-	if !ok {
-		clientID, secret = r.PostFormValue("client_id"), r.PostFormValue("client_secret")
-	}
-	s.mu.Lock()
-	client := s.clients[clientID]
-	s.mu.Unlock()
-	if client == nil || client.Secret != secret {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
-		return
-	}
-	switch r.PostFormValue("grant_type") {
-	case "client_credentials":
-		tok := "skat_" + randomID()
-		s.mu.Lock()
-		s.tokens[tok] = client.ID
-		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": 3600})
-		return
-	case "authorization_code":
-	default:
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unsupported_grant_type"})
-		return
-	}
-	code := r.PostFormValue("code")
-	s.mu.Lock()
-	c := s.codes[code]
-	delete(s.codes, code) // one use only
-	s.mu.Unlock()
-	if c == nil || c.client != client.ID || c.redirectURI != r.PostFormValue("redirect_uri") || time.Now().After(c.expires) {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_grant"})
-		return
-	}
-	if c.challenge != "" {
-		sum := sha256.Sum256([]byte(r.PostFormValue("code_verifier")))
-		if base64.RawURLEncoding.EncodeToString(sum[:]) != c.challenge {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_grant", "error_description": "PKCE verification failed"})
-			return
-		}
-	}
-	now := time.Now()
-	claims := map[string]any{
-		"iss": s.URL, "sub": c.session.user.ID, "aud": []string{client.ID}, "azp": client.ID, "client_id": client.ID,
-		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "sid": c.session.id, "email": c.session.user.Email,
-		"email_verified": true, "oid": "org_test",
-	}
-	if c.nonce != "" {
-		claims["nonce"] = c.nonce
-	}
-	idToken, err := s.Sign(claims, "JWT")
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token": "skat_" + randomID(), "token_type": "Bearer", "expires_in": 3600,
-		"refresh_token": "skrt_" + randomID(), "id_token": idToken,
-	})
-}
-
-// endSession is /oidc/logout: it ends the session the cookie names, checks
-// id_token_hint and post_logout_redirect_uri, echoes state, and on any error
-// shows a 400 page and redirects nowhere.
-func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
-	rec := LogoutRequest{SecFetchMode: r.Header.Get("Sec-Fetch-Mode"), SecFetchDest: r.Header.Get("Sec-Fetch-Dest")}
-	defer func() {
-		s.mu.Lock()
-		s.logouts = append(s.logouts, rec)
-		s.mu.Unlock()
-	}()
-	w.Header().Set("Cache-Control", "no-store")
-	if err := r.ParseForm(); err != nil {
-		rec.Status = http.StatusBadRequest
-		errorPage(w, "invalid_request: malformed request")
-		return
-	}
-	clientID := r.Form.Get("client_id")
-	if hint := r.Form.Get("id_token_hint"); hint != "" {
-		claims, err := s.verifyOwnToken(hint)
-		if err != nil {
-			rec.Status = http.StatusBadRequest
-			errorPage(w, "invalid_request: id_token_hint: "+err.Error())
-			return
-		}
-		rec.IDTokenSubject, _ = claims["sub"].(string)
-		aud := audience(claims)
-		if clientID != "" && !slices.Contains(aud, clientID) {
-			rec.Status = http.StatusBadRequest
-			errorPage(w, "invalid_request: client_id does not match id_token_hint")
-			return
-		}
-		if clientID == "" && len(aud) > 0 {
-			clientID = aud[0]
-		}
-	}
-	target := r.Form.Get("post_logout_redirect_uri")
-	if target != "" {
-		s.mu.Lock()
-		client := s.clients[clientID]
-		s.mu.Unlock()
-		if client == nil || !slices.Contains(client.PostLogoutRedirectURIs, target) {
-			rec.Status = http.StatusBadRequest
-			errorPage(w, "invalid_request: post_logout_redirect_uri is not registered for this client")
-			return
-		}
-	}
-
-	if c, err := r.Cookie(SessionCookie); err == nil {
-		rec.HadCookie = true
-		s.mu.Lock()
-		if ses := s.sessions[c.Value]; ses != nil && !ses.ended {
-			ses.ended = true
-			rec.EndedSession = ses.id
-		}
-		s.mu.Unlock()
-	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: -1})
-	if target == "" {
-		rec.Status = http.StatusOK
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprint(w, signedOutPage)
-		return
-	}
-	if st := r.Form.Get("state"); st != "" {
-		sep := "?"
-		if strings.Contains(target, "?") {
-			sep = "&"
-		}
-		target += sep + "state=" + queryEscape(st)
-	}
-	rec.Status, rec.RedirectedTo = http.StatusFound, target
-	http.Redirect(w, r, target, http.StatusFound)
-}
-
-// verifyOwnToken accepts a JWT this server signed with any published key,
-// expired or not, as OpenID Connect RP-Initiated Logout asks of id_token_hint.
-func (s *Server) verifyOwnToken(raw string) (map[string]any, error) {
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	keys := slices.Clone(s.keys)
-	s.mu.Unlock()
-	for _, k := range keys {
-		var claims map[string]any
-		if err := tok.Claims(&k.key.PublicKey, &claims); err == nil {
-			if claims["iss"] != s.URL {
-				return nil, errors.New("not issued here")
-			}
-			return claims, nil
-		}
-	}
-	return nil, errors.New("bad signature")
-}
-
-func audience(claims map[string]any) []string {
-	switch a := claims["aud"].(type) {
-	case string:
-		return []string{a}
-	case []any:
-		var out []string
-		for _, v := range a {
-			if s, ok := v.(string); ok {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	return nil
-}
-
-func randomID() string {
-	b := make([]byte, 12)
-	rand.Read(b)
-	return strings.ToLower(strings.TrimRight(base32.StdEncoding.EncodeToString(b), "="))
 }

@@ -2,11 +2,15 @@ package scalekittest_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,147 +24,317 @@ const (
 	postLogout = "https://app.example.com/logged-out"
 )
 
-// signIn runs the authorize step with a login_hint and returns the code and
-// a client holding the server's session cookie.
-func signIn(t *testing.T, s *scalekittest.Server, email string) (*http.Client, string) {
+// newServer starts an environment with cfg and one client, skc_1.
+func newServer(t testing.TB, cfg scalekittest.Config) *scalekittest.Server {
 	t.Helper()
+	cfg.Clients = append(cfg.Clients, scalekittest.Client{ID: "skc_1", Secret: "secret", RedirectURIs: []string{callback}, PostLogoutRedirectURIs: []string{postLogout}})
+	s, err := scalekittest.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// userAgent keeps cookies and stops at every redirect, so each hop can be
+// checked.
+func userAgent() *http.Client {
 	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	q := url.Values{"client_id": {"skc_1"}, "redirect_uri": {callback}, "response_type": {"code"}, "scope": {"openid email"}, "login_hint": {email}, "state": {"st"}}
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// authorize runs the authorize step for clientID with a login_hint and
+// returns the code; c keeps the server's session cookie.
+func authorize(t testing.TB, s *scalekittest.Server, c *http.Client, clientID, email string, extra url.Values) string {
+	t.Helper()
+	q := url.Values{"client_id": {clientID}, "redirect_uri": {callback}, "response_type": {"code"},
+		"scope": {"openid email profile offline_access"}, "login_hint": {email}, "state": {"st"}}
+	for k, v := range extra {
+		q[k] = v
+	}
 	resp, err := c.Get(s.URL + "/oauth/authorize?" + q.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
+	resp.Body.Close()
 	loc, _ := resp.Location()
-	if resp.StatusCode != http.StatusFound || loc == nil || loc.Query().Get("state") != "st" {
-		t.Fatalf("authorize: %d %v", resp.StatusCode, loc)
+	if resp.StatusCode != http.StatusFound || loc == nil || loc.Query().Get("state") != "st" || loc.Query().Get("code") == "" {
+		t.Fatalf("authorize: status %d, Location %v; want 302 back with code and state", resp.StatusCode, loc)
 	}
-	return c, loc.Query().Get("code")
+	return loc.Query().Get("code")
 }
 
-func newServer(t *testing.T) *scalekittest.Server {
-	s := scalekittest.NewServer()
-	t.Cleanup(s.Close)
-	s.AddClient(scalekittest.Client{ID: "skc_1", Secret: "secret", RedirectURIs: []string{callback}, PostLogoutRedirectURIs: []string{postLogout}})
-	return s
+type tokenReply struct {
+	AccessToken  string `json:"access_token"`
+	IDToken      string `json:"id_token"`
+	RefreshToken string `json:"refresh_token"`
+	ExpiresIn    int    `json:"expires_in"`
+	Error        string `json:"error"`
+	status       int
 }
 
-func idToken(t *testing.T, s *scalekittest.Server, code string) string {
+func postToken(t testing.TB, s *scalekittest.Server, form url.Values) tokenReply {
 	t.Helper()
-	resp, err := http.PostForm(s.URL+"/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {callback}, "client_id": {"skc_1"}, "client_secret": {"secret"}})
+	if !form.Has("client_id") {
+		form.Set("client_id", "skc_1")
+		form.Set("client_secret", "secret")
+	}
+	resp, err := http.PostForm(s.URL+"/oauth/token", form)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var tok struct {
-		IDToken string `json:"id_token"`
+	var out tokenReply
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
 	}
-	if err := jsonDecode(resp, &tok); err != nil || tok.IDToken == "" {
-		t.Fatalf("token: %d %v", resp.StatusCode, err)
-	}
-	return tok.IDToken
+	out.status = resp.StatusCode
+	return out
 }
 
-func TestIDTokensVerifyWithGoOIDC(t *testing.T) {
-	s := newServer(t)
-	_, code := signIn(t, s, "ada@example.com")
-	raw := idToken(t, s, code)
+func exchange(t testing.TB, s *scalekittest.Server, code string) tokenReply {
+	t.Helper()
+	tok := postToken(t, s, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {callback}})
+	if tok.status != http.StatusOK || tok.IDToken == "" {
+		t.Fatalf("code exchange: status %d, error %q", tok.status, tok.Error)
+	}
+	return tok
+}
+
+// signIn signs email in to skc_1 and returns its tokens and the user agent
+// holding the server's cookie.
+func signIn(t testing.TB, s *scalekittest.Server, email string) (*http.Client, tokenReply) {
+	t.Helper()
+	c := userAgent()
+	return c, exchange(t, s, authorize(t, s, c, "skc_1", email, nil))
+}
+
+// claimsOf decodes a JWT's claims without checking them.
+func claimsOf(t testing.TB, jwt string) map[string]any {
+	t.Helper()
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %.20q", jwt)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(b, &claims); err != nil {
+		t.Fatal(err)
+	}
+	return claims
+}
+
+// clock is a time source tests move by hand.
+type clock struct{ ns atomic.Int64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.ns.Store(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano())
+	return c
+}
+
+func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+var scalekitID = regexp.MustCompile(`^(usr|ses|org)_[0-9]+$`)
+
+func halfHash(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+func TestIDTokenVerifiesAndCarriesScalekitClaims(t *testing.T) {
+	s := newServer(t, scalekittest.Config{})
+	c := userAgent()
+	code := authorize(t, s, c, "skc_1", "ada.lovelace@example.com", url.Values{"nonce": {"n-1"}})
+	tok := exchange(t, s, code)
 	p, err := oidc.NewProvider(context.Background(), s.Issuer())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := p.Verifier(&oidc.Config{ClientID: "skc_1"}).Verify(context.Background(), raw)
+	idt, err := p.Verifier(&oidc.Config{ClientID: "skc_1"}).Verify(context.Background(), tok.IDToken)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var claims struct{ SID, Email string }
-	tok.Claims(&claims)
-	if !strings.HasPrefix(tok.Subject, "usr_") || !strings.HasPrefix(claims.SID, "ses_") || claims.Email != "ada@example.com" {
-		t.Errorf("claims sub=%q sid=%q email=%q", tok.Subject, claims.SID, claims.Email)
+	if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+		t.Errorf("at_hash does not match the access token: %v", err)
+	}
+	claims := claimsOf(t, tok.IDToken)
+	for _, name := range []string{"iss", "aud", "azp", "sub", "oid", "exp", "iat", "at_hash", "c_hash", "amr", "email", "sid", "client_id", "name", "given_name", "family_name", "email_verified"} {
+		if _, ok := claims[name]; !ok {
+			t.Errorf("ID token lacks %s", name)
+		}
+	}
+	for _, name := range []string{"sub", "sid", "oid"} {
+		if v, _ := claims[name].(string); !scalekitID.MatchString(v) {
+			t.Errorf("%s = %q, want a Scalekit ID (prefix_digits)", name, v)
+		}
+	}
+	want := map[string]any{"c_hash": halfHash(code), "name": "Ada Lovelace", "given_name": "Ada", "family_name": "Lovelace",
+		"email": "ada.lovelace@example.com", "client_id": "skc_1", "azp": "skc_1", "nonce": "n-1"}
+	for k, v := range want {
+		if claims[k] != v {
+			t.Errorf("%s = %v, want %v", k, claims[k], v)
+		}
+	}
+}
+
+func TestAccessTokenIsAJWTWithScopes(t *testing.T) {
+	s := newServer(t, scalekittest.Config{})
+	_, tok := signIn(t, s, "ada@example.com")
+	p, err := oidc.NewProvider(context.Background(), s.Issuer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The access token verifies against /keys like an ID token does.
+	if _, err := p.Verifier(&oidc.Config{ClientID: "skc_1"}).Verify(context.Background(), tok.AccessToken); err != nil {
+		t.Fatalf("access token: %v", err)
+	}
+	claims := claimsOf(t, tok.AccessToken)
+	scopes, _ := claims["scopes"].([]any)
+	if len(scopes) != 4 || scopes[0] != "openid" || claims["client_id"] != "skc_1" || !scalekitID.MatchString(claims["sid"].(string)) {
+		t.Errorf("access token claims %v, want scopes [openid email profile offline_access], client_id and sid", claims)
+	}
+	if tok.ExpiresIn != 300 {
+		t.Errorf("expires_in %d, want 300 (five minutes)", tok.ExpiresIn)
 	}
 }
 
 func TestCodeIsSingleUse(t *testing.T) {
-	s := newServer(t)
-	_, code := signIn(t, s, "ada@example.com")
-	idToken(t, s, code)
-	resp, _ := http.PostForm(s.URL+"/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {callback}, "client_id": {"skc_1"}, "client_secret": {"secret"}})
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("second exchange: %d, want 400", resp.StatusCode)
+	s := newServer(t, scalekittest.Config{})
+	code := authorize(t, s, userAgent(), "skc_1", "ada@example.com", nil)
+	exchange(t, s, code)
+	again := postToken(t, s, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {callback}})
+	if again.status != http.StatusBadRequest || again.Error != "invalid_grant" {
+		t.Errorf("second exchange: %d %q, want 400 invalid_grant", again.status, again.Error)
 	}
 }
 
-func TestEndSessionRules(t *testing.T) {
-	s := newServer(t)
-	s.AddClient(scalekittest.Client{ID: "skc_2", Secret: "x", PostLogoutRedirectURIs: []string{"https://other.example/out"}})
-	other := scalekittest.NewServer() // a foreign issuer's token
-	defer other.Close()
-	foreign, _ := other.Sign(map[string]any{"iss": other.URL, "sub": "usr_x", "aud": []string{"skc_1"}, "exp": time.Now().Add(time.Hour).Unix()}, "JWT")
-	expired, _ := s.Sign(map[string]any{"iss": s.URL, "sub": "usr_x", "aud": []string{"skc_1"}, "exp": time.Now().Add(-time.Hour).Unix()}, "JWT")
-
+func TestPKCE(t *testing.T) {
+	s := newServer(t, scalekittest.Config{})
+	verifier := "a-verifier-of-forty-three-characters-or-more-xyz"
+	sum := sha256.Sum256([]byte(verifier))
+	challenge := url.Values{"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
 	tests := []struct {
-		name   string
-		params url.Values
-		status int
+		name     string
+		verifier string
+		status   int
 	}{
-		{"own token, registered URI", url.Values{"post_logout_redirect_uri": {postLogout}, "state": {"s1"}}, http.StatusFound},
-		{"expired own token is accepted", url.Values{"id_token_hint": {expired}, "post_logout_redirect_uri": {postLogout}}, http.StatusFound},
-		{"client_id alone", url.Values{"client_id": {"skc_1"}, "post_logout_redirect_uri": {postLogout}}, http.StatusFound},
-		{"unregistered URI", url.Values{"post_logout_redirect_uri": {"https://evil.example/"}}, http.StatusBadRequest},
-		{"relative URI", url.Values{"post_logout_redirect_uri": {"/logged-out"}}, http.StatusBadRequest},
-		{"foreign token", url.Values{"id_token_hint": {foreign}, "post_logout_redirect_uri": {postLogout}}, http.StatusBadRequest},
-		{"garbage token", url.Values{"id_token_hint": {"a.b.c"}}, http.StatusBadRequest},
-		{"client_id not the token's", url.Values{"client_id": {"skc_2"}, "post_logout_redirect_uri": {"https://other.example/out"}}, http.StatusBadRequest},
-		{"URI of another client", url.Values{"client_id": {"skc_2"}, "post_logout_redirect_uri": {postLogout}}, http.StatusBadRequest},
-		{"no redirect asked", url.Values{}, http.StatusOK},
+		{"right verifier", verifier, http.StatusOK},
+		{"wrong verifier", verifier + "x", http.StatusBadRequest},
+		{"no verifier", "", http.StatusBadRequest},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, code := signIn(t, s, "ada@example.com")
-			user := s.User("ada@example.com")
-			q := tt.params
-			if !q.Has("id_token_hint") && tt.name != "client_id alone" && tt.name != "URI of another client" {
-				q.Set("id_token_hint", idToken(t, s, code))
-			}
-			before := len(s.ActiveSessions(user.ID))
-			resp, err := c.Get(s.URL + "/oidc/logout?" + q.Encode())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.StatusCode != tt.status {
-				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
-			}
-			after := len(s.ActiveSessions(user.ID))
-			if tt.status == http.StatusBadRequest {
-				if resp.Header.Get("Location") != "" || after != before {
-					t.Errorf("an error redirected (%q) or ended a session (%d -> %d)", resp.Header.Get("Location"), before, after)
-				}
-				return
-			}
-			if after != before-1 {
-				t.Errorf("sessions %d -> %d, want one ended", before, after)
-			}
-			if st := q.Get("state"); st != "" {
-				if loc, _ := resp.Location(); loc.Query().Get("state") != st {
-					t.Errorf("state not echoed: %v", loc)
-				}
-			}
-		})
+		code := authorize(t, s, userAgent(), "skc_1", "ada@example.com", challenge)
+		got := postToken(t, s, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {callback}, "code_verifier": {tt.verifier}})
+		if got.status != tt.status {
+			t.Errorf("%s: got %d, want %d", tt.name, got.status, tt.status)
+		}
 	}
 }
 
 func TestSecondAuthorizeSkipsTheForm(t *testing.T) {
-	s := newServer(t)
+	s := newServer(t, scalekittest.Config{})
 	c, _ := signIn(t, s, "ada@example.com")
 	q := url.Values{"client_id": {"skc_1"}, "redirect_uri": {callback}, "response_type": {"code"}, "scope": {"openid"}}
-	resp, _ := c.Get(s.URL + "/oauth/authorize?" + q.Encode())
-	if resp.StatusCode != http.StatusFound {
-		t.Errorf("authorize with a live session: %d, want 302 straight back", resp.StatusCode)
+	tests := []struct {
+		name   string
+		client *http.Client
+		prompt string
+		status int
+	}{
+		{"live session", c, "", http.StatusFound},
+		{"live session, prompt=login", c, "login", http.StatusOK},
+		{"no session", userAgent(), "", http.StatusOK},
 	}
-	resp, _ = http.Get(s.URL + "/oauth/authorize?" + q.Encode())
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("authorize without a session: %d, want 200 (the form)", resp.StatusCode)
+	for _, tt := range tests {
+		q.Set("prompt", tt.prompt)
+		resp, err := tt.client.Get(s.URL + "/oauth/authorize?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("%s: got %d, want %d", tt.name, resp.StatusCode, tt.status)
+		}
 	}
 }
 
-func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+func TestAuthorizeRefusesBadRequests(t *testing.T) {
+	s := newServer(t, scalekittest.Config{})
+	base := url.Values{"client_id": {"skc_1"}, "redirect_uri": {callback}, "response_type": {"code"}, "scope": {"openid"}}
+	tests := []struct {
+		name, key, value string
+	}{
+		{"unknown client", "client_id", "skc_nobody"},
+		{"unregistered redirect", "redirect_uri", "https://evil.example/cb"},
+		{"token flow", "response_type", "token"},
+		{"no openid scope", "scope", "email"},
+		{"plain PKCE", "code_challenge_method", "plain"},
+	}
+	for _, tt := range tests {
+		q := url.Values{}
+		for k, v := range base {
+			q[k] = v
+		}
+		q.Set(tt.key, tt.value)
+		if tt.key == "code_challenge_method" {
+			q.Set("code_challenge", "abc")
+		}
+		resp, err := userAgent().Get(s.URL + "/oauth/authorize?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+			t.Errorf("%s: got %d to %q, want a 400 page and no redirect", tt.name, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  scalekittest.Config
+	}{
+		{"relative redirect URI", scalekittest.Config{Clients: []scalekittest.Client{{ID: "skc_1", RedirectURIs: []string{"/cb"}}}}},
+		{"post-logout URI with a query", scalekittest.Config{Clients: []scalekittest.Client{{ID: "skc_1", PostLogoutRedirectURIs: []string{"https://a.example/out?x=1"}}}}},
+		{"client without ID", scalekittest.Config{Clients: []scalekittest.Client{{Secret: "x"}}}},
+		{"negative idle timeout", scalekittest.Config{IdleTimeout: -time.Second}},
+		{"webhook secret without prefix", scalekittest.Config{WebhookSecret: "c2VjcmV0"}},
+		{"relative webhook URL", scalekittest.Config{WebhookURLs: []string{"/hooks"}}},
+		{"address in use", scalekittest.Config{Addr: "256.0.0.1:0"}},
+	}
+	for _, tt := range tests {
+		s, err := scalekittest.New(tt.cfg)
+		if err == nil {
+			s.Close()
+			t.Errorf("%s: New succeeded, want an error", tt.name)
+		} else if !strings.HasPrefix(err.Error(), "scalekittest: ") {
+			t.Errorf("%s: error %q lacks the scalekittest: prefix", tt.name, err)
+		}
+	}
+}
+
+func TestDiscovery(t *testing.T) {
+	s := newServer(t, scalekittest.Config{})
+	resp, err := http.Get(s.URL + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Issuer      string   `json:"issuer"`
+		EndSession  string   `json:"end_session_endpoint"`
+		GrantTypes  []string `json:"grant_types_supported"`
+		BackChannel bool     `json:"backchannel_logout_supported"`
+	}
+	json.NewDecoder(resp.Body).Decode(&doc)
+	if doc.Issuer != s.URL || doc.EndSession != s.URL+"/oidc/logout" || !doc.BackChannel ||
+		strings.Join(doc.GrantTypes, " ") != "authorization_code refresh_token client_credentials" {
+		t.Errorf("discovery %+v", doc)
+	}
+}

@@ -28,6 +28,9 @@ type options struct {
 	// CookieKey seals cookie sessions; instances that share sessions share
 	// it. Nil means a random key.
 	CookieKey []byte
+	// Fake configures the embedded Scalekit environment; its Addr and the
+	// demo's own client are filled in.
+	Fake scalekittest.Config
 }
 
 // demo is a running app, with the embedded identity provider and Redis it
@@ -70,19 +73,21 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 	d.AppURL = "http://" + l.Addr().String()
 
 	if o.Issuer == "" {
-		if d.Fake, err = scalekittest.NewServerAt(o.IDPAddr); err != nil {
-			return nil, err
-		}
-		d.closers = append(d.closers, d.Fake.Close)
-		o.Issuer = d.Fake.Issuer()
 		o.ClientID, o.ClientSecret = "skc_demo_app", rand.Text()
-		d.Fake.AddClient(scalekittest.Client{
+		fake := o.Fake
+		fake.Addr = o.IDPAddr
+		fake.Clients = append(fake.Clients, scalekittest.Client{
 			ID:                     o.ClientID,
 			Secret:                 o.ClientSecret,
 			RedirectURIs:           []string{d.AppURL + "/callback"},
 			PostLogoutRedirectURIs: []string{d.AppURL + "/logged-out"},
-			BackChannelLogoutURI:   d.AppURL + "/backchannel-logout",
+			BackChannelLogoutURIs:  []string{d.AppURL + "/backchannel-logout"},
 		})
+		if d.Fake, err = scalekittest.New(fake); err != nil {
+			return nil, err
+		}
+		d.closers = append(d.closers, d.Fake.Close)
+		o.Issuer = d.Fake.Issuer()
 	}
 	if o.ClientID == "" {
 		return nil, errors.New("-client-id is required with -issuer")

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/endsession/logout/internal/testenv"
 	"github.com/endsession/logout/scalekittest"
@@ -20,12 +23,15 @@ func startPair(t *testing.T, store string) (a, b *demo) {
 	a = startDemo(t, options{Store: store, RedisURL: "redis://" + srv.Addr, CookieKey: key})
 	b = startDemo(t, options{Store: store, RedisURL: "redis://" + srv.Addr, CookieKey: key,
 		Issuer: a.Issuer, ClientID: a.ClientID, ClientSecret: a.ClientSecret})
-	a.Fake.AddClient(scalekittest.Client{
+	err := a.Fake.AddClient(scalekittest.Client{
 		ID: a.ClientID, Secret: a.ClientSecret,
 		RedirectURIs:           []string{a.AppURL + "/callback", b.AppURL + "/callback"},
 		PostLogoutRedirectURIs: []string{a.AppURL + "/logged-out", b.AppURL + "/logged-out"},
-		BackChannelLogoutURI:   a.AppURL + "/backchannel-logout", // one URL, behind the balancer
+		BackChannelLogoutURIs:  []string{a.AppURL + "/backchannel-logout"}, // one URL, behind the balancer
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return a, b
 }
 
@@ -40,8 +46,9 @@ func signedInAs(t *testing.T, d *demo, cookies []*http.Cookie, email string) boo
 }
 
 // TestBackChannelAcrossInstances signs one user in from two browsers, one on
-// each instance, then revokes the user at the provider's API. Both browsers
-// are signed out on both instances before the API call returns.
+// each instance, then revokes the user at the provider's API. Once the
+// provider's back-channel deliveries have settled, both browsers are signed
+// out on both instances.
 func TestBackChannelAcrossInstances(t *testing.T) {
 	for _, store := range []string{"redis", "cookie"} {
 		t.Run(store, func(t *testing.T) {
@@ -65,12 +72,24 @@ func TestBackChannelAcrossInstances(t *testing.T) {
 				t.Fatalf("%d provider sessions, want 2", n)
 			}
 
+			api := (&clientcredentials.Config{ClientID: a.ClientID, ClientSecret: a.ClientSecret, TokenURL: a.Issuer + "/oauth/token"}).Client(context.Background())
 			start := time.Now()
-			req, _ := http.NewRequest(http.MethodPost, a.Issuer+"/api/v1/users/"+user.ID+"/sessions/revoke", nil)
-			req.SetBasicAuth(a.ClientID, a.ClientSecret)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil || resp.StatusCode != http.StatusOK {
-				t.Fatalf("revoke API: %v %v (%s)", resp, err, body(t, resp))
+			resp, err := api.Post(a.Issuer+"/api/v1/users/"+user.ID+"/sessions/revoke", "application/json", nil)
+			if err != nil {
+				t.Fatalf("revoke API: %v", err)
+			}
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("revoke API: status %d (%s)", resp.StatusCode, body(t, resp))
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := a.Fake.WaitDeliveries(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for _, dl := range a.Fake.Deliveries() {
+				if !dl.Delivered {
+					t.Errorf("back-channel delivery to %s for %s: %d attempts, last status %d %s", dl.URL, dl.SessionID, dl.Attempts, dl.LastStatus, dl.LastError)
+				}
 			}
 			for name, c := range jars {
 				for _, d := range []*demo{a, b} {

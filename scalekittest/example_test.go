@@ -1,0 +1,110 @@
+package scalekittest_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/endsession/logout/scalekittest"
+)
+
+// Example signs a test browser in to an app through the fake's real
+// authorization-code flow, then revokes the user's sessions as an admin
+// would, and waits until the app has heard of it by back channel.
+func Example() {
+	fake := scalekittest.NewServer()
+	defer fake.Close()
+
+	// The app under test: /login sends the browser to the fake, /callback
+	// exchanges the code, /backchannel-logout hears of ended sessions.
+	var conf oauth2.Config
+	mux := http.NewServeMux()
+	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, conf.AuthCodeURL("state"), http.StatusFound)
+	})
+	mux.HandleFunc("/callback", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := conf.Exchange(r.Context(), r.URL.Query().Get("code")); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		fmt.Fprint(w, "signed in")
+	})
+	mux.HandleFunc("/backchannel-logout", func(w http.ResponseWriter, r *http.Request) {})
+	app := httptest.NewServer(mux)
+	defer app.Close()
+	fake.AddClient(scalekittest.Client{
+		ID: "skc_app", Secret: "app-secret",
+		RedirectURIs:          []string{app.URL + "/callback"},
+		BackChannelLogoutURIs: []string{app.URL + "/backchannel-logout"},
+	})
+	conf = oauth2.Config{
+		ClientID: "skc_app", ClientSecret: "app-secret", RedirectURL: app.URL + "/callback",
+		Endpoint: oauth2.Endpoint{AuthURL: fake.URL + "/oauth/authorize", TokenURL: fake.URL + "/oauth/token"},
+		Scopes:   []string{"openid", "email"},
+	}
+
+	ctx := context.Background()
+	browser := scalekittest.NewBrowser()
+	resp, err := fake.SignIn(ctx, browser, app.URL+"/login", "ada@example.com")
+	if err != nil {
+		panic(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Println(string(page))
+
+	user := fake.User("ada@example.com")
+	ses := fake.Sessions(user.ID)[0]
+	fmt.Println(ses.Status, ses.Clients)
+
+	revoked, _ := fake.RevokeUserSessions(user.ID)
+	fmt.Println(len(revoked), revoked[0].Status)
+	fake.WaitDeliveries(ctx)
+	d := fake.Deliveries()[0]
+	fmt.Println(d.Kind, d.ClientID, d.Delivered)
+	// Output:
+	// signed in
+	// active [skc_app]
+	// 1 revoked
+	// back-channel skc_app true
+}
+
+// ExampleConfig_idleTimeout moves the fake's clock past the idle timeout:
+// the session expires by itself and its refresh token stops working.
+func ExampleConfig_idleTimeout() {
+	var now atomic.Int64 // the clock is read from the fake's goroutines too
+	now.Store(time.Date(2030, 1, 1, 9, 0, 0, 0, time.UTC).UnixNano())
+	fake, err := scalekittest.New(scalekittest.Config{
+		IdleTimeout: 30 * time.Minute,
+		Now:         func() time.Time { return time.Unix(0, now.Load()).UTC() },
+		Clients:     []scalekittest.Client{{ID: "skc_app", Secret: "s", RedirectURIs: []string{"http://app.localhost/callback"}}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer fake.Close()
+	// A login_hint signs the user in without the form: a shortcut of the
+	// fake for tests that do not care about the form.
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(fake.URL + "/oauth/authorize?client_id=skc_app&response_type=code&scope=openid&redirect_uri=http://app.localhost/callback&login_hint=ada@example.com")
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	user := fake.User("ada@example.com")
+
+	now.Add(int64(29 * time.Minute))
+	fmt.Println(fake.Sessions(user.ID)[0].Status)
+	now.Add(int64(time.Minute))
+	ses := fake.Sessions(user.ID)[0]
+	fmt.Println(ses.Status, ses.EndedAt.Format(time.Kitchen))
+	// Output:
+	// active
+	// expired 9:30AM
+}

@@ -1,0 +1,275 @@
+package scalekittest
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DeliveryKind tells a back-channel logout token from a webhook event.
+type DeliveryKind string
+
+const (
+	// BackChannelDelivery is an OpenID Connect back-channel logout token,
+	// POSTed as a form to a client's back-channel logout URI.
+	BackChannelDelivery DeliveryKind = "back-channel"
+	// WebhookDelivery is a Standard Webhooks event, POSTed as JSON to a
+	// webhook URL.
+	WebhookDelivery DeliveryKind = "webhook"
+)
+
+// WebhookLogoutEvent is the type of the webhook event sent when a session
+// ends.
+const WebhookLogoutEvent = "user.logout"
+
+// Delivery is one notification the server sent, or is still trying to send,
+// when a session ended.
+type Delivery struct {
+	Kind      DeliveryKind
+	URL       string
+	ClientID  string // the client notified, for a back-channel delivery
+	SessionID string
+	UserID    string
+	// Body is what each attempt posts: the form with the logout token, or
+	// the webhook's JSON event.
+	Body string
+	// Attempts made so far, and how the last one went: the HTTP status it
+	// got (0 if none) or the error.
+	Attempts   int
+	LastStatus int
+	LastError  string
+	Delivered  bool
+	Done       bool // delivered, or out of attempts
+}
+
+// Deliveries returns every delivery so far, in the order they were queued.
+func (s *Server) Deliveries() []Delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Delivery, len(s.deliveries))
+	for i, d := range s.deliveries {
+		out[i] = *d
+	}
+	return out
+}
+
+// WaitDeliveries waits until every delivery queued so far is delivered or
+// out of attempts, or ctx ends.
+func (s *Server) WaitDeliveries(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		if s.inflight == 0 {
+			s.mu.Unlock()
+			return nil
+		}
+		settled := s.settled
+		s.mu.Unlock()
+		select {
+		case <-settled:
+		case <-ctx.Done():
+			return fmt.Errorf("scalekittest: deliveries still pending: %w", ctx.Err())
+		}
+	}
+}
+
+// LogoutToken returns a signed back-channel logout token for the client,
+// naming the user and (when not empty) the session. It is dated by the wall
+// clock, not [Config.Now]: receivers check it against theirs as it arrives.
+func (s *Server) LogoutToken(clientID, userID, sessionID string) (string, error) {
+	now := time.Now()
+	claims := map[string]any{
+		"iss": s.URL, "aud": []string{clientID}, "iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix(),
+		"jti": "jti_" + randomText(), "events": map[string]any{BackChannelLogoutEvent: map[string]any{}},
+	}
+	if userID != "" {
+		claims["sub"] = userID
+	}
+	if sessionID != "" {
+		claims["sid"] = sessionID
+	}
+	return s.Sign(claims, "logout+jwt")
+}
+
+// SendLogoutToken POSTs a logout token to a back-channel logout URI once and
+// expects 200 or 204.
+func (s *Server) SendLogoutToken(ctx context.Context, uri, token string) error {
+	d := &Delivery{Kind: BackChannelDelivery, URL: uri, Body: url.Values{"logout_token": {token}}.Encode()}
+	status, err := s.post(ctx, d)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK && status != http.StatusNoContent {
+		return fmt.Errorf("scalekittest: back-channel logout to %s: status %d", uri, status)
+	}
+	return nil
+}
+
+// notifyLocked queues the notifications of an ended session: a logout token
+// to each back-channel URI of each client it signed into but except, and a
+// user.logout event to each webhook URL. The caller holds s.mu.
+func (s *Server) notifyLocked(ses Session, except string) {
+	if s.closed {
+		return
+	}
+	var queue []*Delivery
+	for _, id := range ses.Clients {
+		c := s.clients[id]
+		if c == nil || id == except {
+			continue
+		}
+		for _, uri := range c.BackChannelLogoutURIs {
+			queue = append(queue, &Delivery{Kind: BackChannelDelivery, URL: uri, ClientID: id, SessionID: ses.ID, UserID: ses.UserID})
+		}
+	}
+	if len(s.cfg.WebhookURLs) > 0 {
+		event := s.logoutEvent(ses)
+		for _, u := range s.cfg.WebhookURLs {
+			queue = append(queue, &Delivery{Kind: WebhookDelivery, URL: u, SessionID: ses.ID, UserID: ses.UserID, Body: event})
+		}
+	}
+	for _, d := range queue {
+		if s.inflight == 0 {
+			s.settled = make(chan struct{})
+		}
+		s.inflight++
+		s.deliveries = append(s.deliveries, d)
+		s.bg.Add(1)
+		go s.deliver(d)
+	}
+}
+
+// deliver makes the attempts at one delivery, off the path of whatever ended
+// the session, doubling the wait between them.
+func (s *Server) deliver(d *Delivery) {
+	defer s.bg.Done()
+	defer func() {
+		s.mu.Lock()
+		d.Done = true
+		if s.inflight--; s.inflight == 0 {
+			close(s.settled)
+		}
+		s.mu.Unlock()
+	}()
+	if d.Kind == BackChannelDelivery {
+		token, err := s.LogoutToken(d.ClientID, d.UserID, d.SessionID)
+		if err != nil {
+			s.mu.Lock()
+			d.LastError = err.Error()
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Lock()
+		d.Body = url.Values{"logout_token": {token}}.Encode()
+		s.mu.Unlock()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	wait := s.cfg.DeliveryRetryDelay
+	for attempt := 1; ; attempt++ {
+		status, err := s.post(ctx, d)
+		ok := err == nil && status/100 == 2
+		s.mu.Lock()
+		d.Attempts, d.LastStatus, d.LastError, d.Delivered = attempt, status, "", ok
+		if err != nil {
+			d.LastError = err.Error()
+		}
+		s.mu.Unlock()
+		if ok || attempt >= s.cfg.DeliveryAttempts {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		wait *= 2
+	}
+}
+
+// post makes one attempt at a delivery. Webhooks are signed afresh each
+// time, as Standard Webhooks asks: same id, the attempt's timestamp.
+func (s *Server) post(ctx context.Context, d *Delivery) (int, error) {
+	s.mu.Lock()
+	body := d.Body
+	s.mu.Unlock()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	if d.Kind == WebhookDelivery {
+		var event struct{ ID string }
+		json.Unmarshal([]byte(body), &event)
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("webhook-id", event.ID)
+		req.Header.Set("webhook-timestamp", ts)
+		req.Header.Set("webhook-signature", "v1,"+s.webhookSignature(event.ID, ts, []byte(body)))
+	} else {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// webhookSignature is the Standard Webhooks v1 signature: HMAC-SHA256 over
+// "id.timestamp.body", base64.
+func (s *Server) webhookSignature(id, timestamp string, body []byte) string {
+	mac := hmac.New(sha256.New, s.secret)
+	mac.Write([]byte(id + "." + timestamp + "."))
+	mac.Write(body)
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// logoutEvent is the user.logout event for an ended session. The caller
+// holds s.mu.
+func (s *Server) logoutEvent(ses Session) string {
+	u := s.userByID[ses.UserID]
+	endedAt := ses.EndedAt.UTC().Format(time.RFC3339Nano)
+	event := map[string]any{
+		"spec_version":    "1",
+		"id":              newID("evt_"),
+		"type":            WebhookLogoutEvent,
+		"object":          "User",
+		"occurred_at":     endedAt,
+		"environment_id":  s.envID,
+		"organization_id": ses.OrganizationID,
+		"data": map[string]any{
+			"user": map[string]any{
+				"id": u.ID, "email": u.Email,
+				"user_profile": map[string]any{
+					"given_name": u.GivenName, "family_name": u.FamilyName, "name": u.Name(), "email_verified": true,
+				},
+			},
+			"user_session": map[string]any{
+				"session_id": ses.ID, "user_id": ses.UserID, "organization_id": ses.OrganizationID,
+				"status": ses.Status, "logout_at": endedAt, "authenticated_clients": slices.Clone(ses.Clients),
+			},
+		},
+	}
+	var b bytes.Buffer
+	json.NewEncoder(&b).Encode(event)
+	return strings.TrimSpace(b.String())
+}
