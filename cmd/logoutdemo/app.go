@@ -31,6 +31,8 @@ type options struct {
 	// Fake configures the embedded Scalekit environment; its Addr and the
 	// demo's own client are filled in.
 	Fake scalekittest.Config
+	// PostLogoutWithClientID is the logout handler's option of that name.
+	PostLogoutWithClientID bool
 }
 
 // demo is a running app, with the embedded identity provider and Redis it
@@ -107,12 +109,13 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 		return nil, err
 	}
 	d.Logout, err = logout.New(logout.Config{
-		Store:                 store,
-		Issuer:                o.Issuer,
-		ClientID:              o.ClientID,
-		PostLogoutRedirectURI: d.AppURL + "/logged-out",
-		Cookie:                logout.CookieConfig{InsecureHTTP: strings.HasPrefix(d.AppURL, "http:")},
-		Logger:                log,
+		Store:                  store,
+		Issuer:                 o.Issuer,
+		ClientID:               o.ClientID,
+		PostLogoutRedirectURI:  d.AppURL + "/logged-out",
+		PostLogoutWithClientID: o.PostLogoutWithClientID,
+		Cookie:                 logout.CookieConfig{InsecureHTTP: strings.HasPrefix(d.AppURL, "http:")},
+		Logger:                 log,
 	})
 	if err != nil {
 		return nil, err
