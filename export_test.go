@@ -48,3 +48,13 @@ func SessionFormatOf(t interface{ Fatal(...any) }, store *CookieStore, cookie, t
 	}
 	return plain[handleLen]
 }
+
+// SetBackstopRetry sets the wait before a failed backstop job's retry.
+func SetBackstopRetry(d time.Duration) (restore func()) {
+	old := backstopFirstRetry
+	backstopFirstRetry = d
+	return func() { backstopFirstRetry = old }
+}
+
+// SetProviderClock makes p read the time from now.
+func SetProviderClock(p *Provider, now func() time.Time) { p.now = now }

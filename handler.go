@@ -136,6 +136,24 @@ type Config struct {
 	// for LastSeen, so a cookie store cannot enforce IdleTimeout with it.
 	SessionFormat int
 
+	// Provider, when set, gives the Handler the app's client credentials at
+	// the provider, and with them a backstop: after each logout it ends the
+	// provider session from the server too, in case the browser never gets
+	// to the end-session endpoint (a tab closed, the network gone). It waits
+	// BackstopDelay first, so as not to race the browser there, then revokes
+	// the session only if it is still active. Everywhere also ends, at once,
+	// the user's provider sessions on every other device. [Handler.Refresh]
+	// needs it too.
+	Provider *Provider
+	// BackstopDelay is how long the backstop waits after a logout before it
+	// checks the provider session. Zero means 10 seconds; a browser
+	// normally reaches the end-session endpoint within one.
+	BackstopDelay time.Duration
+	// OnBackstopError, if set, is called with a [*BackstopError] for every
+	// provider session the backstop could not end (after its retries), off
+	// the request path: the context is not the request's.
+	OnBackstopError func(ctx context.Context, err error)
+
 	// OnLogout, if set, is called after a logout request ended a session,
 	// with what the session held (to revoke a refresh token, say).
 	OnLogout func(r *http.Request, ended Session)
@@ -184,6 +202,8 @@ type Handler struct {
 	failClosed     bool
 	lifetime       time.Duration
 	idle           time.Duration
+	provider       *Provider
+	backstop       *backstop // nil without a Provider
 	onLogout       func(*http.Request, Session)
 	onError        func(*http.Request, error)
 	log            *slog.Logger
@@ -211,6 +231,10 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if h.log == nil {
 		h.log = slog.Default()
+	}
+	if cfg.Provider != nil {
+		h.provider = cfg.Provider
+		h.backstop = newBackstop(cfg.Provider, cmp.Or(cfg.BackstopDelay, 10*time.Second), h.log, cfg.OnBackstopError)
 	}
 
 	endpoint := cfg.EndSessionEndpoint
@@ -370,6 +394,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 		if h.onLogout != nil {
 			h.onLogout(r, ended)
 		}
+		if h.backstop != nil && everywhere && ended.Subject != "" {
+			h.backstop.endOthers(ended.Subject, ended.SessionID)
+		}
+		if h.backstop != nil && ended.SessionID != "" {
+			h.backstop.endSession(ended.SessionID)
+		}
 	}
 
 	// 4. Send the browser through the provider's logout, always: the
@@ -379,6 +409,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 	// the browser comes back depends on what the provider can trust; see
 	// EndSessionURL.
 	h.reply(w, r, 0, h.EndSessionURL(ended.IDToken, postLogout, rand.Text()), "")
+}
+
+// Close stops the backstop taking new jobs and waits, until ctx is done, for
+// the ones already scheduled (their grace periods included), so that a
+// deploy does not drop them; those still waiting then are abandoned and
+// reported to OnBackstopError and the log. Call it on shutdown, after the
+// HTTP server stopped serving. Without a Provider it returns at once.
+func (h *Handler) Close(ctx context.Context) error {
+	if h.backstop == nil {
+		return nil
+	}
+	return h.backstop.close(ctx)
 }
 
 // EndSessionURL returns the provider's end-session URL for the given ID token
