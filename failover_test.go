@@ -86,6 +86,68 @@ func TestSentinelStore(t *testing.T) {
 	t.Logf("median logout latency over %d logouts each: %v without WAIT, %v with WaitReplicas=1: the WAIT adds %v", n, mo, mw, mw-mo)
 }
 
+// TestSentinelRefusedLogoutEndsOnRetry: a logout that no replica confirmed
+// is answered 503, and the user tries again once the replica is back. The
+// retry must do what the first attempt would have done: end the session,
+// hand it to OnLogout (whose job is to revoke its refresh token), and send
+// the ID token to the provider as id_token_hint.
+func TestSentinelRefusedLogoutEndsOnRetry(t *testing.T) {
+	sen := testenv.StartSentinel(t)
+	rdb := sen.Client()
+	store := logout.NewRedisStore(rdb)
+	store.WaitReplicas = 1
+	store.WaitTimeout = failoverWaitTimeout
+	list := logout.NewRevocationList(rdb)
+	list.WaitReplicas = 1
+	list.WaitTimeout = failoverWaitTimeout
+	cookieStore, err := logout.NewRevocableCookieStore(list, newKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type user struct {
+		name    string
+		h       *logout.Handler
+		cookies []*http.Cookie
+		ended   []logout.Session
+	}
+	users := []*user{{name: "RedisStore"}, {name: "RevocableCookieStore"}}
+	for i, s := range []logout.SessionStore{store, cookieStore} {
+		u := users[i]
+		u.h, _ = newHandler(t, s, func(c *logout.Config) {
+			c.FailOnStoreError = true
+			c.StoreTimeout = failoverStoreTimeout
+			c.OnLogout = func(_ *http.Request, ended logout.Session) { u.ended = append(u.ended, ended) }
+		})
+		u.cookies = signIn(t, u.h, testSession())
+	}
+	sen.WaitReplicated()
+
+	replica := sen.Replica()
+	sen.Isolate(replica)
+	for _, u := range users {
+		if resp := serve(u.h, logoutRequest(http.MethodPost, u.cookies)); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("%s: logout with the replica cut off: status %d, want %d", u.name, resp.StatusCode, http.StatusServiceUnavailable)
+		}
+	}
+	replica.Resume()
+	sen.WaitReplicated()
+	for _, u := range users {
+		resp := serve(u.h, logoutRequest(http.MethodPost, u.cookies))
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Errorf("%s: retry: status %d, want %d", u.name, resp.StatusCode, http.StatusSeeOther)
+		}
+		if _, err := currentSession(u.h, u.cookies); !errors.Is(err, logout.ErrNoSession) {
+			t.Errorf("%s: session after the retry: %v, want %v", u.name, err, logout.ErrNoSession)
+		}
+		if len(u.ended) != 1 || u.ended[0].RefreshToken != testSession().RefreshToken {
+			t.Errorf("%s: OnLogout got %d sessions, want the one that was ended", u.name, len(u.ended))
+		}
+		if !location(t, resp).Query().Has("id_token_hint") {
+			t.Errorf("%s: retry sent the browser to %s without id_token_hint", u.name, resp.Header.Get("Location"))
+		}
+	}
+}
+
 // TestFailoverKeepsAcknowledgedLogouts kills the primary while logouts keep
 // coming, and lets Sentinel promote the replica, several times. Before each
 // kill the replica is cut off, so that a logout the primary acknowledges from
