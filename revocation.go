@@ -79,6 +79,12 @@ func (l *RevocationList) endHandle(ctx context.Context, handle []byte, ttl time.
 	err := l.durability().write(ctx, l.rdb, key, func(c redis.Cmdable) {
 		set = c.SetArgs(ctx, key, "1", redis.SetArgs{Mode: "NX", TTL: max(ttl, 0) + time.Minute})
 	})
+	if errors.Is(err, errNotReplicated) && set.Err() == nil {
+		// No replica confirmed the record this call made: take it back, so
+		// that the failure is honest and a retry can end the session for
+		// good (see RedisStore.End).
+		within(ctx, func() (int64, error) { return l.rdb.Del(ctx, key).Result() })
+	}
 	if err != nil {
 		return false, fmt.Errorf("logout: redis revocation: %w", err)
 	}

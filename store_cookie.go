@@ -197,7 +197,7 @@ func (c *RevocableCookieStore) EndSubject(ctx context.Context, issuer, subject s
 	if subject == "" {
 		return 0, errors.New("logout: EndSubject needs a subject")
 	}
-	return 0, c.list.revoke(ctx, "sub", issuer, subject, before)
+	return 0, c.list.revoke(ctx, "sub", issuer, subject, minTime(before, c.clock()))
 }
 
 // Renew opens the session, checks that it was not ended, and records its use

@@ -63,7 +63,9 @@ type RedisStore struct {
 	// WaitReplicas, when above zero, makes End, EndSID and EndSubject wait
 	// until that many replicas have the change (Redis WAIT, pipelined with
 	// the write: still one round trip), and fail when they do not confirm it
-	// within WaitTimeout.
+	// within WaitTimeout. End then puts the session back (a second round
+	// trip, on that failure only), so that the caller's retry ends it with
+	// what it held; EndSID and EndSubject are idempotent and just retried.
 	WaitReplicas int
 	// WaitTimeout bounds that wait. Zero means 500 milliseconds.
 	WaitTimeout time.Duration
@@ -247,6 +249,9 @@ func (r *RedisStore) End(ctx context.Context, token string) (Session, error) {
 	err := r.durability().write(ctx, r.rdb, ref.session, func(c redis.Cmdable) {
 		get = c.GetDel(ctx, ref.session)
 	})
+	if errors.Is(err, errNotReplicated) {
+		r.restore(ctx, ref, get)
+	}
 	if err != nil {
 		return Session{}, fmt.Errorf("logout: redis end: %w", err)
 	}
@@ -260,6 +265,25 @@ func (r *RedisStore) End(ctx context.Context, token string) (Session, error) {
 	// The session is gone whatever the blob holds; a blob that does not open
 	// yields nothing to the caller.
 	return r.open(ref, blob)
+}
+
+// restore puts back a session whose ending no replica confirmed. A failover
+// could undo that ending behind the caller's back; undoing it here instead
+// makes the failure honest, and lets a retry end the session for good, with
+// what it held (the ID token for the provider, OnLogout's refresh token). If
+// the restore fails too, the session stays ended on the primary.
+func (r *RedisStore) restore(ctx context.Context, ref redisRef, get *redis.StringCmd) {
+	blob, err := get.Bytes()
+	if err != nil {
+		return
+	}
+	s, err := r.open(ref, blob)
+	if err != nil {
+		return
+	}
+	if ttl, _, err := r.ttls(s); err == nil {
+		within(ctx, func() (bool, error) { return r.rdb.SetNX(ctx, ref.session, blob, ttl).Result() })
+	}
 }
 
 // EndSubject ends every session of the user that began before the given
