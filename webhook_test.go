@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -188,7 +189,7 @@ type delivery struct {
 
 // newDelivery signs body with secret as sent at the given time.
 func newDelivery(secret, body string, sent time.Time) delivery {
-	d := delivery{id: "evt_" + strconv.FormatInt(time.Now().UnixNano(), 10), body: []byte(body)}
+	d := delivery{id: "evt_" + rand.Text(), body: []byte(body)}
 	d.resign(secret, sent)
 	return d
 }
@@ -762,12 +763,14 @@ func TestWebhookFromScalekit(t *testing.T) {
 				t.Fatalf("the laptop's session on instance B: %v", err)
 			}
 
+			revoked := time.Now()
 			if _, err := fake.RevokeSession(ses.SessionID); err != nil {
 				t.Fatal(err)
 			}
 			if err := fake.WaitDeliveries(ctx); err != nil {
 				t.Fatal(err)
 			}
+			t.Logf("revoked at the provider to delivered and handled: %v", time.Since(revoked))
 			ds := fake.Deliveries()
 			if len(ds) != 1 || ds[0].Kind != scalekittest.WebhookDelivery || !ds[0].Delivered || ds[0].LastStatus != http.StatusOK || ds[0].Attempts != 1 {
 				t.Fatalf("deliveries %+v, want one webhook delivered at the first attempt with 200", ds)
@@ -886,4 +889,68 @@ func ExampleNewWebhookHandler() {
 	fmt.Println(fake.Deliveries()[0].LastStatus, err)
 	// Output:
 	// 200 logout: no session
+}
+
+// TestWebhookCommandCounts counts, on a redis-server of its own, the Redis
+// commands one delivery costs: the id's lookup, the ending, the id's record.
+func TestWebhookCommandCounts(t *testing.T) {
+	srv := startRedisServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	counter := newCommandCounter(t, srv.Addr)
+	secret := newWebhookSecret()
+	sidEvent := logoutEvent("usr_alice", "ses_1", nil)
+	userEvent := logoutEvent("usr_alice", "", func(_, d, _ map[string]any) { delete(d, "user_session") })
+	tests := []struct {
+		name   string
+		cookie bool
+		body   string
+		want   int
+	}{
+		{"redis, session named", false, sidEvent, 4}, // EXISTS, GET (the sid's user), EVAL, SET
+		{"redis, user named", false, userEvent, 3},   // EXISTS, EVAL, SET
+		{"cookie, session named", true, sidEvent, 3}, // EXISTS, EVAL, SET
+		{"cookie, user named", true, userEvent, 3},
+	}
+	for _, tt := range tests {
+		store := countedStore(t, rdb, tt.cookie, newKey(t), &endCounter{})
+		wh := newWebhookHandler(t, store, &logSink{}, secret)
+		s := testSession()
+		s.Issuer, s.Subject, s.SessionID = whIssuer, "usr_alice", "ses_1"
+		store.Save(context.Background(), s)
+		counter.Reset(t)
+		d := newDelivery(secret, tt.body, time.Now())
+		if resp := postWebhook(wh, d); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d", tt.name, resp.StatusCode)
+		}
+		got := counter.Count(t)
+		if total(got) != tt.want {
+			t.Errorf("%s: %d commands %v, want %d", tt.name, total(got), got, tt.want)
+		}
+		postWebhook(wh, d)
+		if got := counter.Count(t); total(got) != 1 {
+			t.Errorf("%s, replayed: %d commands %v, want 1 (EXISTS)", tt.name, total(got), got)
+		}
+		t.Logf("%s: %v", tt.name, got)
+	}
+}
+
+// BenchmarkWebhookForgedDelivery is what a forged delivery costs the
+// receiver: one HMAC per secret over a typical event, and no store call.
+func BenchmarkWebhookForgedDelivery(b *testing.B) {
+	e := newWHEnv(b, false)
+	wh, err := logout.NewWebhookHandler(logout.WebhookConfig{Secrets: []string{e.secret, newWebhookSecret()}, Issuer: whIssuer, Store: e.store, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := newDelivery(newWebhookSecret(), logoutEvent("usr_alice", "ses_1", nil), time.Now())
+	b.ReportAllocs()
+	for b.Loop() {
+		if resp := postWebhook(wh, d); resp.StatusCode != http.StatusUnauthorized {
+			b.Fatalf("status %d, want 401", resp.StatusCode)
+		}
+	}
+	if got := e.ends.calls.Load(); got != 0 {
+		b.Errorf("ending calls: got %d, want 0", got)
+	}
 }
