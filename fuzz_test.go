@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/endsession/logout"
 )
@@ -208,6 +210,63 @@ func FuzzRedisBlob(f *testing.F) {
 		}
 		if !errors.Is(err, logout.ErrNoSession) {
 			t.Fatalf("Load of a forged record = %v, %v; want ErrNoSession", s, err)
+		}
+	})
+}
+
+// FuzzWebhook posts arbitrary deliveries to the webhook receiver twice: as
+// the fuzzer made them, and signed afresh with the receiver's secret, so
+// that the event decoder sees every body. Never a panic, never a 5xx (the
+// store is up); nothing the fuzzer signed itself gets past verification; a
+// delivery that is not answered 200 ends nothing.
+func FuzzWebhook(f *testing.F) {
+	e := newWHEnv(f, false)
+	now := time.Now()
+	for _, body := range []string{
+		logoutEvent("usr_alice", "ses_1", nil),
+		logoutEvent("usr_alice", "", func(e, d, _ map[string]any) { delete(d, "user_session") }),
+		logoutEvent("usr_alice", "ses_1", func(e, _, _ map[string]any) { e["type"] = "user.login" }),
+		`{"type":"user.logout","data":{"user_session":{"session_id":1}}}`,
+		`{"type":"user.logout","data":{"user":{"id":"usr_bob"},"user_session":{"logout_at":"2024-01-15T10:40:00Z"}}}`,
+		strings.Repeat("[", 20000),
+		"",
+	} {
+		d := newDelivery(e.secret, body, now)
+		f.Add(d.id, d.timestamp, d.signature, d.body)
+	}
+	f.Add("evt.1", "1700000000", "v1,AAAA v1a,BBBB", []byte(`{"type":"user.logout"}`))
+	f.Fuzz(func(t *testing.T, id, timestamp, signature string, body []byte) {
+		before := e.ends.calls.Load()
+		resp := postWebhook(e.wh, delivery{id: id, timestamp: timestamp, signature: signature, body: body})
+		switch resp.StatusCode {
+		case http.StatusOK, http.StatusBadRequest:
+			real := "v1," + unnotedSignature(e.secret, id, timestamp, body)
+			if !slices.Contains(strings.Fields(signature), real) {
+				t.Fatalf("status %d for a signature the fuzzer made: %q", resp.StatusCode, signature)
+			}
+		case http.StatusUnauthorized, http.StatusRequestEntityTooLarge:
+		default:
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		if resp.StatusCode != http.StatusOK && e.ends.calls.Load() != before {
+			t.Fatalf("status %d, yet sessions were ended", resp.StatusCode)
+		}
+
+		before = e.ends.calls.Load()
+		signed := delivery{id: id, body: body}
+		signed.timestamp = strconv.FormatInt(time.Now().Unix(), 10)
+		signed.signature = "v1," + unnotedSignature(e.secret, signed.id, signed.timestamp, body)
+		resp = postWebhook(e.wh, signed)
+		validID := id != "" && len(id) <= 256 && !strings.Contains(id, ".")
+		switch {
+		case resp.StatusCode == http.StatusUnauthorized && !validID:
+		case resp.StatusCode == http.StatusRequestEntityTooLarge && len(body) > 64<<10:
+		case resp.StatusCode == http.StatusOK, resp.StatusCode == http.StatusBadRequest:
+		default:
+			t.Fatalf("signed delivery with id %q: status %d", id, resp.StatusCode)
+		}
+		if resp.StatusCode != http.StatusOK && e.ends.calls.Load() != before {
+			t.Fatalf("signed delivery: status %d, yet sessions were ended", resp.StatusCode)
 		}
 	})
 }
