@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -34,43 +36,110 @@ func (n navigation) RoundTrip(r *http.Request) (*http.Response, error) {
 // SignIn signs email in through the real flow, as a user would: browser
 // (from [NewBrowser], or any client with a cookie jar that follows
 // redirects) opens loginURL, the app's route that redirects to this
-// server's /oauth/authorize; when the sign-in form shows, SignIn submits it
-// with email; the browser then follows the redirects back to the app. When
-// the browser still has a session here, no form shows and the app signs in
-// the session's user (single sign-on), as with Scalekit.
+// server's /oauth/authorize; SignIn fills in whichever sign-in form shows
+// with email (and, on the upstream provider's form, a password), this
+// server's or the upstream's; the browser then follows the redirects back
+// to the app. When the browser still has a session here, or at the upstream
+// for a sign-in that goes there, no form shows and the app signs in that
+// session's user (single sign-on), as with Scalekit.
 //
 // It returns the app's last response, with its body unread; an error if the
-// flow stopped on this server (an error page) or the app answered with an
-// error status.
+// flow stopped on this server or the upstream (an error page) or the app
+// answered with an error status.
 func (s *Server) SignIn(ctx context.Context, browser *http.Client, loginURL, email string) (*http.Response, error) {
+	resp, _, err := s.SignInForms(ctx, browser, loginURL, email)
+	return resp, err
+}
+
+// SignInForms is [Server.SignIn] that also reports the forms it filled in,
+// in order: none when the sign-in passed straight through.
+func (s *Server) SignInForms(ctx context.Context, browser *http.Client, loginURL, email string) (*http.Response, []Form, error) {
 	if browser.Jar == nil {
-		return nil, errors.New("scalekittest: SignIn needs a browser with a cookie jar")
+		return nil, nil, errors.New("scalekittest: SignIn needs a browser with a cookie jar")
 	}
 	resp, err := navigate(ctx, browser, http.MethodGet, loginURL, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if s.onSignInForm(resp) {
-		request := resp.Request.URL.RawQuery
-		resp.Body.Close()
-		form := url.Values{"request": {request}, "email": {email}}
-		resp, err = navigate(ctx, browser, http.MethodPost, s.URL+"/oauth/authorize", strings.NewReader(form.Encode()))
+	var forms []Form
+	for {
+		form, ok := s.formOn(resp)
+		if !ok {
+			break
+		}
+		// Each form shows once in a sign-in; more means one keeps coming
+		// back, and filling it in again would not end.
+		if len(forms) == 3 {
+			resp.Body.Close()
+			return nil, forms, fmt.Errorf("scalekittest: sign-in showed %v and then the %s form again", forms, form)
+		}
+		forms = append(forms, form)
+		action, fields, err := readForm(resp)
 		if err != nil {
-			return nil, err
+			return nil, forms, err
+		}
+		fields.Set("email", email)
+		if form == UpstreamForm {
+			fields.Set("password", "any password")
+		}
+		resp, err = navigate(ctx, browser, http.MethodPost, action, strings.NewReader(fields.Encode()))
+		if err != nil {
+			return nil, forms, err
 		}
 	}
-	if at := resp.Request.URL; strings.HasPrefix(at.String(), s.URL+"/") || resp.StatusCode >= 400 {
+	at := resp.Request.URL
+	onProvider := strings.HasPrefix(at.String(), s.URL+"/") || (s.up != nil && strings.HasPrefix(at.String(), s.up.URL+"/"))
+	if onProvider || resp.StatusCode >= 400 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
 		resp.Body.Close()
-		return nil, fmt.Errorf("scalekittest: sign-in stopped at %s with status %d: %s", at.Redacted(), resp.StatusCode, b)
+		return nil, forms, fmt.Errorf("scalekittest: sign-in stopped at %s with status %d: %s", at.Redacted(), resp.StatusCode, b)
 	}
-	return resp, nil
+	return resp, forms, nil
 }
 
-func (s *Server) onSignInForm(resp *http.Response) bool {
+// formOn reports which sign-in form resp shows, if any.
+func (s *Server) formOn(resp *http.Response) (Form, bool) {
+	if resp.StatusCode != http.StatusOK {
+		return "", false
+	}
 	u := resp.Request.URL
-	return resp.StatusCode == http.StatusOK && resp.Request.Method == http.MethodGet &&
-		strings.TrimSuffix(u.Scheme+"://"+u.Host, "/") == s.URL && u.Path == "/oauth/authorize"
+	origin := u.Scheme + "://" + u.Host
+	switch {
+	case origin == s.URL && u.Path == "/oauth/authorize":
+		return ScalekitForm, true
+	case s.up != nil && origin == s.up.URL && u.Path == "/authorize":
+		return UpstreamForm, true
+	}
+	return "", false
+}
+
+var (
+	formAction  = regexp.MustCompile(`<form method="post" action="([^"]*)">`)
+	hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)">`)
+)
+
+// readForm reads a sign-in page of this package, as a browser would: the
+// form's action, resolved against the page, and its hidden fields. It
+// closes the body.
+func readForm(resp *http.Response) (action string, fields url.Values, err error) {
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if err != nil {
+		return "", nil, fmt.Errorf("scalekittest: reading the sign-in form: %w", err)
+	}
+	m := formAction.FindSubmatch(b)
+	if m == nil {
+		return "", nil, fmt.Errorf("scalekittest: no form on the sign-in page at %s", resp.Request.URL.Redacted())
+	}
+	target, err := resp.Request.URL.Parse(html.UnescapeString(string(m[1])))
+	if err != nil {
+		return "", nil, fmt.Errorf("scalekittest: the sign-in form's action: %w", err)
+	}
+	fields = url.Values{}
+	for _, f := range hiddenInput.FindAllSubmatch(b, -1) {
+		fields.Add(html.UnescapeString(string(f[1])), html.UnescapeString(string(f[2])))
+	}
+	return target.String(), fields, nil
 }
 
 func navigate(ctx context.Context, c *http.Client, method, target string, body io.Reader) (*http.Response, error) {

@@ -13,14 +13,19 @@ import (
 	"github.com/endsession/logout/scalekittest"
 )
 
-// newApp is a minimal OpenID Connect app for clientID on fake: /login, and
-// /callback that answers with the ID token's sid.
+// newApp is a minimal OpenID Connect app for clientID on fake: /login, which
+// passes its query on to the authorization request (login_hint, prompt,
+// organization_id…), and /callback that answers with the ID token's sid.
 func newApp(t *testing.T, fake *scalekittest.Server, clientID string) *httptest.Server {
 	t.Helper()
 	var conf oauth2.Config
 	mux := http.NewServeMux()
 	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, conf.AuthCodeURL("state"), http.StatusFound)
+		var opts []oauth2.AuthCodeOption
+		for k := range r.URL.Query() {
+			opts = append(opts, oauth2.SetAuthURLParam(k, r.URL.Query().Get(k)))
+		}
+		http.Redirect(w, r, conf.AuthCodeURL("state", opts...), http.StatusFound)
 	})
 	mux.HandleFunc("/callback", func(w http.ResponseWriter, r *http.Request) {
 		tok, err := conf.Exchange(r.Context(), r.URL.Query().Get("code"))

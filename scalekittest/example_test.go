@@ -108,3 +108,68 @@ func ExampleConfig_idleTimeout() {
 	// active
 	// expired 9:30AM
 }
+
+// ExampleUpstreamConfig shows the third layer of logout: a user of an
+// organization's SSO domain signs in through its upstream provider, logs out
+// of Scalekit, and the next sign-in in that browser passes straight through
+// the upstream without a password. prompt=login brings the upstream's form
+// back here because the environment is told to forward it, which Scalekit
+// does not document.
+func ExampleUpstreamConfig() {
+	fake, err := scalekittest.New(scalekittest.Config{
+		Upstream: scalekittest.UpstreamConfig{Domains: []string{"sso.example"}, ForwardPrompt: true},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer fake.Close()
+
+	// The app under test: /login passes login_hint and prompt on.
+	var conf oauth2.Config
+	mux := http.NewServeMux()
+	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+		opts := []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("login_hint", r.URL.Query().Get("login_hint"))}
+		if p := r.URL.Query().Get("prompt"); p != "" {
+			opts = append(opts, oauth2.SetAuthURLParam("prompt", p))
+		}
+		http.Redirect(w, r, conf.AuthCodeURL("state", opts...), http.StatusFound)
+	})
+	mux.HandleFunc("/callback", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := conf.Exchange(r.Context(), r.URL.Query().Get("code")); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+		}
+	})
+	app := httptest.NewServer(mux)
+	defer app.Close()
+	fake.AddClient(scalekittest.Client{ID: "skc_app", Secret: "app-secret", RedirectURIs: []string{app.URL + "/callback"}})
+	conf = oauth2.Config{
+		ClientID: "skc_app", ClientSecret: "app-secret", RedirectURL: app.URL + "/callback", Scopes: []string{"openid"},
+		Endpoint: oauth2.Endpoint{AuthURL: fake.URL + "/oauth/authorize", TokenURL: fake.URL + "/oauth/token"},
+	}
+
+	ctx := context.Background()
+	browser := scalekittest.NewBrowser()
+	signIn := func(step, query string) {
+		resp, forms, err := fake.SignInForms(ctx, browser, app.URL+"/login?"+query, "grace@sso.example")
+		if err != nil {
+			panic(err)
+		}
+		resp.Body.Close()
+		fmt.Println(step, forms)
+	}
+	signIn("first sign-in:", "login_hint=grace@sso.example")
+	resp, err := browser.Get(fake.URL + "/oidc/logout")
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	_, alive := fake.Upstream().SessionOf(browser)
+	fmt.Println("upstream session alive after logout:", alive)
+	signIn("next sign-in:", "login_hint=grace@sso.example")
+	signIn("with prompt=login:", "login_hint=grace@sso.example&prompt=login")
+	// Output:
+	// first sign-in: [upstream]
+	// upstream session alive after logout: true
+	// next sign-in: []
+	// with prompt=login: [upstream]
+}

@@ -121,9 +121,31 @@ input{padding:.5rem;font-size:1rem}button{padding:.6rem;font-size:1rem;backgroun
 <p>Test Scalekit environment: any email signs in.</p>
 <form method="post" action="/oauth/authorize">
 <input type="hidden" name="request" value="%s">
-<label>Email <input id="email" name="email" type="email" required autofocus></label>
+<input type="hidden" name="authorization" value="%s">
+<label>Email <input id="email" name="email" type="email" value="%s" required autofocus></label>
 <button id="continue" type="submit">Continue</button>
 </form></body></html>`
 
 const signedOutPage = `<!doctype html><html><head><meta charset="utf-8"><title>Signed out · Scalekit (test)</title></head>
 <body><h1 id="signed-out">You are signed out</h1></body></html>`
+
+// upstreamSignInPage is the upstream provider's form: it looks unlike the
+// environment's, and asks for a password, so that a person (or a browser
+// test, by its element IDs) sees which provider is asking.
+const upstreamSignInPage = `<!doctype html>
+<html><head><meta charset="utf-8"><title>Sign in · Upstream identity provider (test)</title>
+<style>body{font-family:Georgia,serif;max-width:24rem;margin:4rem auto;color:#111827;background:#f0fdf4}
+form{display:grid;gap:.75rem;padding:1.5rem;border:2px solid #15803d;background:#fff}
+input{padding:.5rem;font-size:1rem}button{padding:.6rem;font-size:1rem;background:#15803d;color:#fff;border:0}</style>
+</head><body>
+<h1 id="upstream-title">Sign in to your organization</h1>
+<p>Test upstream identity provider: any password signs in.</p>
+<form method="post" action="/authorize">
+<input type="hidden" name="request" value="%s">
+<label>Email <input id="upstream-email" name="email" type="email" value="%s" required></label>
+<label>Password <input id="upstream-password" name="password" type="password" required autofocus></label>
+<button id="upstream-sign-in" type="submit">Sign in</button>
+</form></body></html>`
+
+const upstreamSignedOutPage = `<!doctype html><html><head><meta charset="utf-8"><title>Signed out · Upstream identity provider (test)</title></head>
+<body><h1 id="upstream-signed-out">You are signed out of your organization</h1></body></html>`

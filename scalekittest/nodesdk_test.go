@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -60,6 +61,7 @@ func TestNodeSDK(t *testing.T) {
 		Clients: []scalekittest.Client{{ID: clientID, Secret: secret,
 			RedirectURIs: []string{appURL + "/auth/callback"}, PostLogoutRedirectURIs: []string{appURL + "/login"}}},
 		WebhookURLs: []string{appURL + "/webhooks/scalekit"},
+		Upstream:    scalekittest.UpstreamConfig{Domains: []string{"sso.example"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -231,6 +233,43 @@ func TestNodeSDK(t *testing.T) {
 		t.Errorf("verifyWebhookPayload of a forged webhook: %v", h)
 	}
 	row("verifyWebhookPayload (signed with another secret)", "false (WebhookVerificationError)")
+
+	// getAuthorizationUrl's routing options send a user of sso.example to
+	// the upstream provider; prompt=login, not forwarded, gets the fake's
+	// form and the upstream passes through on its session.
+	up := fake.Upstream()
+	sso := scalekittest.NewBrowser()
+	routes := []struct {
+		browser *http.Client
+		query   string
+		params  string // what the SDK puts in the URL, among the rest
+		forms   []scalekittest.Form
+	}{
+		{sso, "domainHint=sso.example", "domain_hint=sso.example&domain=sso.example", []scalekittest.Form{scalekittest.UpstreamForm}},
+		{sso, "organizationId=" + up.OrganizationID + "&prompt=login", "organization_id=" + up.OrganizationID + "&prompt=login", []scalekittest.Form{scalekittest.ScalekitForm}},
+		{scalekittest.NewBrowser(), "connectionId=" + up.ConnectionID, "connection_id=" + up.ConnectionID, []scalekittest.Form{scalekittest.UpstreamForm}},
+		{scalekittest.NewBrowser(), "loginHint=grace%40sso.example", "login_hint=grace%40sso.example", []scalekittest.Form{scalekittest.UpstreamForm}},
+	}
+	for _, r := range routes {
+		resp, forms, err := fake.SignInForms(ctx, r.browser, appURL+"/login?"+r.query, "grace@sso.example")
+		if err != nil {
+			t.Fatalf("%s: %v", r.query, err)
+		}
+		page := decode(t, resp)
+		authURL := str(results(), "getAuthorizationUrl", "url")
+		a := fake.Authorizations()[len(fake.Authorizations())-1]
+		sent, _ := url.Parse(authURL)
+		want, _ := url.ParseQuery(r.params)
+		for k := range want {
+			if got := sent.Query().Get(k); got != want.Get(k) {
+				t.Errorf("%s: the SDK sent %s=%q, want %q", r.query, k, got, want.Get(k))
+			}
+		}
+		if page["signedIn"] != true || !slices.Equal(forms, r.forms) || !a.Upstream {
+			t.Errorf("%s: signed in %v, forms %v, upstream %v; want %v through the upstream", r.query, page["signedIn"], forms, a.Upstream, r.forms)
+		}
+		row("getAuthorizationUrl ("+r.query+")", fmt.Sprintf("%s in the URL; forms %v, through the upstream (routed by %s)", r.params, forms, a.RoutedBy))
+	}
 
 	t.Logf("Node SDK conformance, @scalekit-sdk/node 2.11.0 against scalekittest (npm ci %v, whole test %v):", installed.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 	t.Log("| SDK call | result |")

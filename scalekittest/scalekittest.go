@@ -11,14 +11,28 @@
 // idle and absolute session timeouts.
 //
 // Its sign-in form takes any email address; an authorization request with a
-// login_hint skips the form and signs that address in, a shortcut for tests.
-// [NewBrowser] and [Server.SignIn] drive the form as a user would.
+// login_hint skips the form and signs that address in, a shortcut for tests,
+// unless it carries prompt=login, which asks for the form (filled in with
+// the hint). [NewBrowser] and [Server.SignIn] drive the forms as a user
+// would, and [Server.Authorizations] tells which forms each sign-in showed.
 //
 // It keeps its own session in its own HttpOnly cookie, as Scalekit does, so a
 // test can see the three-layer logout for real: a second authorization while
 // the cookie lives returns at once without the sign-in form, and only a
 // browser navigation to /oidc/logout, carrying that cookie, ends it. Several
 // registered clients can share one session, as apps do with single sign-on.
+//
+// With [Config.Upstream] it also runs an upstream identity provider on an
+// origin of its own, the way an organization's enterprise SSO connection
+// puts Okta or Entra ID behind Scalekit: a sign-in that names that
+// organization or connection, or is for an address of its email domains,
+// goes there and back through the browser. The upstream keeps its own
+// session in its own cookie, so that a user who logged out here is signed
+// straight back in through it, without a password, as long as it lives: the
+// third layer of logout, which ending the session here does not end (unless
+// [UpstreamConfig.PropagateLogout] says it does), and which prompt=login
+// reaches only when [UpstreamConfig.ForwardPrompt] says Scalekit passes it
+// on.
 //
 // Where Scalekit's documentation leaves a behaviour open, [Config] names an
 // option for it, and the default is the strictest reading: an error page
@@ -118,6 +132,11 @@ type Config struct {
 	// timeout.
 	HTTPClient *http.Client
 
+	// Upstream runs an upstream identity provider beside the environment,
+	// for the users of its domains and the requests that name its
+	// organization or connection. Off unless it names one of them.
+	Upstream UpstreamConfig
+
 	// Now is the environment's clock, for tests that move time to expire
 	// sessions and tokens. It is called from the server's goroutines, so it
 	// must be safe for concurrent use. Nil means time.Now.
@@ -185,6 +204,7 @@ type Server struct {
 	cfg      Config
 	now      func() time.Time
 	srv      *http.Server
+	up       *Upstream // nil without one
 	listener net.Listener
 	http     *http.Client
 	secret   []byte // the webhook key
@@ -204,6 +224,9 @@ type Server struct {
 	refresh    map[string]*refreshGrant
 	apiTokens  map[string]time.Time // jti of client_credentials tokens -> expiry
 	logouts    []LogoutRequest
+	authzs     []*authorization
+	authzByID  map[string]*authorization
+	pending    map[string]*federation // sign-ins gone upstream, by state
 	deliveries []*Delivery
 	inflight   int
 	settled    chan struct{} // closed when inflight drops to zero
@@ -225,6 +248,8 @@ func New(cfg Config) (*Server, error) {
 		codes:     map[string]*authCode{},
 		refresh:   map[string]*refreshGrant{},
 		apiTokens: map[string]time.Time{},
+		authzByID: map[string]*authorization{},
+		pending:   map[string]*federation{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -261,6 +286,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.listener = l
 	s.URL = "http://" + l.Addr().String()
+	if err := s.startUpstream(); err != nil {
+		l.Close()
+		return nil, err
+	}
 	// One port serves browsers over HTTP/1.1 and the SDKs' gRPC over
 	// unencrypted HTTP/2, as Scalekit serves both on the environment URL.
 	var protocols http.Protocols
@@ -272,6 +301,10 @@ func New(cfg Config) (*Server, error) {
 		defer s.bg.Done()
 		s.srv.Serve(l)
 	}()
+	if s.up != nil {
+		s.bg.Add(1)
+		go s.up.serve()
+	}
 	if d := s.sweepInterval(); d > 0 {
 		s.bg.Add(1)
 		go s.sweepEvery(d)
@@ -298,6 +331,9 @@ func (s *Server) checkConfig() error {
 		return errors.New("scalekittest: delivery attempts and delay cannot be negative")
 	case c.HintlessLogout < RefuseHintlessLogout || c.HintlessLogout > RedirectHintlessLogout:
 		return fmt.Errorf("scalekittest: unknown HintlessLogout %d", c.HintlessLogout)
+	}
+	if err := s.checkUpstream(); err != nil {
+		return err
 	}
 	for _, u := range c.WebhookURLs {
 		if !absoluteURL(u) {
@@ -327,17 +363,28 @@ func (s *Server) WebhookSecret() string {
 	return "whsec_" + base64.StdEncoding.EncodeToString(s.secret)
 }
 
-// Close stops the server at once: open connections are closed and pending
-// deliveries abandoned.
+// Close stops the server, and its upstream provider, at once: open
+// connections are closed and pending deliveries abandoned.
 func (s *Server) Close() {
-	s.shutdown(func() { s.srv.Close() })
+	s.shutdown(func() {
+		s.srv.Close()
+		if s.up != nil {
+			s.up.srv.Close()
+		}
+	})
 }
 
-// Shutdown stops the server gracefully: it stops accepting requests, waits
-// for those in progress, then abandons pending delivery retries.
+// Shutdown stops the server, and its upstream provider, gracefully: it
+// stops accepting requests, waits for those in progress, then abandons
+// pending delivery retries.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
-	s.shutdown(func() { err = s.srv.Shutdown(ctx) })
+	s.shutdown(func() {
+		err = s.srv.Shutdown(ctx)
+		if s.up != nil {
+			err = errors.Join(err, s.up.srv.Shutdown(ctx))
+		}
+	})
 	return err
 }
 
@@ -379,18 +426,28 @@ func (s *Server) AddClient(c Client) error {
 }
 
 // User returns the user with that email, creating it on first use with a
-// name made from the address (ada.lovelace@… is Ada Lovelace).
+// name made from the address (ada.lovelace@… is Ada Lovelace). A user of
+// one of the upstream provider's domains belongs to its organization.
 func (s *Server) User(email string) User {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return *s.user(email)
+	return *s.userIn(email, "")
 }
 
-func (s *Server) user(email string) *User {
+// userIn returns the user with that email, creating it in organization org
+// (or, when org is "", in the one its domain belongs to). The caller holds
+// s.mu.
+func (s *Server) userIn(email, org string) *User {
 	u := s.users[email]
 	if u == nil {
+		if org == "" {
+			org = s.orgID
+			if s.up != nil && s.up.routesDomain(email) {
+				org = s.up.OrganizationID
+			}
+		}
 		given, family := namesFrom(email)
-		u = &User{ID: newID("usr_"), Email: email, GivenName: given, FamilyName: family, OrganizationID: s.orgID}
+		u = &User{ID: newID("usr_"), Email: email, GivenName: given, FamilyName: family, OrganizationID: org}
 		s.users[email] = u
 		s.userByID[u.ID] = u
 	}
@@ -426,6 +483,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /keys", s.jwks)
 	mux.HandleFunc("GET /oauth/authorize", s.authorize)
 	mux.HandleFunc("POST /oauth/authorize", s.signInForm)
+	mux.HandleFunc("GET /sso/callback", s.ssoCallback)
 	mux.HandleFunc("POST /oauth/token", s.token)
 	mux.HandleFunc("/oidc/logout", s.endSession)
 	mux.HandleFunc("GET /api/v1/sessions/{session_id}", s.restGetSession)

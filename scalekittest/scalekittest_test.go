@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -263,6 +265,41 @@ func TestSecondAuthorizeSkipsTheForm(t *testing.T) {
 	}
 }
 
+// The login_hint shortcut signs in without the form, unless prompt=login
+// asks for a fresh sign-in: then the form shows, filled in with the hint.
+func TestLoginHintYieldsToPromptLogin(t *testing.T) {
+	s := newServer(t, scalekittest.Config{})
+	q := url.Values{"client_id": {"skc_1"}, "redirect_uri": {callback}, "response_type": {"code"}, "scope": {"openid"}, "login_hint": {"ada@example.com"}}
+	tests := []struct {
+		prompt string
+		status int
+		forms  []scalekittest.Form
+	}{
+		{"", http.StatusFound, nil},
+		{"consent", http.StatusFound, nil},
+		{"login", http.StatusOK, []scalekittest.Form{scalekittest.ScalekitForm}},
+	}
+	for _, tt := range tests {
+		q.Set("prompt", tt.prompt)
+		resp, err := userAgent().Get(s.URL + "/oauth/authorize?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("prompt=%s: got %d, want %d", tt.prompt, resp.StatusCode, tt.status)
+		}
+		if tt.status == http.StatusOK && !strings.Contains(string(page), `value="ada@example.com"`) {
+			t.Errorf("prompt=%s: the form is not filled in with the hint", tt.prompt)
+		}
+		all := s.Authorizations()
+		if got := all[len(all)-1].Forms; !slices.Equal(got, tt.forms) {
+			t.Errorf("prompt=%s: forms %v, want %v", tt.prompt, got, tt.forms)
+		}
+	}
+}
+
 func TestAuthorizeRefusesBadRequests(t *testing.T) {
 	s := newServer(t, scalekittest.Config{})
 	base := url.Values{"client_id": {"skc_1"}, "redirect_uri": {callback}, "response_type": {"code"}, "scope": {"openid"}}
@@ -307,6 +344,11 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		{"webhook secret without prefix", scalekittest.Config{WebhookSecret: "c2VjcmV0"}},
 		{"relative webhook URL", scalekittest.Config{WebhookURLs: []string{"/hooks"}}},
 		{"address in use", scalekittest.Config{Addr: "256.0.0.1:0"}},
+		{"upstream options without a route to it", scalekittest.Config{Upstream: scalekittest.UpstreamConfig{ForwardPrompt: true}}},
+		{"upstream domain with an @", scalekittest.Config{Upstream: scalekittest.UpstreamConfig{Domains: []string{"@sso.example"}}}},
+		{"upstream organization not org_ and digits", scalekittest.Config{Upstream: scalekittest.UpstreamConfig{OrganizationID: "acme"}}},
+		{"upstream connection not conn_ and digits", scalekittest.Config{Upstream: scalekittest.UpstreamConfig{ConnectionID: "conn_okta"}}},
+		{"upstream address unusable", scalekittest.Config{Upstream: scalekittest.UpstreamConfig{Domains: []string{"sso.example"}, Addr: "256.0.0.1:0"}}},
 	}
 	for _, tt := range tests {
 		s, err := scalekittest.New(tt.cfg)

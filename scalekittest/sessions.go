@@ -24,10 +24,14 @@ type Session struct {
 	AbsoluteExpiresAt time.Time
 	UserAgent         string
 	IPAddress         string
+	// UpstreamSessionID is the upstream provider's session that signed
+	// the user in, or "" when the user signed in at the environment.
+	UpstreamSessionID string
 }
 
 type session struct {
 	id, userAgent, ip string
+	upstream          string // the upstream session that signed it in, or ""
 	user              *User
 	clients           []string
 	created, active   time.Time
@@ -188,10 +192,16 @@ func (s *Server) sweepEvery(d time.Duration) {
 }
 
 // end sets a final status and notifies every client the session signed
-// into except the one that asked (by back channel), and every webhook. The
-// caller holds s.mu.
+// into except the one that asked (by back channel), and every webhook. With
+// [UpstreamConfig.PropagateLogout] it ends the upstream session behind it
+// too. The caller holds s.mu.
 func (s *Server) end(ses *session, status string, at time.Time, except string) {
 	ses.status, ses.ended = status, at
+	if s.up != nil && s.cfg.Upstream.PropagateLogout {
+		if up := s.up.sessions[ses.upstream]; up != nil {
+			s.up.end(up, at)
+		}
+	}
 	for tok, g := range s.refresh {
 		if g.session == ses {
 			delete(s.refresh, tok)
@@ -221,7 +231,7 @@ func (s *Server) snapshot(ses *session) Session {
 	out := Session{
 		ID: ses.id, UserID: ses.user.ID, OrganizationID: ses.user.OrganizationID, Status: ses.status,
 		Clients: slices.Clone(ses.clients), CreatedAt: ses.created, LastActiveAt: ses.active, EndedAt: ses.ended,
-		UserAgent: ses.userAgent, IPAddress: ses.ip,
+		UserAgent: ses.userAgent, IPAddress: ses.ip, UpstreamSessionID: ses.upstream,
 	}
 	if s.cfg.IdleTimeout > 0 {
 		out.IdleExpiresAt = ses.active.Add(s.cfg.IdleTimeout)

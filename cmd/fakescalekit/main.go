@@ -12,6 +12,16 @@
 //	{"clients": [{"id": "skc_1", "secret": "…", "redirect_uris": ["…"],
 //	  "post_logout_redirect_uris": ["…"], "backchannel_logout_uris": ["…"]}]}
 //
+// An upstream identity provider, an organization's own single sign-on
+// behind an enterprise connection, runs beside it for the email domains
+// given with -upstream-domain (and for the organization and connection it
+// prints): sign-ins for them go there and back through the browser, and its
+// session outlives a logout of the fake unless -upstream-propagate-logout
+// says otherwise. -upstream-forward-prompt passes prompt=login on to it.
+//
+//	go run ./cmd/fakescalekit -client-id skc_1 -redirect-uri http://localhost:3000/auth/callback \
+//	    -upstream-domain sso.example
+//
 // It stops cleanly on SIGINT or SIGTERM. Bad flags print a message and exit
 // with status 2.
 package main
@@ -70,6 +80,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, c := range cfg.Clients {
 		fmt.Fprintf(stdout, "fakescalekit: client %s, secret %s\n", c.ID, c.Secret)
 	}
+	if up := srv.Upstream(); up != nil {
+		fmt.Fprintf(stdout, "fakescalekit: upstream provider %s for %s (organization %s, connection %s); prompt=login forwarded: %s; logout propagated: %s\n",
+			up.URL, orNone(strings.Join(up.Domains, ", ")), up.OrganizationID, up.ConnectionID,
+			yesNo(cfg.Upstream.ForwardPrompt), yesNo(cfg.Upstream.PropagateLogout))
+	}
 	if len(cfg.WebhookURLs) > 0 {
 		fmt.Fprintf(stdout, "fakescalekit: webhooks to %s, signed with %s\n", strings.Join(cfg.WebhookURLs, ", "), srv.WebhookSecret())
 	}
@@ -96,7 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (scalekittest.Config, error) {
 		cfg                               scalekittest.Config
 		client                            scalekittest.Client
 		redirects, postLogouts, backChans listFlag
-		webhooks                          listFlag
+		webhooks, upstreamDomains         listFlag
 		clientsFile, hintless             string
 	)
 	fs := flag.NewFlagSet("fakescalekit", flag.ContinueOnError)
@@ -116,6 +131,12 @@ func parseFlags(args []string, stderr io.Writer) (scalekittest.Config, error) {
 	fs.BoolVar(&cfg.AcceptEndedSessionHint, "accept-ended-hint", false, "/oidc/logout accepts an id_token_hint whose session has ended")
 	fs.BoolVar(&cfg.RevokeEndedSessionSucceeds, "revoke-ended-ok", false, "revoking an ended session answers with it instead of an error")
 	fs.BoolVar(&cfg.RefreshReuseRevokesSession, "refresh-reuse-revokes", false, "a reused refresh token revokes its session")
+	fs.Var(&upstreamDomains, "upstream-domain", "email domain whose users sign in through the upstream provider (repeatable; turns it on)")
+	fs.StringVar(&cfg.Upstream.OrganizationID, "upstream-org", "", "the upstream's organization ID, org_<digits> (default: a new one, printed; turns it on)")
+	fs.StringVar(&cfg.Upstream.ConnectionID, "upstream-connection", "", "the upstream's connection ID, conn_<digits> (default: a new one, printed; turns it on)")
+	fs.StringVar(&cfg.Upstream.Addr, "upstream-addr", "", "address the upstream listens on (default: a free port on 127.0.0.1, served as localhost)")
+	fs.BoolVar(&cfg.Upstream.ForwardPrompt, "upstream-forward-prompt", false, "pass prompt=login on to the upstream, which then asks for its password again")
+	fs.BoolVar(&cfg.Upstream.PropagateLogout, "upstream-propagate-logout", false, "ending a session here also ends the upstream session behind it")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -136,6 +157,7 @@ func parseFlags(args []string, stderr io.Writer) (scalekittest.Config, error) {
 		return cfg, fmt.Errorf("-hintless-logout %q: want refuse, end or redirect", hintless)
 	}
 	cfg.WebhookURLs = webhooks
+	cfg.Upstream.Domains = upstreamDomains
 	client.RedirectURIs, client.PostLogoutRedirectURIs, client.BackChannelLogoutURIs = redirects, postLogouts, backChans
 	if client.ID == "" && (client.Secret != "" || len(redirects)+len(postLogouts)+len(backChans) > 0) {
 		return cfg, errors.New("-client-secret and the URI flags describe a client: give -client-id too")
@@ -190,4 +212,18 @@ func readClients(path string) ([]scalekittest.Client, error) {
 			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, BackChannelLogoutURIs: c.BackChannelLogoutURIs})
 	}
 	return out, nil
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no domain"
+	}
+	return s
 }

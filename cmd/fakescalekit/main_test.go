@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -159,6 +160,9 @@ func TestBadFlags(t *testing.T) {
 		{"missing clients file", []string{"-clients", "/nonexistent/clients.json"}, "-clients"},
 		{"unknown field in clients file", []string{"-clients", bad}, "unknown field"},
 		{"stray argument", []string{"-client-id", "skc_1", "serve"}, "unexpected argument"},
+		{"upstream option without a domain", []string{"-client-id", "skc_1", "-upstream-forward-prompt"}, "need a domain"},
+		{"upstream domain with an @", []string{"-client-id", "skc_1", "-upstream-domain", "@sso.example"}, "not an email domain"},
+		{"upstream organization not an ID", []string{"-client-id", "skc_1", "-upstream-org", "acme"}, "org_ followed by digits"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
@@ -182,5 +186,101 @@ func TestAddressInUse(t *testing.T) {
 	var stderr bytes.Buffer
 	if code := run(context.Background(), []string{"-addr", l.Addr().String(), "-client-id", "skc_1"}, io.Discard, &stderr); code != 1 {
 		t.Errorf("exit %d with the address taken, want 1: %s", code, stderr.String())
+	}
+}
+
+// upstreamLine is what the command printed about its upstream provider.
+func upstreamLine(t *testing.T, s *started) string {
+	t.Helper()
+	for _, l := range s.lines {
+		if strings.HasPrefix(l, "fakescalekit: upstream provider ") {
+			return l
+		}
+	}
+	t.Fatalf("printed %q, want a line about the upstream provider", s.lines)
+	return ""
+}
+
+func TestUpstreamFlags(t *testing.T) {
+	s := start(t, "-client-id", "skc_1", "-redirect-uri", "http://localhost:3000/cb",
+		"-upstream-domain", "sso.example", "-upstream-domain", "corp.example", "-upstream-org", "org_42", "-upstream-forward-prompt")
+	line := upstreamLine(t, s)
+	want := "for sso.example, corp.example (organization org_42, connection conn_"
+	if !strings.Contains(line, want) || !strings.HasSuffix(line, "prompt=login forwarded: yes; logout propagated: no") {
+		t.Errorf("printed %q, want %q and the two options", line, want)
+	}
+	upURL, _, _ := strings.Cut(strings.TrimPrefix(line, "fakescalekit: upstream provider "), " ")
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	q := url.Values{"client_id": {"skc_1"}, "redirect_uri": {"http://localhost:3000/cb"}, "response_type": {"code"}, "scope": {"openid"},
+		"login_hint": {"grace@corp.example"}, "prompt": {"login"}}
+	resp, err := c.Get(s.issuer + "/oauth/authorize?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := resp.Location()
+	if loc == nil || !strings.HasPrefix(loc.String(), upURL+"/authorize?") || loc.Query().Get("prompt") != "login" {
+		t.Errorf("a user of corp.example went to %v, want %s/authorize with prompt=login", loc, upURL)
+	}
+	if !authorizes(t, s.issuer, "skc_1", "http://localhost:3000/cb") {
+		t.Error("a user of another domain did not sign in directly")
+	}
+}
+
+// upstreamFormAfterLogout signs grace in through the upstream of the
+// command at issuer, logs out of the fake, and reports whether signing in
+// again asks for the upstream's password.
+func upstreamFormAfterLogout(t *testing.T, issuer string) bool {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+		if r.URL.Host == "localhost:3000" { // the app, which is not running
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	get := func(u string) *http.Response {
+		t.Helper()
+		resp, err := c.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	authorize := issuer + "/oauth/authorize?" + url.Values{"client_id": {"skc_1"}, "redirect_uri": {"http://localhost:3000/cb"},
+		"response_type": {"code"}, "scope": {"openid"}, "login_hint": {"grace@sso.example"}}.Encode()
+	form := get(authorize)
+	if form.StatusCode != http.StatusOK || form.Request.URL.Path != "/authorize" {
+		t.Fatalf("first sign-in: %d at %s, want the upstream's form", form.StatusCode, form.Request.URL)
+	}
+	resp, err := c.PostForm(form.Request.URL.Scheme+"://"+form.Request.URL.Host+"/authorize",
+		url.Values{"request": {form.Request.URL.RawQuery}, "email": {"grace@sso.example"}, "password": {"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "http://localhost:3000/cb?code=") {
+		t.Fatalf("after the upstream's form: %d to %q, want the app's callback", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	get(issuer + "/oidc/logout")
+	again := get(authorize)
+	return again.StatusCode == http.StatusOK && again.Request.URL.Path == "/authorize"
+}
+
+func TestUpstreamPropagateLogoutFlag(t *testing.T) {
+	tests := []struct {
+		flags []string
+		form  bool
+	}{
+		{nil, false},
+		{[]string{"-upstream-propagate-logout"}, true},
+	}
+	for _, tt := range tests {
+		s := start(t, append([]string{"-client-id", "skc_1", "-redirect-uri", "http://localhost:3000/cb", "-upstream-domain", "sso.example"}, tt.flags...)...)
+		if got := upstreamFormAfterLogout(t, s.issuer); got != tt.form {
+			t.Errorf("%v: the upstream asked again after the logout: got %v, want %v", tt.flags, got, tt.form)
+		}
+		s.stop()
 	}
 }

@@ -31,6 +31,10 @@ app.use(cookieParser());
 app.get('/login', (req, res) => {
   const state = crypto.randomBytes(16).toString('base64url');
   const options = { scopes: ['openid', 'profile', 'email', 'offline_access'], state };
+  // The SDK's routing and prompt options, as the test passes them.
+  for (const name of ['organizationId', 'connectionId', 'domainHint', 'loginHint', 'prompt']) {
+    if (typeof req.query[name] === 'string') options[name] = req.query[name];
+  }
   const pkce = req.query.pkce !== 'off';
   let verifier = '';
   if (pkce) {
