@@ -204,6 +204,7 @@ type Handler struct {
 	idle           time.Duration
 	provider       *Provider
 	backstop       *backstop // nil without a Provider
+	refreshes      refreshFlights
 	onLogout       func(*http.Request, Session)
 	onError        func(*http.Request, error)
 	log            *slog.Logger

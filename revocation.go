@@ -2,6 +2,9 @@ package logout
 
 import (
 	"context"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strconv"
@@ -180,4 +183,135 @@ if cur < tonumber(ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 end
 return 1
+`
+
+// The refresh of a cookie session is single-flight across instances through
+// keys of the list, all under the session handle's hash tag (one slot on
+// Cluster): a lease; the hash of the session's current refresh token (absent
+// until its first refresh); and, for the requests that lost the race, the
+// winner's new cookie value, encrypted with a key derived from the old one,
+// so only a holder of the old cookie can read it and a Redis dump shows
+// nothing usable.
+
+func (l *RevocationList) refreshKey(handle []byte, kind string) string {
+	return l.KeyPrefix + "{" + hashKey(string(handle)) + "}:" + kind
+}
+
+func (l *RevocationList) lease(ctx context.Context, handle []byte) (func(), error) {
+	key, owner := l.refreshKey(handle, "lease"), newLeaseOwner()
+	got, err := within(ctx, func() (bool, error) { return l.rdb.SetNX(ctx, key, owner, refreshLeaseTTL).Result() })
+	if err != nil {
+		return nil, fmt.Errorf("logout: redis refresh lease: %w", err)
+	}
+	if !got {
+		return nil, errLeaseHeld
+	}
+	return func() { releaseLease(l.rdb, key, owner) }, nil
+}
+
+func (l *RevocationList) leaseHeld(ctx context.Context, handle []byte) (bool, error) {
+	return seenKey(ctx, l.rdb, l.refreshKey(handle, "lease"))
+}
+
+// currentRefresh returns the hash of the session's current refresh token, or
+// "" before its first refresh.
+func (l *RevocationList) currentRefresh(ctx context.Context, handle []byte) (string, error) {
+	v, err := within(ctx, func() (string, error) { return l.rdb.Get(ctx, l.refreshKey(handle, "rt")).Result() })
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("logout: redis refresh state: %w", err)
+	}
+	return v, nil
+}
+
+// refreshed records a refresh, if the session's refresh token is still the
+// one hashed as was (or none was recorded yet), and stashes the new cookie
+// value for the old one's holders.
+func (l *RevocationList) refreshed(ctx context.Context, handle []byte, was, now string, oldToken, newToken string, ttl time.Duration) error {
+	stashKey := l.refreshKey(handle, "stash:"+hashKey(oldToken))
+	sealed, err := stashSeal(oldToken, stashKey, newToken)
+	if err != nil {
+		return err
+	}
+	n, err := within(ctx, func() (int, error) {
+		return l.rdb.Eval(ctx, refreshedScript, []string{l.refreshKey(handle, "rt"), stashKey}, was, now, max(ttl, 0).Milliseconds()+60_000, sealed).Int()
+	})
+	if err != nil {
+		return fmt.Errorf("logout: redis refresh state: %w", err)
+	}
+	if n == 0 {
+		return errStaleVersion
+	}
+	return nil
+}
+
+// stashed returns the cookie value a refresh left for the holders of
+// oldToken, or "" when there is none.
+func (l *RevocationList) stashed(ctx context.Context, handle []byte, oldToken string) (string, error) {
+	stashKey := l.refreshKey(handle, "stash:"+hashKey(oldToken))
+	sealed, err := within(ctx, func() ([]byte, error) { return l.rdb.Get(ctx, stashKey).Bytes() })
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("logout: redis refresh state: %w", err)
+	}
+	return stashOpen(oldToken, stashKey, sealed)
+}
+
+// refreshedScript: KEYS[1] the current refresh hash, KEYS[2] the stash;
+// ARGV: the expected hash (or ""), the new hash, the TTL in ms, the stash.
+const refreshedScript = `
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[4], 'PX', 60000)
+return 1
+`
+
+func stashAEAD(oldToken string) (cipher.AEAD, error) {
+	key := sha256.Sum256([]byte("logout refresh stash\x00" + oldToken))
+	return newAEAD(key[:])
+}
+
+func stashSeal(oldToken, aad, newToken string) ([]byte, error) {
+	a, err := stashAEAD(oldToken)
+	if err != nil {
+		return nil, err
+	}
+	return a.Seal(nil, nil, []byte(newToken), []byte(aad)), nil
+}
+
+func stashOpen(oldToken, aad string, sealed []byte) (string, error) {
+	a, err := stashAEAD(oldToken)
+	if err != nil {
+		return "", err
+	}
+	plain, err := a.Open(nil, nil, sealed, []byte(aad))
+	if err != nil {
+		return "", ErrNoSession
+	}
+	return string(plain), nil
+}
+
+// newLeaseOwner names one holder of a lease, so that only it releases it.
+func newLeaseOwner() string { return rand.Text() }
+
+// releaseLease deletes key if owner still holds it. It runs after the
+// request's own deadline may have passed, so it has a short one of its own.
+func releaseLease(rdb redis.UniversalClient, key, owner string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	within(ctx, func() (any, error) { return rdb.Eval(ctx, releaseScript, []string{key}, owner).Result() })
+}
+
+const releaseScript = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 `

@@ -230,6 +230,75 @@ func (c *RevocableCookieStore) remember(ctx context.Context, key string, ttl tim
 
 func (c *RevocableCookieStore) maxLifetime() time.Duration { return c.list.Lifetime }
 
+// The refresh of a session is single-flight across instances (see
+// Handler.Refresh), through the list's keys under the session's handle.
+
+func (c *RevocableCookieStore) lease(ctx context.Context, token string) (func(), error) {
+	_, handle, err := c.open(token)
+	if err != nil {
+		return nil, err
+	}
+	return c.list.lease(ctx, handle)
+}
+
+func (c *RevocableCookieStore) leaseHeld(ctx context.Context, token string) (bool, error) {
+	_, handle, err := c.open(token)
+	if err != nil {
+		return false, err
+	}
+	return c.list.leaseHeld(ctx, handle)
+}
+
+// loadVersion names the refresh by the hash of the refresh token the cookie
+// holds.
+func (c *RevocableCookieStore) loadVersion(ctx context.Context, token string) (Session, string, error) {
+	s, err := c.Load(ctx, token)
+	return s, refreshHash(s.RefreshToken), err
+}
+
+func (c *RevocableCookieStore) updateIfVersion(ctx context.Context, token, version string, s Session) (string, error) {
+	newToken, err := c.Update(ctx, token, s)
+	if err != nil {
+		return "", err
+	}
+	_, handle, err := c.open(token)
+	if err != nil {
+		return "", err
+	}
+	// A first refresh finds no hash recorded: the version then stands for
+	// the refresh token sealed at sign-in, which no other refresh has
+	// redeemed yet, or it would have recorded its own.
+	if err := c.list.refreshed(ctx, handle, version, refreshHash(s.RefreshToken), token, newToken, s.Expiry.Sub(c.clock())); err != nil {
+		return "", err
+	}
+	return newToken, nil
+}
+
+func (c *RevocableCookieStore) isCurrent(ctx context.Context, token, refreshToken string) (bool, error) {
+	_, handle, err := c.open(token)
+	if err != nil {
+		return false, err
+	}
+	cur, err := c.list.currentRefresh(ctx, handle)
+	return cur == "" || cur == refreshHash(refreshToken), err
+}
+
+func (c *RevocableCookieStore) latest(ctx context.Context, token string) (Session, string, error) {
+	_, handle, err := c.open(token)
+	if err != nil {
+		return Session{}, "", err
+	}
+	newToken, err := c.list.stashed(ctx, handle, token)
+	if err != nil {
+		return Session{}, "", err
+	}
+	if newToken == "" {
+		newToken = token
+	}
+	s, err := c.Load(ctx, newToken)
+	return s, newToken, err
+}
+
 // checkLifetime refuses a session that could outlive the records that end it.
 func (c *RevocableCookieStore) checkLifetime(s Session) error {
 	start := s.IssuedAt

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -190,6 +191,12 @@ func (r *RedisStore) Update(ctx context.Context, token string, s Session) (strin
 	if !ok {
 		return "", ErrNoSession
 	}
+	return r.update(ctx, ref, token, "", s)
+}
+
+// update runs updateScript, checking the stored blob's SHA-1 against version
+// unless it is empty.
+func (r *RedisStore) update(ctx context.Context, ref redisRef, token, version string, s Session) (string, error) {
 	if ref.tag != hex.EncodeToString(userTag(s.Issuer, s.Subject)) {
 		return "", errChangedSession
 	}
@@ -202,7 +209,7 @@ func (r *RedisStore) Update(ctx context.Context, token string, s Session) (strin
 		return "", err
 	}
 	keys := []string{ref.session, ref.index}
-	args := []any{blob, ttl.Milliseconds(), ref.field, indexEntry(s), life.Milliseconds()}
+	args := []any{blob, ttl.Milliseconds(), ref.field, indexEntry(s), life.Milliseconds(), version}
 	var n int
 	if s.SessionID == "" {
 		n, err = within(ctx, func() (int, error) { return updateScript.Run(ctx, r.rdb, keys, args...).Int() })
@@ -228,6 +235,8 @@ func (r *RedisStore) Update(ctx context.Context, token string, s Session) (strin
 		return "", fmt.Errorf("logout: redis update: %w", err)
 	case n == 0:
 		return "", ErrNoSession
+	case n == -2:
+		return "", errStaleVersion
 	case n < 0:
 		return "", errChangedSession
 	}
@@ -351,6 +360,76 @@ func (r *RedisStore) bind(b binding) SessionStore {
 	cp.idle = b.idle
 	cp.format = b.format
 	return &cp
+}
+
+// The refresh of a session is single-flight across instances (see
+// Handler.Refresh): a lease key beside the session, and updates that check
+// the stored blob is still the one the refresh loaded.
+
+func (r *RedisStore) leaseKey(ref redisRef) string {
+	return strings.TrimSuffix(ref.session, ref.field) + "lease:" + ref.field
+}
+
+func (r *RedisStore) lease(ctx context.Context, token string) (func(), error) {
+	ref, ok := r.parse(token)
+	if !ok {
+		return nil, ErrNoSession
+	}
+	key, owner := r.leaseKey(ref), newLeaseOwner()
+	got, err := within(ctx, func() (bool, error) { return r.rdb.SetNX(ctx, key, owner, refreshLeaseTTL).Result() })
+	if err != nil {
+		return nil, fmt.Errorf("logout: redis refresh lease: %w", err)
+	}
+	if !got {
+		return nil, errLeaseHeld
+	}
+	return func() { releaseLease(r.rdb, key, owner) }, nil
+}
+
+func (r *RedisStore) leaseHeld(ctx context.Context, token string) (bool, error) {
+	ref, ok := r.parse(token)
+	if !ok {
+		return false, ErrNoSession
+	}
+	return seenKey(ctx, r.rdb, r.leaseKey(ref))
+}
+
+func (r *RedisStore) loadVersion(ctx context.Context, token string) (Session, string, error) {
+	ref, ok := r.parse(token)
+	if !ok {
+		return Session{}, "", ErrNoSession
+	}
+	blob, err := within(ctx, func() ([]byte, error) { return r.rdb.Get(ctx, ref.session).Bytes() })
+	if errors.Is(err, redis.Nil) {
+		return Session{}, "", ErrNoSession
+	}
+	if err != nil {
+		return Session{}, "", fmt.Errorf("logout: redis load: %w", err)
+	}
+	s, err := r.open(ref, blob)
+	sum := sha1.Sum(blob)
+	return s, hex.EncodeToString(sum[:]), err
+}
+
+func (r *RedisStore) updateIfVersion(ctx context.Context, token, version string, s Session) (string, error) {
+	ref, ok := r.parse(token)
+	if !ok {
+		return "", ErrNoSession
+	}
+	return r.update(ctx, ref, token, version, s)
+}
+
+func (r *RedisStore) isCurrent(ctx context.Context, token, refreshToken string) (bool, error) {
+	s, err := r.Load(ctx, token)
+	if err != nil {
+		return false, err
+	}
+	return s.RefreshToken == refreshToken, nil
+}
+
+func (r *RedisStore) latest(ctx context.Context, token string) (Session, string, error) {
+	s, err := r.Load(ctx, token)
+	return s, token, err
 }
 
 func (r *RedisStore) durability() durability {
@@ -585,21 +664,27 @@ return 1
 
 	pointerScript = fmt.Sprintf(setPointer, "KEYS[1]", "ARGV[1]", "ARGV[2]") + "return 1"
 
-	// updateScript writes only while the session exists (0 otherwise) and
+	// updateScript writes only while the session exists (0 otherwise),
 	// refuses (-1) an entry whose sid or start time differs from the one
-	// recorded at sign-in. It keeps the index and the sid pointer (KEYS[3],
-	// single node only) alive as long as the session.
+	// recorded at sign-in, and with a version in ARGV[6] refuses (-2) when
+	// the stored blob is no longer the one that version names. It keeps the
+	// index and the sid pointer (KEYS[3], single node only) alive as long as
+	// the session.
 	updateScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local cur = redis.call('GET', KEYS[1])
+if not cur then
   return 0
+end
+if ARGV[6] ~= '' and redis.sha1hex(cur) ~= ARGV[6] then
+  return -2
 end
 local function ident(e)
   local sid, iat = string.match(e, '^%d+ (%S+) ?(%d*)')
   return sid or '-', iat or ''
 end
-local cur = redis.call('HGET', KEYS[2], ARGV[3])
-if cur then
-  local sid, iat = ident(cur)
+local entry = redis.call('HGET', KEYS[2], ARGV[3])
+if entry then
+  local sid, iat = ident(entry)
   local nsid, niat = ident(ARGV[4])
   if sid ~= nsid or (iat ~= '' and iat ~= niat) then
     return -1
@@ -611,7 +696,7 @@ if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[5]) then
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
 end
 if KEYS[3] then
-` + fmt.Sprintf(setPointer, "KEYS[3]", "ARGV[6]", "ARGV[5]") + `
+` + fmt.Sprintf(setPointer, "KEYS[3]", "ARGV[7]", "ARGV[5]") + `
 end
 return 1
 `)

@@ -1,0 +1,278 @@
+package logout
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Refresh redeems the request's session's refresh token at the provider and
+// stores the tokens it gets back in the session, through the same path as
+// [Handler.UpdateSession] (never bringing back a session ended meanwhile),
+// so that a later logout sends the freshest ID token as id_token_hint. It
+// writes the cookie when the store gives the session a new token, and
+// returns the refreshed session. It needs Config.Provider.
+//
+// Providers rotate refresh tokens, and some refuse the whole session when an
+// old one is used again, so refreshes of one session never run side by side:
+// requests of this instance share one refresh, and instances sharing a
+// RedisStore or a RevocableCookieStore take turns through a short lease in
+// Redis; each stores its tokens only if the stored refresh token is still
+// the one it redeemed. A request that lost the race gets the session the
+// winner stored.
+//
+// When the provider refuses the session's current refresh token (its
+// session was revoked, expired or logged out), the app session is ended too
+// and Refresh returns ErrNoSession: a failed refresh is how an app learns
+// that the provider's session is gone. A bare [CookieStore] cannot tell a
+// current token from one another instance already rotated, so it counts
+// every refusal as current: run it on one instance, or use a store that
+// shares state.
+func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) (Session, error) {
+	if h.provider == nil {
+		return Session{}, errors.New("logout: Refresh needs Config.Provider")
+	}
+	carried := h.jar.read(r)
+	if carried.token == "" {
+		return Session{}, ErrNoSession
+	}
+	res := h.refreshes.do(carried.token, func() refreshResult {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout+2*h.provider.timeout)
+		defer cancel()
+		return h.refresh(ctx, carried.token)
+	})
+	if res.err != nil {
+		if errors.Is(res.err, ErrNoSession) {
+			h.jar.expire(w, carried)
+		}
+		return Session{}, res.err
+	}
+	if res.token != carried.token {
+		if err := h.jar.write(w, carried, res.token, res.s.Expiry); err != nil {
+			return Session{}, err
+		}
+	}
+	return res.s, nil
+}
+
+type refreshResult struct {
+	s     Session
+	token string
+	err   error
+}
+
+// refreshLeaseTTL bounds how long one instance may hold a session's refresh
+// before another may try: longer than a refresh takes, short enough that a
+// crashed instance does not block refreshes for long.
+const refreshLeaseTTL = 15 * time.Second
+
+func (h *Handler) refresh(ctx context.Context, token string) refreshResult {
+	rs, shared := h.store.(refreshSync)
+	if shared {
+		release, err := rs.lease(ctx, token)
+		if errors.Is(err, errLeaseHeld) {
+			// Another instance is refreshing this session: wait for it to
+			// finish and take what it stored.
+			return h.awaitRefresh(ctx, rs, token)
+		}
+		if err != nil {
+			return refreshResult{err: err}
+		}
+		defer release()
+	}
+	s, version, err := h.loadVersion(ctx, token)
+	if err != nil {
+		return refreshResult{err: err}
+	}
+	if s.RefreshToken == "" {
+		return refreshResult{err: errors.New("logout: the session holds no refresh token (ask for offline_access at sign-in)")}
+	}
+	tok, err := h.provider.Refresh(ctx, s.RefreshToken)
+	if errors.Is(err, ErrRefreshRefused) {
+		return h.refused(ctx, token, s)
+	}
+	if err != nil {
+		return refreshResult{err: err}
+	}
+	next, err := refreshedSession(s, tok)
+	if err != nil {
+		return refreshResult{err: err}
+	}
+	var newToken string
+	if shared {
+		newToken, err = rs.updateIfVersion(ctx, token, version, next)
+		if errors.Is(err, errStaleVersion) {
+			// Another instance stored a refresh after this one loaded:
+			// its tokens stand, and the ones this call got are dropped.
+			return h.awaitRefresh(ctx, rs, token)
+		}
+	} else {
+		newToken, err = h.store.Update(ctx, token, next)
+	}
+	if err != nil {
+		return refreshResult{err: err}
+	}
+	h.log.LogAttrs(ctx, slog.LevelInfo, "logout: session refreshed", slog.String("sub", s.Subject), slog.String("session", fingerprint(token)))
+	return refreshResult{s: next, token: newToken}
+}
+
+// refused handles the provider's refusal of the refresh token: if it is
+// still the session's current one, the provider session is gone, and so is
+// the app's; otherwise another refresh won, and its session is the answer.
+func (h *Handler) refused(ctx context.Context, token string, s Session) refreshResult {
+	if rs, ok := h.store.(refreshSync); ok {
+		current, err := rs.isCurrent(ctx, token, s.RefreshToken)
+		if err != nil {
+			return refreshResult{err: err}
+		}
+		if !current {
+			return h.awaitRefresh(ctx, rs, token)
+		}
+	}
+	if _, err := h.store.End(ctx, token); err != nil && !errors.Is(err, ErrNoSession) {
+		return refreshResult{err: err}
+	}
+	h.log.LogAttrs(ctx, slog.LevelInfo, "logout: the provider refused the refresh token; session ended",
+		slog.String("sub", s.Subject), slog.String("session", fingerprint(token)))
+	return refreshResult{err: ErrNoSession}
+}
+
+// awaitRefresh waits until the lease on the session's refresh is free, then
+// returns the session as the winning refresh left it.
+func (h *Handler) awaitRefresh(ctx context.Context, rs refreshSync, token string) refreshResult {
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		held, err := rs.leaseHeld(ctx, token)
+		if err != nil {
+			return refreshResult{err: err}
+		}
+		if !held {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return refreshResult{err: fmt.Errorf("logout: waiting for another instance's refresh: %w", ctx.Err())}
+		}
+	}
+	s, newToken, err := rs.latest(ctx, token)
+	return refreshResult{s: s, token: newToken, err: err}
+}
+
+func (h *Handler) loadVersion(ctx context.Context, token string) (Session, string, error) {
+	if rs, ok := h.store.(refreshSync); ok {
+		return rs.loadVersion(ctx, token)
+	}
+	s, err := h.store.Load(ctx, token)
+	return s, "", err
+}
+
+// refreshedSession is s with the tokens of a refresh. The new ID token must
+// be the same user's, in the same provider session: it came straight from
+// the token endpoint over TLS, which OpenID Connect accepts in place of a
+// signature check, but a token for someone else is never stored.
+func refreshedSession(s Session, t Tokens) (Session, error) {
+	s.AccessToken = t.AccessToken
+	s.AccessTokenExpiry = t.Expiry
+	if t.RefreshToken != "" {
+		s.RefreshToken = t.RefreshToken
+	}
+	if t.IDToken != "" {
+		var claims struct {
+			Iss string `json:"iss"`
+			Sub string `json:"sub"`
+			Sid string `json:"sid"`
+		}
+		parts := strings.Split(t.IDToken, ".")
+		payload, err := base64.RawURLEncoding.DecodeString(partOf(parts, 1))
+		if err != nil || len(parts) != 3 || json.Unmarshal(payload, &claims) != nil {
+			return Session{}, errors.New("logout: the refreshed ID token is not a JWT")
+		}
+		if strings.TrimSuffix(claims.Iss, "/") != strings.TrimSuffix(s.Issuer, "/") || claims.Sub != s.Subject || (s.SessionID != "" && claims.Sid != s.SessionID) {
+			return Session{}, errors.New("logout: the refreshed ID token names another issuer, user or session")
+		}
+		s.IDToken = t.IDToken
+	}
+	return s, nil
+}
+
+func partOf(parts []string, i int) string {
+	if i < len(parts) {
+		return parts[i]
+	}
+	return ""
+}
+
+// refreshSync is what a store that instances share offers to keep refreshes
+// of one session single-flight across them.
+type refreshSync interface {
+	// lease takes the session's refresh lease, or returns errLeaseHeld.
+	lease(ctx context.Context, token string) (release func(), err error)
+	leaseHeld(ctx context.Context, token string) (bool, error)
+	// loadVersion loads the session and names its current refresh.
+	loadVersion(ctx context.Context, token string) (Session, string, error)
+	// updateIfVersion stores s only if the refresh is still version, or
+	// returns errStaleVersion.
+	updateIfVersion(ctx context.Context, token, version string, s Session) (string, error)
+	// isCurrent reports whether refreshToken is the session's current one.
+	isCurrent(ctx context.Context, token, refreshToken string) (bool, error)
+	// latest returns the session, and its token, as the last refresh left
+	// it, for a request that carries the token from before.
+	latest(ctx context.Context, token string) (Session, string, error)
+}
+
+var (
+	errLeaseHeld    = errors.New("logout: another instance is refreshing the session")
+	errStaleVersion = errors.New("logout: the session was refreshed meanwhile")
+)
+
+// refreshFlights shares one refresh among the requests of this instance
+// that carry the same session token.
+type refreshFlights struct {
+	mu      sync.Mutex
+	flights map[string]*refreshFlight
+}
+
+type refreshFlight struct {
+	done chan struct{}
+	res  refreshResult
+}
+
+func (f *refreshFlights) do(key string, fn func() refreshResult) refreshResult {
+	f.mu.Lock()
+	if f.flights == nil {
+		f.flights = map[string]*refreshFlight{}
+	}
+	if fl, ok := f.flights[key]; ok {
+		f.mu.Unlock()
+		<-fl.done
+		return fl.res
+	}
+	fl := &refreshFlight{done: make(chan struct{})}
+	f.flights[key] = fl
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.flights, key)
+		f.mu.Unlock()
+		close(fl.done)
+	}()
+	fl.res = fn()
+	return fl.res
+}
+
+// refreshHash names a refresh token in Redis without writing it there.
+func refreshHash(refreshToken string) string {
+	sum := sha256.Sum256([]byte("logout refresh\x00" + refreshToken))
+	return hex.EncodeToString(sum[:16])
+}
