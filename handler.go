@@ -680,8 +680,9 @@ func (h *Handler) Session(r *http.Request) (Session, error) {
 // context; a store failure passes through with its error, so next can tell
 // "signed out" from "cannot tell". It never answers the request itself.
 //
-// Wrap every route that reads the session; wrapping the logout endpoints too
-// does no harm.
+// Wrap the routes that read the session, not the logout endpoints: a logout
+// reads and ends the session in one store call, and a load before it would
+// cost a second round trip.
 func (h *Handler) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		l := &loaded{h: h, err: ErrNoSession}

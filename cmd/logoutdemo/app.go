@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -33,6 +34,22 @@ type options struct {
 	Fake scalekittest.Config
 	// PostLogoutWithClientID is the logout handler's option of that name.
 	PostLogoutWithClientID bool
+	// IdleTimeout and AbsoluteTimeout end the app's sessions (zero: off,
+	// and the handler's default absolute lifetime); IDPIdleTimeout and
+	// IDPAbsoluteTimeout are the embedded Scalekit's session policy.
+	IdleTimeout, AbsoluteTimeout       time.Duration
+	IDPIdleTimeout, IDPAbsoluteTimeout time.Duration
+	// BackstopDelay is how long after a logout the app checks, through
+	// Scalekit's session API, that the provider session ended. Zero means
+	// 3 seconds.
+	BackstopDelay time.Duration
+	// WebhookSecret verifies Scalekit's webhooks (whsec_…). The embedded
+	// Scalekit's own is used when it runs.
+	WebhookSecret string
+	// Unnotified registers the app with the embedded Scalekit without a
+	// back-channel logout URI or a webhook, so that a provider session can
+	// end without the app hearing of it.
+	Unnotified bool
 }
 
 // demo is a running app, with the embedded identity provider and Redis it
@@ -44,7 +61,7 @@ type demo struct {
 	ClientSecret string
 	Fake         *scalekittest.Server // nil against a real provider
 	Logout       *logout.Handler
-	Redis        redis.UniversalClient // nil with the cookie store
+	Redis        redis.UniversalClient
 
 	srv     *http.Server
 	closers []func()
@@ -52,6 +69,10 @@ type demo struct {
 
 func (d *demo) Close() {
 	d.srv.Close()
+	// Let the backstop finish what the last logouts scheduled.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	d.Logout.Close(ctx)
+	cancel()
 	for i := len(d.closers) - 1; i >= 0; i-- {
 		d.closers[i]()
 	}
@@ -75,21 +96,30 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 	d.AppURL = "http://" + l.Addr().String()
 
 	if o.Issuer == "" {
-		o.ClientID, o.ClientSecret = "skc_demo_app", rand.Text()
+		// The embedded Scalekit registers the app with the credentials
+		// given, so that a person can call its session API with them.
+		o.ClientID = cmp.Or(o.ClientID, "skc_demo_app")
+		o.ClientSecret = cmp.Or(o.ClientSecret, rand.Text())
 		fake := o.Fake
 		fake.Addr = o.IDPAddr
-		fake.Clients = append(fake.Clients, scalekittest.Client{
+		fake.IdleTimeout, fake.AbsoluteTimeout = o.IDPIdleTimeout, o.IDPAbsoluteTimeout
+		client := scalekittest.Client{
 			ID:                     o.ClientID,
 			Secret:                 o.ClientSecret,
 			RedirectURIs:           []string{d.AppURL + "/callback"},
 			PostLogoutRedirectURIs: []string{d.AppURL + "/logged-out"},
-			BackChannelLogoutURIs:  []string{d.AppURL + "/backchannel-logout"},
-		})
+		}
+		if !o.Unnotified {
+			client.BackChannelLogoutURIs = []string{d.AppURL + "/backchannel-logout"}
+			fake.WebhookURLs = append(fake.WebhookURLs, d.AppURL+"/webhooks/scalekit")
+		}
+		fake.Clients = append(fake.Clients, client)
 		if d.Fake, err = scalekittest.New(fake); err != nil {
 			return nil, err
 		}
 		d.closers = append(d.closers, d.Fake.Close)
 		o.Issuer = d.Fake.Issuer()
+		o.WebhookSecret = d.Fake.WebhookSecret()
 	}
 	if o.ClientID == "" {
 		return nil, errors.New("-client-id is required with -issuer")
@@ -108,6 +138,14 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 	if err != nil {
 		return nil, err
 	}
+	// With the app's client secret, the handler can end provider sessions
+	// from the server (the backstop) and refresh tokens.
+	var api *logout.Provider
+	if o.ClientSecret != "" {
+		if api, err = logout.NewProvider(logout.ProviderConfig{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.ClientSecret}); err != nil {
+			return nil, err
+		}
+	}
 	d.Logout, err = logout.New(logout.Config{
 		Store:                  store,
 		Issuer:                 o.Issuer,
@@ -115,10 +153,22 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 		PostLogoutRedirectURI:  d.AppURL + "/logged-out",
 		PostLogoutWithClientID: o.PostLogoutWithClientID,
 		Cookie:                 logout.CookieConfig{InsecureHTTP: strings.HasPrefix(d.AppURL, "http:")},
+		IdleTimeout:            o.IdleTimeout,
+		SessionLifetime:        o.AbsoluteTimeout,
+		Provider:               api,
+		BackstopDelay:          cmp.Or(o.BackstopDelay, 3*time.Second),
 		Logger:                 log,
 	})
 	if err != nil {
 		return nil, err
+	}
+	var webhooks http.Handler = http.NotFoundHandler()
+	if o.WebhookSecret != "" {
+		if webhooks, err = logout.NewWebhookHandler(logout.WebhookConfig{
+			Secrets: []string{o.WebhookSecret}, Issuer: o.Issuer, Store: store, Logger: log,
+		}); err != nil {
+			return nil, err
+		}
 	}
 	backChannel, err := logout.NewBackChannelHandler(ctx, logout.BackChannelConfig{
 		Issuer:   o.Issuer,
@@ -132,8 +182,10 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 
 	a := &app{
 		backChannel: backChannel,
+		webhooks:    webhooks,
 		log:         log,
 		logout:      d.Logout,
+		idle:        o.IdleTimeout,
 		issuer:      o.Issuer,
 		verifier:    provider.Verifier(&oidc.Config{ClientID: o.ClientID}),
 		oauth: oauth2.Config{
@@ -181,31 +233,64 @@ func (d *demo) openStore(o options) (logout.SessionStore, error) {
 // app is the demo's own pages and its OpenID Connect sign-in.
 type app struct {
 	backChannel *logout.BackChannelHandler
+	webhooks    http.Handler
 	log         *slog.Logger
 	logout      *logout.Handler
+	idle        time.Duration
 	issuer      string
 	oauth       oauth2.Config
 	verifier    *oidc.IDTokenVerifier
 }
 
 func (a *app) routes() http.Handler {
+	// Pages see the session the middleware loaded (and renewed, for the
+	// idle timeout) once per request.
+	pages := http.NewServeMux()
+	pages.HandleFunc("GET /{$}", a.home)
+	pages.HandleFunc("GET /login", a.login)
+	pages.HandleFunc("GET /callback", a.callback)
+	pages.HandleFunc("GET /logged-out", a.loggedOut)
+
+	// The logout endpoints need no loaded session: a logout is one store
+	// call that reads and ends it, and a load before it would be a second.
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", a.home)
-	mux.HandleFunc("GET /login", a.login)
-	mux.HandleFunc("GET /callback", a.callback)
+	mux.Handle("/", a.logout.Middleware(pages))
 	mux.Handle("/logout", a.logout)
 	mux.Handle("/logout/everywhere", a.logout.Everywhere())
 	mux.Handle("/backchannel-logout", a.backChannel)
-	mux.HandleFunc("GET /logged-out", a.loggedOut)
+	mux.Handle("/webhooks/scalekit", a.webhooks)
 	return mux
 }
 
+// refreshBefore is how long before its access token expires the demo
+// refreshes a session's tokens.
+const refreshBefore = time.Minute
+
 func (a *app) home(w http.ResponseWriter, r *http.Request) {
 	s, err := a.logout.Session(r)
+	if err == nil && !s.AccessTokenExpiry.IsZero() && time.Until(s.AccessTokenExpiry) < refreshBefore {
+		// A refused refresh means Scalekit's session is gone: the app's
+		// ends with it, and the page shows the user signed out.
+		if s, err = a.logout.Refresh(w, r); err != nil && !errors.Is(err, logout.ErrNoSession) {
+			a.log.Error("refreshing the session", "error", err)
+		}
+	}
 	if err != nil && !errors.Is(err, logout.ErrNoSession) {
 		a.log.Error("loading the session", "error", err)
 	}
-	page(w, homePage, s)
+	data := homeData{Session: s}
+	if !s.Expiry.IsZero() {
+		data.Ends = s.Expiry.Local().Format(time.TimeOnly)
+	}
+	if a.idle > 0 && !s.LastSeen.IsZero() {
+		data.IdleEnds = s.LastSeen.Add(a.idle).Local().Format(time.TimeOnly)
+	}
+	page(w, homePage, data)
+}
+
+type homeData struct {
+	logout.Session
+	Ends, IdleEnds string // when the session ends: at the latest, and if left idle
 }
 
 func (a *app) loggedOut(w http.ResponseWriter, r *http.Request) {
@@ -259,13 +344,14 @@ func (a *app) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err = a.logout.StartSession(w, r, logout.Session{
-		Issuer:       idt.Issuer,
-		Subject:      idt.Subject,
-		SessionID:    claims.SID,
-		Email:        claims.Email,
-		IDToken:      rawID,
-		AccessToken:  tok.AccessToken,
-		RefreshToken: tok.RefreshToken,
+		Issuer:            idt.Issuer,
+		Subject:           idt.Subject,
+		SessionID:         claims.SID,
+		Email:             claims.Email,
+		IDToken:           rawID,
+		AccessToken:       tok.AccessToken,
+		AccessTokenExpiry: tok.Expiry,
+		RefreshToken:      tok.RefreshToken,
 	})
 	if err != nil {
 		a.log.Error("starting the session", "error", err)
@@ -301,7 +387,8 @@ var homePage = template.Must(template.New("home").Parse(`<!doctype html>
 <div class="card">
 {{if .Subject}}
 <p>Signed in as <strong id="email">{{.Email}}</strong></p>
-<p>User ID <code id="user-id">{{.Subject}}</code>, Scalekit session <code>{{.SessionID}}</code></p>
+<p>User ID <code id="user-id">{{.Subject}}</code>, Scalekit session <code id="sid">{{.SessionID}}</code></p>
+<p id="ends">This session ends at {{.Ends}}{{if .IdleEnds}}, or at <span id="idle-ends">{{.IdleEnds}}</span> if left idle{{end}}.</p>
 <form method="post" action="/logout" style="display:inline"><button id="sign-out" type="submit">Sign out</button></form>
 <form method="post" action="/logout/everywhere" style="display:inline"><button id="sign-out-everywhere" type="submit">Sign out everywhere</button></form>
 {{else}}

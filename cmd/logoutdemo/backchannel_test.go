@@ -22,7 +22,7 @@ func startPair(t *testing.T, store string) (a, b *demo) {
 	key := []byte("0123456789abcdef0123456789abcdef")
 	a = startDemo(t, options{Store: store, RedisURL: "redis://" + srv.Addr, CookieKey: key})
 	b = startDemo(t, options{Store: store, RedisURL: "redis://" + srv.Addr, CookieKey: key,
-		Issuer: a.Issuer, ClientID: a.ClientID, ClientSecret: a.ClientSecret})
+		Issuer: a.Issuer, ClientID: a.ClientID, ClientSecret: a.ClientSecret, WebhookSecret: a.Fake.WebhookSecret()})
 	err := a.Fake.AddClient(scalekittest.Client{
 		ID: a.ClientID, Secret: a.ClientSecret,
 		RedirectURIs:           []string{a.AppURL + "/callback", b.AppURL + "/callback"},
@@ -121,5 +121,59 @@ func TestCookieCopyDeadAfterLogout(t *testing.T) {
 		if signedInAs(t, d, copied, "ada@example.com") {
 			t.Errorf("the cookie copied before logout still signs in on %s", d.AppURL)
 		}
+	}
+}
+
+// TestWebhookAcrossInstances: the provider notifies the app of ended sessions
+// by its user.logout webhook alone (no back-channel URI registered), to one
+// instance; both instances see both browsers signed out.
+func TestWebhookAcrossInstances(t *testing.T) {
+	for _, store := range []string{"redis", "cookie"} {
+		t.Run(store, func(t *testing.T) {
+			a, b := startPair(t, store)
+			err := a.Fake.AddClient(scalekittest.Client{
+				ID: a.ClientID, Secret: a.ClientSecret,
+				RedirectURIs:           []string{a.AppURL + "/callback", b.AppURL + "/callback"},
+				PostLogoutRedirectURIs: []string{a.AppURL + "/logged-out", b.AppURL + "/logged-out"},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const email = "ada@example.com"
+			laptop, phone := browserlessClient(t), browserlessClient(t)
+			follow(t, laptop, a.AppURL+"/login?login_hint="+email)
+			follow(t, phone, b.AppURL+"/login?login_hint="+email)
+			ua, _ := url.Parse(a.AppURL)
+			ub, _ := url.Parse(b.AppURL)
+			jars := map[string][]*http.Cookie{"laptop": laptop.Jar.Cookies(ua), "phone": phone.Jar.Cookies(ub)}
+			user := a.Fake.User(email)
+			start := time.Now()
+			if _, err := a.Fake.RevokeUserSessions(user.ID); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := a.Fake.WaitDeliveries(ctx); err != nil {
+				t.Fatal(err)
+			}
+			webhooks := 0
+			for _, dl := range a.Fake.Deliveries() {
+				if dl.Kind != scalekittest.WebhookDelivery || !dl.Delivered {
+					t.Errorf("delivery %+v: want only delivered webhooks", dl)
+				}
+				webhooks++
+			}
+			if webhooks != 2 {
+				t.Errorf("%d webhooks delivered, want one per session", webhooks)
+			}
+			for name, c := range jars {
+				for _, d := range []*demo{a, b} {
+					if signedInAs(t, d, c, email) {
+						t.Errorf("%s still signed in on %s after the webhook", name, d.AppURL)
+					}
+				}
+			}
+			t.Logf("revocation to both browsers signed out on both instances, by webhook: %v", time.Since(start))
+		})
 	}
 }

@@ -20,6 +20,13 @@ import (
 // newBrowser starts a headless Chromium for the test.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
+	return newBrowsers(t, 1)[0]
+}
+
+// newBrowsers starts n headless Chromiums, each with cookies of its own, as
+// n people's browsers (or n devices) would have.
+func newBrowsers(t *testing.T, n int) []context.Context {
+	t.Helper()
 	path := testenv.Chromium(t)
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
@@ -34,14 +41,18 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-quic", true),
 		chromedp.WindowSize(900, 640),
 	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
-	if err := chromedp.Run(ctx, network.Enable()); err != nil {
-		t.Fatalf("starting Chromium at %s: %v", path, err)
+	var out []context.Context
+	for range n {
+		actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...) // each with a user data folder of its own
+		ctx, cancelCtx := chromedp.NewContext(actx)
+		ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+		t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+		if err := chromedp.Run(ctx, network.Enable()); err != nil {
+			t.Fatalf("starting Chromium at %s: %v", path, err)
+		}
+		out = append(out, ctx)
 	}
-	return ctx
+	return out
 }
 
 // requestLog records, from the DevTools protocol, the resource type of every

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"time"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -24,6 +26,9 @@ import (
 func startDemo(t *testing.T, o options) *demo {
 	t.Helper()
 	o.Addr, o.IDPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	if o.BackstopDelay == 0 {
+		o.BackstopDelay = 300 * time.Millisecond // a browser on loopback is faster still
+	}
 	d, err := start(context.Background(), o, slog.New(slog.NewTextHandler(&demoLogs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +62,11 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// logoutLogged is set by the tests whose logouts must show in the log, so
+// that the log check proves something when they ran, and running any other
+// test alone still works.
+var logoutLogged atomic.Bool
+
 // noteResponse records the secrets a response carries.
 func noteResponse(resp *http.Response) {
 	for _, c := range resp.Cookies() {
@@ -76,7 +86,7 @@ func noteResponse(resp *http.Response) {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	logs := demoLogs.String()
-	if !strings.Contains(logs, "msg=logout") {
+	if logoutLogged.Load() && !strings.Contains(logs, "msg=logout") {
 		fmt.Fprintln(os.Stderr, "FAIL: the demos logged no logout at all; the log check would prove nothing")
 		code = 1
 	}
@@ -144,6 +154,7 @@ func TestDemoFromOutside(t *testing.T) {
 	for _, store := range []string{"redis", "cookie"} {
 		t.Run(store, func(t *testing.T) {
 			d := startDemo(t, options{Store: store})
+			logoutLogged.Store(true)
 			c := browserlessClient(t)
 			const email = "ada@example.com"
 			if page := body(t, follow(t, c, d.AppURL+"/login?login_hint="+email)); !strings.Contains(page, email) {

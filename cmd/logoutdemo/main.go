@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -38,6 +39,12 @@ func main() {
 	flag.StringVar(&o.ClientSecret, "client-secret", os.Getenv("SCALEKIT_CLIENT_SECRET"), "OAuth client secret [SCALEKIT_CLIENT_SECRET]")
 	flag.StringVar(&o.Store, "store", "redis", "session store: redis or cookie")
 	flag.StringVar(&o.RedisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis URL; empty runs an in-process Redis [REDIS_URL]")
+	flag.StringVar(&o.WebhookSecret, "webhook-secret", os.Getenv("SCALEKIT_WEBHOOK_SECRET"), "secret of Scalekit's webhooks to /webhooks/scalekit (whsec_…); the embedded environment's own when it runs [SCALEKIT_WEBHOOK_SECRET]")
+	flag.DurationVar(&o.IdleTimeout, "idle-timeout", 0, "end app sessions unused for this long, such as 15m (0: off)")
+	flag.DurationVar(&o.AbsoluteTimeout, "absolute-timeout", 0, "end app sessions this long after sign-in, however busy (0: 12h)")
+	flag.DurationVar(&o.IDPIdleTimeout, "idp-idle-timeout", 0, "the embedded Scalekit's idle timeout (0: off)")
+	flag.DurationVar(&o.IDPAbsoluteTimeout, "idp-absolute-timeout", 0, "the embedded Scalekit's absolute timeout (0: off)")
+	flag.DurationVar(&o.BackstopDelay, "backstop-delay", 3*time.Second, "after a logout, how long to wait before ending the Scalekit session from the server if the browser never got there")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
