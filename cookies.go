@@ -207,6 +207,26 @@ func (j cookieJar) expireChunks(w http.ResponseWriter, old sent, from int) {
 	}
 }
 
+// The re-authentication marker: a cookie beside the session cookie, with the
+// same attributes, that says "this browser signed out and must sign in with
+// credentials". It holds nothing secret.
+func (j cookieJar) reauthName() string { return j.name + "-reauth" }
+
+func (j cookieJar) markReauth(w http.ResponseWriter, lifetime time.Duration) {
+	c := j.cookie(j.reauthName(), "1")
+	c.MaxAge = int(lifetime.Seconds())
+	http.SetCookie(w, c)
+}
+
+func (j cookieJar) clearReauth(w http.ResponseWriter) {
+	http.SetCookie(w, expired(j.cookie(j.reauthName(), "")))
+}
+
+func (j cookieJar) reauthMarked(r *http.Request) bool {
+	c, err := r.Cookie(j.reauthName())
+	return err == nil && c.Value == "1"
+}
+
 // expired turns c into its own deletion: same name, path, domain and security
 // attributes, Max-Age=0 and an Expires in the past for old user agents.
 func expired(c *http.Cookie) *http.Cookie {

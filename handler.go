@@ -5,7 +5,8 @@
 // A signed-in user has an app session (a cookie, and with [RedisStore] a record
 // every instance shares), a session at the provider (Scalekit's own HttpOnly
 // cookie on its domain), and often one at the upstream identity provider that
-// Scalekit federates to. Logging out has to end all of them:
+// Scalekit federates to (an organization's Okta or Entra ID). Logging out ends
+// the first two:
 //
 //  1. The [Handler] reads the session cookie and ends the app session in the
 //     [SessionStore] with one atomic call that also returns what the session
@@ -16,8 +17,18 @@
 //  3. It sends the browser, as a top-level navigation, to the provider's
 //     end-session endpoint with id_token_hint and an allow-listed
 //     post_logout_redirect_uri. Only a navigation carries the provider's own
-//     cookie, so only a navigation ends the provider's session (and through it
-//     the upstream one); the provider then sends the browser back.
+//     cookie, so only a navigation ends the provider's session; the provider
+//     then sends the browser back. With a [Provider] configured, the handler
+//     also ends that session from the server a little later, in case the
+//     browser never got there.
+//
+// The upstream identity provider's session lives on: that is single sign-on,
+// and nothing Scalekit documents ends it. So after a perfect logout, the next
+// "Sign in" on that browser can pass straight through to the previous user's
+// account. Config.ReauthenticateAfterLogout (always on for "sign out
+// everywhere") makes that next sign-in send prompt=login, through
+// [Handler.PromptLogin], which asks for credentials again wherever the
+// provider honours it.
 //
 // Mount the handler like any other:
 //
@@ -105,6 +116,16 @@ type Config struct {
 	// without it Origin or Referer) is still refused. POST is always
 	// accepted.
 	AllowGET bool
+
+	// ReauthenticateAfterLogout makes the first sign-in on this browser
+	// after a logout ask for credentials again, as "sign out everywhere"
+	// always does: the logout response sets a marker cookie (no server-side
+	// record, no effect on other browsers), and [Handler.PromptLogin]
+	// tells the sign-in route to send prompt=login. Without it a user of
+	// enterprise SSO is signed straight back in by their identity provider,
+	// whose session a logout does not end: on a shared computer, the next
+	// person walks into the previous user's account.
+	ReauthenticateAfterLogout bool
 
 	// ClearSiteData adds Clear-Site-Data: "cookies", "storage" to the logout
 	// response. Off by default: "cookies" clears every cookie of the whole
@@ -199,6 +220,7 @@ type Handler struct {
 	timeout        time.Duration
 	allowGET       bool
 	clearSiteData  bool
+	reauth         bool
 	failClosed     bool
 	lifetime       time.Duration
 	idle           time.Duration
@@ -222,6 +244,7 @@ func New(cfg Config) (*Handler, error) {
 		timeout:       cmp.Or(cfg.StoreTimeout, 3*time.Second),
 		allowGET:      cfg.AllowGET,
 		clearSiteData: cfg.ClearSiteData,
+		reauth:        cfg.ReauthenticateAfterLogout,
 		failClosed:    cfg.FailOnStoreError,
 		lifetime:      cmp.Or(cfg.SessionLifetime, 12*time.Hour),
 		idle:          cfg.IdleTimeout,
@@ -370,10 +393,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 		cancel()
 	}
 
-	// 3. Expire every app cookie, whatever happened above.
+	// 3. Expire every app cookie, whatever happened above, and mark the
+	// browser for a fresh authentication if asked.
 	h.jar.expire(w, carried)
 	for _, c := range h.clear {
 		http.SetCookie(w, c)
+	}
+	if h.reauth || everywhere {
+		h.jar.markReauth(w, h.lifetime)
 	}
 	if h.clearSiteData {
 		hdr.Set("Clear-Site-Data", `"cookies", "storage"`)
@@ -643,7 +670,25 @@ func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session
 	if err != nil {
 		return err
 	}
+	if h.jar.reauthMarked(r) {
+		h.jar.clearReauth(w)
+	}
 	return h.jar.write(w, carried, token, s.Expiry)
+}
+
+// PromptLogin reports whether the browser signed out with re-authentication
+// asked (Config.ReauthenticateAfterLogout, or "sign out everywhere") and has
+// not signed in since: the sign-in route then sends prompt=login, so the
+// provider asks for credentials again instead of passing the user through.
+// [Handler.StartSession] clears the mark.
+//
+//	if h.PromptLogin(r) { opts = append(opts, oauth2.SetAuthURLParam("prompt", "login")) }
+//
+// Whether the provider passes prompt=login on to an upstream identity
+// provider (enterprise SSO) is the provider's affair: Scalekit does not
+// document it.
+func (h *Handler) PromptLogin(r *http.Request) bool {
+	return h.jar.reauthMarked(r)
 }
 
 // Session returns the session of the request's browser, or ErrNoSession.
