@@ -26,8 +26,8 @@ type BackChannelConfig struct {
 	// ClientID is the app's client ID; a logout token's aud must hold it.
 	ClientID string
 	// Store ends the sessions and remembers which tokens it has seen: a
-	// [RedisStore], or a [CookieStore] with a [RevocationList]. The same
-	// store the [Handler] uses.
+	// [RedisStore] or a [RevocableCookieStore]. The same store the
+	// [Handler] uses.
 	Store SessionStore
 	// ClockSkew is how far the provider's clock may be from ours when
 	// checking iat and exp. Zero means one minute.
@@ -40,6 +40,9 @@ type BackChannelConfig struct {
 	// Logger gets one line per logout token, never the token. Nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// OnSessionEnd, if set, is called for every app session a logout token
+	// ends (see [SessionEnd]): give it the Handler's Config.OnSessionEnd.
+	OnSessionEnd func(ctx context.Context, e SessionEnd)
 }
 
 // BackChannelHandler receives OpenID Connect Back-Channel Logout requests: the
@@ -75,6 +78,7 @@ type BackChannelHandler struct {
 	issuer   string
 	clientID string
 	revoker  Revoker
+	onEnd    func(context.Context, SessionEnd)
 	guard    replayGuard
 	skew     time.Duration
 	timeout  time.Duration
@@ -128,6 +132,7 @@ func NewBackChannelHandler(ctx context.Context, cfg BackChannelConfig) (*BackCha
 		issuer:   cfg.Issuer,
 		clientID: cfg.ClientID,
 		revoker:  revoker,
+		onEnd:    cfg.OnSessionEnd,
 		guard:    guard,
 		skew:     cmp.Or(cfg.ClockSkew, time.Minute),
 		timeout:  cmp.Or(cfg.StoreTimeout, 3*time.Second),
@@ -181,12 +186,7 @@ func (b *BackChannelHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// no harm; but a jti remembered before its sessions were provably ended
 	// (a timeout whose command landed anyway, say) would turn the provider's
 	// retry into a "replayed" refusal and the session would live on.
-	var n int
-	if tok.SessionID != "" {
-		n, err = b.revoker.EndSID(ctx, tok.Issuer, tok.SessionID)
-	} else {
-		n, err = b.revoker.EndSubject(ctx, tok.Issuer, tok.Subject, tok.IssuedAt)
-	}
+	n, err := revoke(ctx, b.revoker, b.onEnd, EndBackChannel, tok.Issuer, tok.Subject, tok.SessionID, tok.IssuedAt)
 	if err != nil {
 		b.fail(w, r, err)
 		return

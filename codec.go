@@ -33,6 +33,7 @@ const (
 const (
 	tagLastSeen          = 1 // varint Unix milliseconds
 	tagAccessTokenExpiry = 2 // varint Unix milliseconds
+	tagDevice            = 3 // the string's bytes
 )
 
 // errMalformed is what every decoder of untrusted bytes returns; stores turn
@@ -40,10 +41,10 @@ const (
 var errMalformed = errors.New("logout: malformed session")
 
 // encodeSession writes s in the given format; format 1 leaves out what it
-// cannot hold (LastSeen, AccessTokenExpiry).
+// cannot hold (LastSeen, AccessTokenExpiry, Device).
 func encodeSession(s Session, format byte) []byte {
 	strs := [...]string{s.Issuer, s.Subject, s.SessionID, s.Email, s.IDToken, s.AccessToken, s.RefreshToken}
-	n := 1 + 2*binary.MaxVarintLen64 + 2*(2+binary.MaxVarintLen64)
+	n := 1 + 2*binary.MaxVarintLen64 + 2*(2+binary.MaxVarintLen64) + 2 + binary.MaxVarintLen64 + len(s.Device)
 	for _, v := range strs {
 		n += binary.MaxVarintLen64 + len(v)
 	}
@@ -58,6 +59,11 @@ func encodeSession(s Session, format byte) []byte {
 	if format >= sessionFormat2 {
 		b = appendTime(b, tagLastSeen, s.LastSeen)
 		b = appendTime(b, tagAccessTokenExpiry, s.AccessTokenExpiry)
+		if s.Device != "" {
+			b = binary.AppendUvarint(b, tagDevice)
+			b = binary.AppendUvarint(b, uint64(len(s.Device)))
+			b = append(b, s.Device...)
+		}
 	}
 	return b
 }
@@ -95,6 +101,8 @@ func decodeSession(b []byte) (Session, error) {
 			s.LastSeen = fromUnixMilli(field.varint())
 		case tagAccessTokenExpiry:
 			s.AccessTokenExpiry = fromUnixMilli(field.varint())
+		case tagDevice:
+			s.Device, field.b = field.b, ""
 		default:
 			continue // a field of a later version
 		}

@@ -227,6 +227,19 @@ func (j cookieJar) reauthMarked(r *http.Request) bool {
 	return err == nil && c.Value == "1"
 }
 
+// The signed-out signal: a cookie the logout response sets for the page
+// scripts of this app (it is not HttpOnly, and holds nothing secret), so the
+// broadcast script on the next page tells the app's other tabs. It lives a
+// minute: long enough for the provider to send the browser back.
+func (j cookieJar) signedOutName() string { return j.name + "-signed-out" }
+
+func (j cookieJar) markSignedOut(w http.ResponseWriter) {
+	c := j.cookie(j.signedOutName(), "1")
+	c.HttpOnly = false
+	c.MaxAge = 60
+	http.SetCookie(w, c)
+}
+
 // expired turns c into its own deletion: same name, path, domain and security
 // attributes, Max-Age=0 and an Expires in the past for old user agents.
 func expired(c *http.Cookie) *http.Cookie {

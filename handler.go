@@ -175,6 +175,16 @@ type Config struct {
 	// the request path: the context is not the request's.
 	OnBackstopError func(ctx context.Context, err error)
 
+	// OnSessionEnd, if set, is called once for every app session this
+	// Handler sees end, whichever way ([SessionEnd] lists them); give the
+	// same function to BackChannelConfig and WebhookConfig, and it hears of
+	// every ending. It never gets a token.
+	OnSessionEnd func(ctx context.Context, e SessionEnd)
+	// SessionsPage is where [Handler.SignOutSession] and
+	// [Handler.SignOutOtherDevices] send the browser back: a path of this
+	// app, such as /account/sessions. Empty means "/".
+	SessionsPage string
+
 	// OnLogout, if set, is called after a logout request ended a session,
 	// with what the session held (to revoke a refresh token, say).
 	OnLogout func(r *http.Request, ended Session)
@@ -228,6 +238,8 @@ type Handler struct {
 	backstop       *backstop // nil without a Provider
 	refreshes      refreshFlights
 	onLogout       func(*http.Request, Session)
+	onEnd          func(context.Context, SessionEnd)
+	sessionsPage   string
 	onError        func(*http.Request, error)
 	log            *slog.Logger
 	csrf           *http.CrossOriginProtection
@@ -249,6 +261,8 @@ func New(cfg Config) (*Handler, error) {
 		lifetime:      cmp.Or(cfg.SessionLifetime, 12*time.Hour),
 		idle:          cfg.IdleTimeout,
 		onLogout:      cfg.OnLogout,
+		onEnd:         cfg.OnSessionEnd,
+		sessionsPage:  cmp.Or(cfg.SessionsPage, "/"),
 		onError:       cfg.OnError,
 		log:           cfg.Logger,
 		csrf:          http.NewCrossOriginProtection(),
@@ -300,6 +314,9 @@ func New(cfg Config) (*Handler, error) {
 	if h.jar, err = newCookieJar(cfg.Cookie); err != nil {
 		return nil, err
 	}
+	if !strings.HasPrefix(h.sessionsPage, "/") || strings.HasPrefix(h.sessionsPage, "//") || strings.ContainsAny(h.sessionsPage, "\\\r\n") {
+		return nil, fmt.Errorf("logout: Config.SessionsPage %q must be a path of this app, such as /account/sessions", cfg.SessionsPage)
+	}
 	for _, c := range cfg.ClearCookies {
 		if err := checkCookie(&c); err != nil {
 			return nil, fmt.Errorf("logout: Config.ClearCookies: %w", err)
@@ -322,7 +339,10 @@ func New(cfg Config) (*Handler, error) {
 	if _, ok := cfg.Store.(Renewer); h.idle > 0 && !ok {
 		return nil, fmt.Errorf("logout: Config.IdleTimeout needs a store that implements Renewer; %T does not", cfg.Store)
 	}
-	if b, ok := cfg.Store.(bindable); ok {
+	// Only the package's own stores are bound, never a store that embeds
+	// one: binding returns a copy of the embedded store, which would drop
+	// the wrapper without a word.
+	if b, ok := bindableStore(cfg.Store); ok {
 		if _, isRedis := cfg.Store.(*RedisStore); h.idle > 0 && format == sessionFormat1 && !isRedis {
 			return nil, errors.New("logout: a cookie store records idleness in the session, which Config.SessionFormat 1 has no room for")
 		}
@@ -384,11 +404,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 	if token != "" {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
 		ended, storeErr = h.store.End(ctx, token)
+		var lapsed *lapsedError
+		if errors.As(storeErr, &lapsed) {
+			h.lapsed(ctx, lapsed)
+		}
 		if errors.Is(storeErr, ErrNoSession) {
 			storeErr = nil
 		}
+		if storeErr == nil && (ended.Subject != "" || ended.IDToken != "") {
+			fire(ctx, h.onEnd, SessionEnd{Reason: EndLogout, Issuer: ended.Issuer, Subject: ended.Subject, SessionID: ended.SessionID, Handle: h.handleOf(token)})
+		}
 		if everywhere && storeErr == nil && ended.Subject != "" {
-			_, storeErr = h.store.(Revoker).EndSubject(ctx, ended.Issuer, ended.Subject, time.Now())
+			_, storeErr = revoke(ctx, h.store.(Revoker), h.onEnd, EndEverywhere, ended.Issuer, ended.Subject, "", time.Now())
 		}
 		cancel()
 	}
@@ -402,6 +429,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 	if h.reauth || everywhere {
 		h.jar.markReauth(w, h.lifetime)
 	}
+	h.jar.markSignedOut(w)
 	if h.clearSiteData {
 		hdr.Set("Clear-Site-Data", `"cookies", "storage"`)
 	}
@@ -740,6 +768,13 @@ func (h *Handler) Middleware(next http.Handler) http.Handler {
 				token = carried.token
 				l.s, l.err = h.store.Load(ctx, carried.token)
 			}
+			var lapsed *lapsedError
+			if errors.As(l.err, &lapsed) {
+				// Seen ending: report it once, and take the cookie away so
+				// the next requests do not bring it again.
+				h.lapsed(ctx, lapsed)
+				h.jar.expire(w, carried)
+			}
 			cancel()
 			if l.err == nil && token != carried.token {
 				if err := h.jar.write(w, carried, token, l.s.Expiry); err != nil {
@@ -749,6 +784,32 @@ func (h *Handler) Middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), loadedKey{}, l)))
 	})
+}
+
+func bindableStore(s SessionStore) (bindable, bool) {
+	switch s := s.(type) {
+	case *RedisStore:
+		return s, true
+	case *CookieStore:
+		return s, true
+	case *RevocableCookieStore:
+		return s, true
+	}
+	return nil, false
+}
+
+// lapsed reports a session a store found expired or idle.
+func (h *Handler) lapsed(ctx context.Context, e *lapsedError) {
+	fire(ctx, h.onEnd, SessionEnd{Reason: e.reason, Issuer: e.s.Issuer, Subject: e.s.Subject, SessionID: e.s.SessionID, Handle: e.handle})
+}
+
+// handleOf names the token's session for SessionEnd, when there is a hook to
+// tell and the store can name it.
+func (h *Handler) handleOf(token string) string {
+	if n, ok := h.store.(handleNamer); ok && h.onEnd != nil {
+		return n.handleOf(token)
+	}
+	return ""
 }
 
 // SessionFromContext returns the session [Handler.Middleware] loaded for the

@@ -88,6 +88,12 @@ func (h *Handler) refresh(ctx context.Context, token string) refreshResult {
 			return refreshResult{err: err}
 		}
 		defer release()
+		// A refresh that finished a moment ago (another tab's, which this
+		// request raced) stands: redeeming again would at best waste a
+		// round trip, and the request's cookie may hold a spent token.
+		if s, newToken, ok, err := rs.settled(ctx, token); err != nil || ok {
+			return refreshResult{s: s, token: newToken, err: err}
+		}
 	}
 	s, version, err := h.loadVersion(ctx, token)
 	if err != nil {
@@ -111,9 +117,10 @@ func (h *Handler) refresh(ctx context.Context, token string) refreshResult {
 	if shared {
 		newToken, err = rs.updateIfVersion(ctx, token, version, next)
 		if errors.Is(err, errStaleVersion) {
-			// Another instance stored a refresh after this one loaded:
-			// its tokens stand, and the ones this call got are dropped.
-			return h.awaitRefresh(ctx, rs, token)
+			// Another instance stored a refresh after this one loaded (its
+			// lease had lapsed): its tokens stand, this call's are dropped.
+			s, newToken, err := rs.latest(ctx, token)
+			return refreshResult{s: s, token: newToken, err: err}
 		}
 	} else {
 		newToken, err = h.store.Update(ctx, token, next)
@@ -135,12 +142,16 @@ func (h *Handler) refused(ctx context.Context, token string, s Session) refreshR
 			return refreshResult{err: err}
 		}
 		if !current {
-			return h.awaitRefresh(ctx, rs, token)
+			// This call holds the lease: whoever refreshed has finished.
+			s, newToken, err := rs.latest(ctx, token)
+			return refreshResult{s: s, token: newToken, err: err}
 		}
 	}
+	handle := h.handleOf(token)
 	if _, err := h.store.End(ctx, token); err != nil && !errors.Is(err, ErrNoSession) {
 		return refreshResult{err: err}
 	}
+	fire(ctx, h.onEnd, SessionEnd{Reason: EndRefreshRefused, Issuer: s.Issuer, Subject: s.Subject, SessionID: s.SessionID, Handle: handle})
 	h.log.LogAttrs(ctx, slog.LevelInfo, "logout: the provider refused the refresh token; session ended",
 		slog.String("sub", s.Subject), slog.String("session", fingerprint(token)))
 	return refreshResult{err: ErrNoSession}
@@ -229,7 +240,14 @@ type refreshSync interface {
 	// latest returns the session, and its token, as the last refresh left
 	// it, for a request that carries the token from before.
 	latest(ctx context.Context, token string) (Session, string, error)
+	// settled reports whether a refresh of the session finished within
+	// refreshSettle, and returns what it stored.
+	settled(ctx context.Context, token string) (Session, string, bool, error)
 }
+
+// refreshSettle is how long a finished refresh answers the requests that
+// raced it, instead of a second redemption.
+const refreshSettle = 10 * time.Second
 
 var (
 	errLeaseHeld    = errors.New("logout: another instance is refreshing the session")

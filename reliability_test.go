@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -372,8 +373,8 @@ func TestDuplicateChunkCookiesExpiredOnce(t *testing.T) {
 		}
 		seen[name] = true
 	}
-	if len(lines) != 4 {
-		t.Errorf("%d Set-Cookie lines, want 4 (the cookie and its 3 chunk names)", len(lines))
+	if len(lines) != 5 {
+		t.Errorf("%d Set-Cookie lines, want 5 (the cookie, its 3 chunk names and the signed-out signal)", len(lines))
 	}
 }
 
@@ -438,5 +439,28 @@ func TestScalekitPostLogoutRules(t *testing.T) {
 				t.Errorf("%s with SkipScalekitURIRules: %v", tt.name, err)
 			}
 		}
+	}
+}
+
+// countingStore is a user's store that embeds one of the package's and
+// counts the calls that reach it.
+type countingStore struct {
+	*logout.RedisStore
+	ends atomic.Int32
+}
+
+func (c *countingStore) End(ctx context.Context, token string) (logout.Session, error) {
+	c.ends.Add(1)
+	return c.RedisStore.End(ctx, token)
+}
+
+// A store that embeds one of the package's is used as it is: New never
+// swaps it for a copy of the store inside.
+func TestWrappedStoreIsNotUnwrapped(t *testing.T) {
+	store := &countingStore{RedisStore: newMiniStore(t)}
+	h, _ := newHandler(t, store, func(c *logout.Config) { c.IdleTimeout = time.Hour })
+	serve(h, logoutRequest(http.MethodPost, signIn(t, h, testSession())))
+	if got := store.ends.Load(); got != 1 {
+		t.Errorf("the wrapper's End was called %d times, want 1", got)
 	}
 }

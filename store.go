@@ -52,6 +52,13 @@ type Session struct {
 	// response's expires_in), so the app can refresh it in time. Zero if
 	// unknown.
 	AccessTokenExpiry time.Time
+
+	// Device is a short description of the browser the session was started
+	// on, for the user's list of active sessions ("Firefox on Linux, Paris",
+	// say): the app decides what, if anything, it records. It is not
+	// secret: [RedisStore] keeps it readable beside the encrypted session,
+	// at most 200 bytes.
+	Device string
 }
 
 // SessionStore keeps sessions between requests. A store hands out an opaque

@@ -230,6 +230,23 @@ func (c *RevocableCookieStore) remember(ctx context.Context, key string, ttl tim
 
 func (c *RevocableCookieStore) maxLifetime() time.Duration { return c.list.Lifetime }
 
+// endOthers ends every session of the token's user but the token's own: it
+// revokes the user's sessions begun until now, and gives the token's session
+// a new seal that begins just after, which the caller writes to the cookie.
+// The store holds no list of sessions, so it cannot say which it ended.
+func (c *RevocableCookieStore) endOthers(ctx context.Context, token string, s Session) (string, []string, error) {
+	if _, _, err := c.open(token); err != nil {
+		return "", nil, err
+	}
+	at := c.clock().Truncate(time.Millisecond)
+	if err := c.list.revoke(ctx, "sub", s.Issuer, s.Subject, at); err != nil {
+		return "", nil, err
+	}
+	s.IssuedAt = at.Add(time.Millisecond)
+	newToken, err := c.seal(newHandle(), s)
+	return newToken, nil, err
+}
+
 // The refresh of a session is single-flight across instances (see
 // Handler.Refresh), through the list's keys under the session's handle.
 
@@ -281,6 +298,19 @@ func (c *RevocableCookieStore) isCurrent(ctx context.Context, token, refreshToke
 	}
 	cur, err := c.list.currentRefresh(ctx, handle)
 	return cur == "" || cur == refreshHash(refreshToken), err
+}
+
+func (c *RevocableCookieStore) settled(ctx context.Context, token string) (Session, string, bool, error) {
+	_, handle, err := c.open(token)
+	if err != nil {
+		return Session{}, "", false, err
+	}
+	newToken, err := c.list.stashed(ctx, handle, token)
+	if err != nil || newToken == "" {
+		return Session{}, "", false, err
+	}
+	s, err := c.Load(ctx, newToken)
+	return s, newToken, true, err
 }
 
 func (c *RevocableCookieStore) latest(ctx context.Context, token string) (Session, string, error) {
@@ -361,7 +391,7 @@ const renewEvery = 10
 func (c *sealer) openIdle(token string, idle time.Duration) (Session, []byte, error) {
 	s, handle, err := c.open(token)
 	if err == nil && idleSince(s, idle, c.clock()) {
-		return Session{}, nil, ErrNoSession
+		return Session{}, nil, &lapsedError{reason: EndIdle, s: s, handle: cookieHandle(handle)}
 	}
 	return s, handle, err
 }
@@ -446,12 +476,26 @@ func (c *sealer) open(token string) (Session, []byte, error) {
 			return Session{}, nil, ErrNoSession
 		}
 		s, err := decodeSession(plain[handleLen:])
-		if now := c.clock(); err != nil || !s.Expiry.After(now) || idleSince(s, c.idle, now) {
+		if err != nil {
 			return Session{}, nil, ErrNoSession
+		}
+		now := c.clock()
+		if !s.Expiry.After(now) {
+			return Session{}, nil, &lapsedError{reason: EndExpired, s: s, handle: cookieHandle(plain[:handleLen])}
+		}
+		if idleSince(s, c.idle, now) {
+			return Session{}, nil, &lapsedError{reason: EndIdle, s: s, handle: cookieHandle(plain[:handleLen])}
 		}
 		return s, plain[:handleLen], nil
 	}
 	return Session{}, nil, ErrNoSession
+}
+
+func (c *sealer) handleOf(token string) string {
+	if _, handle, err := c.open(token); err == nil {
+		return cookieHandle(handle)
+	}
+	return ""
 }
 
 func (c *sealer) clock() time.Time {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -299,46 +300,57 @@ func (r *RedisStore) restore(ctx context.Context, ref redisRef, get *redis.Strin
 // time, on every instance, in one command whose cost grows with that user's
 // sessions only. It returns how many sessions it ended.
 func (r *RedisStore) EndSubject(ctx context.Context, issuer, subject string, before time.Time) (int, error) {
+	ended, err := r.endSubjectHandles(ctx, issuer, subject, before)
+	return len(ended), err
+}
+
+func (r *RedisStore) endSubjectHandles(ctx context.Context, issuer, subject string, before time.Time) ([]string, error) {
 	if subject == "" {
-		return 0, errors.New("logout: EndSubject needs a subject")
+		return nil, errors.New("logout: EndSubject needs a subject")
 	}
-	return r.endIndexed(ctx, hex.EncodeToString(userTag(issuer, subject)), "", unixMilli(minTime(before, r.clock())))
+	return r.endIndexed(ctx, hex.EncodeToString(userTag(issuer, subject)), "", unixMilli(minTime(before, r.clock())), "")
 }
 
 // EndSID ends every session opened under the provider session sid: one
 // command to find the sid's user, one to end the sessions.
 func (r *RedisStore) EndSID(ctx context.Context, issuer, sid string) (int, error) {
+	ended, err := r.endSIDHandles(ctx, issuer, sid)
+	return len(ended), err
+}
+
+func (r *RedisStore) endSIDHandles(ctx context.Context, issuer, sid string) ([]string, error) {
 	if sid == "" {
-		return 0, errors.New("logout: EndSID needs a sid")
+		return nil, errors.New("logout: EndSID needs a sid")
 	}
 	tag, err := within(ctx, func() (string, error) { return r.rdb.Get(ctx, r.sidPointer(issuer, sid)).Result() })
 	if errors.Is(err, redis.Nil) {
-		return 0, nil
+		return nil, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("logout: redis end sid: %w", err)
+		return nil, fmt.Errorf("logout: redis end sid: %w", err)
 	}
 	if _, err := hex.DecodeString(tag); err != nil || len(tag) != 2*tagLen {
-		return 0, fmt.Errorf("logout: redis end sid: malformed pointer")
+		return nil, fmt.Errorf("logout: redis end sid: malformed pointer")
 	}
-	return r.endIndexed(ctx, tag, sidTag(issuer, sid), allTime)
+	return r.endIndexed(ctx, tag, sidTag(issuer, sid), allTime, "")
 }
 
 // endIndexed ends the sessions of the user index under tag that match sid
-// (any, when empty) and began at or before beforeMs.
-func (r *RedisStore) endIndexed(ctx context.Context, tag, sid string, beforeMs int64) (int, error) {
+// (any, when empty) and began at or before beforeMs, all but keep's, and
+// returns their handles.
+func (r *RedisStore) endIndexed(ctx context.Context, tag, sid string, beforeMs int64, keep string) ([]string, error) {
 	base := r.KeyPrefix + "{" + tag + "}"
 	var end *redis.Cmd
 	err := r.durability().write(ctx, r.rdb, base+":u", func(c redis.Cmdable) {
-		end = c.Eval(ctx, endIndexedScript, []string{base + ":u"}, base+":s:", sid, beforeMs)
+		end = c.Eval(ctx, endIndexedScript, []string{base + ":u"}, base+":s:", sid, beforeMs, keep)
 	})
 	if err == nil {
-		var n int
-		if n, err = end.Int(); err == nil {
-			return n, nil
+		var ended []string
+		if ended, err = end.StringSlice(); err == nil {
+			return ended, nil
 		}
 	}
-	return 0, fmt.Errorf("logout: redis end sessions: %w", err)
+	return nil, fmt.Errorf("logout: redis end sessions: %w", err)
 }
 
 // ttls gives a session record's TTL, which an idle timeout shortens, and the
@@ -416,7 +428,12 @@ func (r *RedisStore) updateIfVersion(ctx context.Context, token, version string,
 	if !ok {
 		return "", ErrNoSession
 	}
-	return r.update(ctx, ref, token, version, s)
+	token, err := r.update(ctx, ref, token, version, s)
+	if err == nil {
+		// Requests that raced this refresh take its result for a while.
+		rememberKey(ctx, r.rdb, r.leaseKey(ref)+":done", refreshSettle)
+	}
+	return token, err
 }
 
 func (r *RedisStore) isCurrent(ctx context.Context, token, refreshToken string) (bool, error) {
@@ -430,6 +447,159 @@ func (r *RedisStore) isCurrent(ctx context.Context, token, refreshToken string) 
 func (r *RedisStore) latest(ctx context.Context, token string) (Session, string, error) {
 	s, err := r.Load(ctx, token)
 	return s, token, err
+}
+
+func (r *RedisStore) settled(ctx context.Context, token string) (Session, string, bool, error) {
+	ref, ok := r.parse(token)
+	if !ok {
+		return Session{}, "", false, ErrNoSession
+	}
+	recent, err := seenKey(ctx, r.rdb, r.leaseKey(ref)+":done")
+	if err != nil || !recent {
+		return Session{}, "", false, err
+	}
+	s, err := r.Load(ctx, token)
+	return s, token, true, err
+}
+
+// SessionInfo is what a store shows of one session without opening it:
+// nothing secret, nothing that signs anyone in.
+type SessionInfo struct {
+	// Handle names the session for [Handler.EndSessionByHandle]: opaque,
+	// and useless without the user's own session.
+	Handle    string
+	CreatedAt time.Time
+	// LastSeen is when the session was last used, as far as the store can
+	// tell (Redis's idle time of the record); zero when it cannot.
+	LastSeen  time.Time
+	ExpiresAt time.Time // the absolute expiry
+	Device    string    // what the app recorded in Session.Device at sign-in
+	// Current marks the session of the request that asked for the list.
+	Current bool
+}
+
+// MaxListPage bounds the sessions one ListSessions call returns, in one round
+// trip; a user with more gets a cursor for the next page.
+const MaxListPage = 100
+
+// ListSessions returns the user's live sessions, at most MaxListPage of them,
+// in one round trip, and a cursor for the next page ("" after the last).
+// Only the index is read: the sessions stay encrypted with keys only their
+// cookies hold. Sessions come in the order of their handles; a page costs
+// Redis work in proportion to the user's sessions, not the keyspace.
+func (r *RedisStore) ListSessions(ctx context.Context, issuer, subject, cursor string) ([]SessionInfo, string, error) {
+	base := r.KeyPrefix + "{" + hex.EncodeToString(userTag(issuer, subject)) + "}"
+	if _, err := hex.DecodeString(cursor); err != nil || len(cursor) > 32 {
+		return nil, "", errors.New("logout: ListSessions: malformed cursor")
+	}
+	res, err := within(ctx, func() ([]any, error) {
+		return r.rdb.Eval(ctx, listScript, []string{base + ":u"}, base+":s:", cursor, MaxListPage).Slice()
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("logout: redis list sessions: %w", err)
+	}
+	if len(res) == 0 {
+		return nil, "", errors.New("logout: redis list sessions: empty reply")
+	}
+	next, _ := res[0].(string)
+	now := r.clock()
+	var out []SessionInfo
+	for i := 1; i+2 < len(res); i += 3 {
+		field, _ := res[i].(string)
+		entry, _ := res[i+1].(string)
+		idleSec, _ := res[i+2].(int64)
+		info := SessionInfo{Handle: field}
+		exp, rest, _ := strings.Cut(entry, " ")
+		_, rest, _ = strings.Cut(rest, " ")
+		iat, device, _ := strings.Cut(rest, " ")
+		if ms, err := strconv.ParseInt(exp, 10, 64); err == nil {
+			info.ExpiresAt = fromUnixMilli(ms)
+		}
+		if ms, err := strconv.ParseInt(iat, 10, 64); err == nil {
+			info.CreatedAt = fromUnixMilli(ms)
+		}
+		info.Device = device
+		if idleSec >= 0 {
+			info.LastSeen = now.Add(-time.Duration(idleSec) * time.Second).Truncate(time.Second)
+		}
+		if !info.ExpiresAt.IsZero() && !info.ExpiresAt.After(now) {
+			continue
+		}
+		out = append(out, info)
+	}
+	return out, next, nil
+}
+
+// listScript reads a page of the user index: the live sessions whose
+// handles sort after the cursor (ARGV[2], "" for the first page), at most
+// ARGV[3] of them, each with its entry and idle time, read before anything
+// else touches the key (-1 where the server cannot tell). The first element
+// is the next cursor, "" after the last page. Pages by handle order, not
+// HSCAN, so that every page is bounded exactly, whatever the hash's encoding.
+const listScript = `
+local fields = redis.call('HKEYS', KEYS[1])
+table.sort(fields)
+local limit = tonumber(ARGV[3])
+local out = {''}
+local n = 0
+for _, f in ipairs(fields) do
+  if f > ARGV[2] then
+    local key = ARGV[1] .. f
+    local ok, idle = pcall(redis.call, 'OBJECT', 'IDLETIME', key)
+    if redis.call('EXISTS', key) == 1 then
+      if n == limit then
+        out[1] = out[#out - 2]
+        break
+      end
+      if not ok or type(idle) ~= 'number' then idle = -1 end
+      table.insert(out, f)
+      table.insert(out, redis.call('HGET', KEYS[1], f))
+      table.insert(out, idle)
+      n = n + 1
+    end
+  end
+end
+return out
+`
+
+// EndHandle ends the user's session that handle names (as ListSessions
+// gave it), and reports whether there was one. A handle is looked up only
+// among that user's sessions, so no handle reaches another user's.
+func (r *RedisStore) EndHandle(ctx context.Context, issuer, subject, handle string) (bool, error) {
+	if len(handle) != 32 {
+		return false, nil
+	}
+	if _, err := hex.DecodeString(handle); err != nil {
+		return false, nil
+	}
+	base := r.KeyPrefix + "{" + hex.EncodeToString(userTag(issuer, subject)) + "}"
+	var del *redis.IntCmd
+	err := r.durability().write(ctx, r.rdb, base+":u", func(c redis.Cmdable) {
+		del = c.Del(ctx, base+":s:"+handle)
+	})
+	if err == nil {
+		err = del.Err()
+	}
+	if err != nil {
+		return false, fmt.Errorf("logout: redis end session: %w", err)
+	}
+	return del.Val() == 1, nil
+}
+
+// endOthers ends every session of the token's user but the token's own, and
+// returns their handles. The token stays valid.
+func (r *RedisStore) endOthers(ctx context.Context, token string, s Session) (string, []string, error) {
+	ref, ok := r.parse(token)
+	if !ok {
+		return "", nil, ErrNoSession
+	}
+	ended, err := r.endIndexed(ctx, ref.tag, "", allTime, ref.field)
+	return token, ended, err
+}
+
+func (r *RedisStore) handleOf(token string) string {
+	ref, _ := r.parse(token)
+	return ref.field
 }
 
 func (r *RedisStore) durability() durability {
@@ -496,8 +666,11 @@ func (r *RedisStore) open(ref redisRef, blob []byte) (Session, error) {
 		return Session{}, ErrNoSession
 	}
 	s, err := decodeSession(plain)
-	if err != nil || !s.Expiry.After(r.clock()) {
+	if err != nil {
 		return Session{}, ErrNoSession
+	}
+	if !s.Expiry.After(r.clock()) {
+		return Session{}, &lapsedError{reason: EndExpired, s: s, handle: ref.field}
 	}
 	return s, nil
 }
@@ -525,16 +698,40 @@ func userTag(issuer, subject string) []byte {
 }
 
 // indexEntry is the user index's value for a session: "expiryMs sidtag
-// issuedMs", with "-" for a session without a sid. Entries written before the
-// start time was recorded ("expiryMs" or "expiryMs sidtag") read as having
-// begun at 0, so any revocation of the user ends them.
+// issuedMs device", with "-" for a session without a sid; the device
+// description (which may hold spaces) is the rest of the line. Entries
+// written before the start time was recorded ("expiryMs" or "expiryMs
+// sidtag") read as having begun at 0, so any revocation of the user ends
+// them.
 func indexEntry(s Session) string {
 	sid := "-"
 	if s.SessionID != "" {
 		sid = sidTag(s.Issuer, s.SessionID)
 	}
-	return strconv.FormatInt(unixMilli(s.Expiry), 10) + " " + sid + " " + strconv.FormatInt(unixMilli(s.IssuedAt), 10)
+	e := strconv.FormatInt(unixMilli(s.Expiry), 10) + " " + sid + " " + strconv.FormatInt(unixMilli(s.IssuedAt), 10)
+	if d := deviceText(s.Device); d != "" {
+		e += " " + d
+	}
+	return e
 }
+
+// deviceText is a device description fit for the index: printable, on one
+// line, at most maxDevice bytes of whole characters.
+func deviceText(d string) string {
+	d = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.TrimSpace(d))
+	for len(d) > maxDevice {
+		_, size := utf8.DecodeLastRuneInString(d)
+		d = d[:len(d)-size]
+	}
+	return d
+}
+
+const maxDevice = 200
 
 func minTime(a, b time.Time) time.Time {
 	if a.IsZero() || b.Before(a) {
@@ -710,17 +907,19 @@ return 1
 const endIndexedScript = `
 local all = redis.call('HGETALL', KEYS[1])
 local before = tonumber(ARGV[3])
-local n = 0
+local ended = {}
 for i = 1, #all, 2 do
   local sid, iat = string.match(all[i+1], '^%d+ (%S+) ?(%d*)')
   sid = sid or '-'
   iat = tonumber(iat) or 0
-  if (ARGV[2] == '' or sid == ARGV[2]) and iat <= before then
-    n = n + redis.call('DEL', ARGV[1] .. all[i])
+  if (ARGV[2] == '' or sid == ARGV[2]) and iat <= before and all[i] ~= ARGV[4] then
+    if redis.call('DEL', ARGV[1] .. all[i]) == 1 then
+      table.insert(ended, all[i])
+    end
     redis.call('HDEL', KEYS[1], all[i])
   end
 end
-return n
+return ended
 `
 
 // within returns f's result, or ctx's error as soon as ctx is done, whichever

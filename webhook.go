@@ -43,6 +43,9 @@ type WebhookConfig struct {
 	// Logger gets one line per delivery, never its body or a secret. Nil
 	// means slog.Default().
 	Logger *slog.Logger
+	// OnSessionEnd, if set, is called for every app session a delivery ends
+	// (see [SessionEnd]): give it the Handler's Config.OnSessionEnd.
+	OnSessionEnd func(ctx context.Context, e SessionEnd)
 }
 
 // WebhookLogoutEvent is the type of the event a [WebhookHandler] acts on:
@@ -95,6 +98,7 @@ type WebhookHandler struct {
 	keys      [][]byte
 	issuer    string
 	revoker   Revoker
+	onEnd     func(context.Context, SessionEnd)
 	guard     replayGuard
 	timeout   time.Duration
 	tolerance time.Duration
@@ -129,6 +133,7 @@ func NewWebhookHandler(cfg WebhookConfig) (*WebhookHandler, error) {
 		keys:      keys,
 		issuer:    cfg.Issuer,
 		revoker:   revoker,
+		onEnd:     cfg.OnSessionEnd,
 		guard:     guard,
 		timeout:   cmp.Or(cfg.StoreTimeout, 3*time.Second),
 		tolerance: cmp.Or(cfg.Tolerance, 5*time.Minute),
@@ -192,19 +197,14 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// End first, remember the id after: see the type's doc.
-	var n int
-	if ev.SessionID != "" {
-		n, err = h.revoker.EndSID(ctx, h.issuer, ev.SessionID)
-	} else {
-		before := cmp.Or(ev.LoggedOutAt, sent)
-		if before.After(now) {
-			// The provider's clock is ahead of ours: the logout happened
-			// before this request reached us, so no later sign-in of ours
-			// can predate it.
-			before = now
-		}
-		n, err = h.revoker.EndSubject(ctx, h.issuer, ev.Subject, before)
+	before := cmp.Or(ev.LoggedOutAt, sent)
+	if before.After(now) {
+		// The provider's clock is ahead of ours: the logout happened
+		// before this request reached us, so no later sign-in of ours
+		// can predate it.
+		before = now
 	}
+	n, err := revoke(ctx, h.revoker, h.onEnd, EndWebhook, h.issuer, ev.Subject, ev.SessionID, before)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -1,0 +1,110 @@
+package logout
+
+import (
+	"context"
+	"time"
+)
+
+// EndReason says why an app session ended.
+type EndReason string
+
+// The ways an app session ends that the package observes.
+const (
+	EndLogout         EndReason = "logout"          // the user signed out in this browser
+	EndEverywhere     EndReason = "everywhere"      // the user signed out everywhere, from another session
+	EndOtherDevices   EndReason = "other-devices"   // the user signed out their other devices, from another session
+	EndByUser         EndReason = "ended-by-user"   // the user ended it from the list of active sessions
+	EndBackChannel    EndReason = "back-channel"    // the provider's back-channel logout
+	EndWebhook        EndReason = "webhook"         // the provider's user.logout webhook
+	EndRefreshRefused EndReason = "refresh-refused" // the provider refused the refresh token: its session is gone
+	EndIdle           EndReason = "idle"            // unused for the idle timeout (seen when a request brings it)
+	EndExpired        EndReason = "expired"         // past its absolute timeout (seen when a request brings it)
+)
+
+// SessionEnd describes one app session that ended, for the OnSessionEnd hooks
+// of [Config], [BackChannelConfig] and [WebhookConfig]: give them the same
+// function, and it learns of every ending the package observes, whichever
+// way it came, to drop the app's own caches of the user, say. The hook runs
+// on the goroutine that ended the session, after the ending, with a context
+// that is not cancelled when the request is.
+//
+// It never holds a token. Where a store ends sessions it does not hold (a
+// [RevocableCookieStore] revoking a user or a provider session), one event
+// stands for all of them, with Handle empty. A session that simply lapses is
+// seen only when a request brings it: a cookie store sees it expire or idle
+// out; a [RedisStore] sees an absolute expiry, but Redis drops an idle
+// session by itself, unseen.
+type SessionEnd struct {
+	Reason    EndReason
+	Issuer    string
+	Subject   string
+	SessionID string // the provider session, when known
+	// Handle names the app session as [Handler.ListSessions] shows it; empty
+	// when the event stands for every session of a revocation.
+	Handle string
+}
+
+// fire calls the hook, if any, with a context the caller's cancellation does
+// not reach.
+func fire(ctx context.Context, hook func(context.Context, SessionEnd), e SessionEnd) {
+	if hook != nil {
+		hook(context.WithoutCancel(ctx), e)
+	}
+}
+
+// revoke ends the sessions of the provider session sid or, with no sid, the
+// user's sessions begun at or before before, and reports each ending to hook.
+// Only this package's RedisStore itself reports each session: a store that
+// wraps one gets its own EndSID and EndSubject called, and one event.
+func revoke(ctx context.Context, rv Revoker, hook func(context.Context, SessionEnd), reason EndReason, issuer, subject, sid string, before time.Time) (int, error) {
+	if hr, ok := rv.(*RedisStore); ok {
+		var handles []string
+		var err error
+		if sid != "" {
+			handles, err = hr.endSIDHandles(ctx, issuer, sid)
+		} else {
+			handles, err = hr.endSubjectHandles(ctx, issuer, subject, before)
+		}
+		if err != nil {
+			return 0, err
+		}
+		for _, h := range handles {
+			fire(ctx, hook, SessionEnd{Reason: reason, Issuer: issuer, Subject: subject, SessionID: sid, Handle: h})
+		}
+		return len(handles), nil
+	}
+	var n int
+	var err error
+	if sid != "" {
+		n, err = rv.EndSID(ctx, issuer, sid)
+	} else {
+		n, err = rv.EndSubject(ctx, issuer, subject, before)
+	}
+	if err == nil {
+		fire(ctx, hook, SessionEnd{Reason: reason, Issuer: issuer, Subject: subject, SessionID: sid})
+	}
+	return n, err
+}
+
+// lapsedError is the ErrNoSession of a session a store opened and found
+// expired or idle: the Handler reports it as an ending.
+type lapsedError struct {
+	reason EndReason
+	s      Session
+	handle string
+}
+
+func (e *lapsedError) Error() string        { return ErrNoSession.Error() }
+func (e *lapsedError) Is(target error) bool { return target == ErrNoSession }
+
+// handleNamer is a store that can name a token's session as ListSessions
+// does.
+type handleNamer interface {
+	handleOf(token string) string
+}
+
+// cookieHandle names a sealed session by a hash of its random handle, which
+// opens nothing.
+func cookieHandle(handle []byte) string {
+	return hashKey("handle\x00" + string(handle))
+}

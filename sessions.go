@@ -1,0 +1,230 @@
+package logout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+)
+
+// Active sessions: where a user is signed in, and signing out one of those
+// places, or all but this one. The list needs a store that can list
+// (a [Lister]: [RedisStore]); "sign out other devices" needs a [Revoker] that
+// can spare one session ([RedisStore], [RevocableCookieStore]).
+
+// A Lister is a store that can list a user's sessions and end one of them by
+// the handle it listed, without opening any: [RedisStore] is one. A cookie
+// store cannot list sessions it does not hold.
+type Lister interface {
+	ListSessions(ctx context.Context, issuer, subject, cursor string) ([]SessionInfo, string, error)
+	EndHandle(ctx context.Context, issuer, subject, handle string) (bool, error)
+}
+
+// otherEnder is a store that can end every session of a user but one.
+type otherEnder interface {
+	endOthers(ctx context.Context, token string, s Session) (newToken string, ended []string, err error)
+}
+
+var errCannotList = errors.New("logout: the store cannot list sessions (a cookie store holds none); use a RedisStore")
+
+// ListSessions returns the app sessions of the request's user, at most
+// MaxListPage of them from cursor on (start with ""), and the cursor of the
+// next page ("" after the last), with the request's own session marked
+// Current. It costs one round trip beside loading the request's session
+// (none below [Handler.Middleware]).
+func (h *Handler) ListSessions(r *http.Request, cursor string) ([]SessionInfo, string, error) {
+	l, ok := h.store.(Lister)
+	if !ok {
+		return nil, "", errCannotList
+	}
+	s, token, err := h.requestSession(r)
+	if err != nil {
+		return nil, "", err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	list, next, err := l.ListSessions(ctx, s.Issuer, s.Subject, cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	if n, ok := h.store.(handleNamer); ok {
+		own := n.handleOf(token)
+		for i := range list {
+			list[i].Current = list[i].Handle == own
+		}
+	}
+	return list, next, nil
+}
+
+// EndSessionByHandle ends the request's user's session that handle names,
+// as ListSessions gave it: only that user's sessions are searched, so a
+// handle of someone else's ends nothing (ErrNoSession). It ends the app
+// session; that device's provider session, if the user wants it gone too,
+// is ended through [Handler.EndProviderSession]. Ending the request's own
+// session this way expires its cookie as a logout would, without the
+// provider's end-session page.
+func (h *Handler) EndSessionByHandle(w http.ResponseWriter, r *http.Request, handle string) error {
+	l, ok := h.store.(Lister)
+	if !ok {
+		return errCannotList
+	}
+	s, token, err := h.requestSession(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
+	defer cancel()
+	ended, err := l.EndHandle(ctx, s.Issuer, s.Subject, handle)
+	if err != nil {
+		return err
+	}
+	if !ended {
+		return ErrNoSession
+	}
+	fire(ctx, h.onEnd, SessionEnd{Reason: EndByUser, Issuer: s.Issuer, Subject: s.Subject, Handle: handle})
+	if n, ok := h.store.(handleNamer); ok && n.handleOf(token) == handle {
+		h.jar.expire(w, h.jar.read(r))
+	}
+	return nil
+}
+
+// EndOtherSessions signs the request's user out of every other device: it
+// ends every app session of the user but the request's own and, with a
+// [Provider], at once every provider session of the user but this one's. It
+// returns how many app sessions it ended, where the store can tell (a
+// [RevocableCookieStore] cannot: it revokes them all and gives this session
+// a new seal, which it writes to the cookie).
+func (h *Handler) EndOtherSessions(w http.ResponseWriter, r *http.Request) (int, error) {
+	oe, ok := h.store.(otherEnder)
+	if !ok {
+		return 0, errors.New("logout: the store cannot end a user's other sessions; use a RedisStore or a RevocableCookieStore")
+	}
+	s, token, err := h.requestSession(r)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
+	defer cancel()
+	newToken, ended, err := oe.endOthers(ctx, token, s)
+	if err != nil {
+		return 0, err
+	}
+	if newToken != token {
+		if err := h.jar.write(w, h.jar.read(r), newToken, s.Expiry); err != nil {
+			return 0, err
+		}
+		fire(ctx, h.onEnd, SessionEnd{Reason: EndOtherDevices, Issuer: s.Issuer, Subject: s.Subject})
+	}
+	for _, handle := range ended {
+		fire(ctx, h.onEnd, SessionEnd{Reason: EndOtherDevices, Issuer: s.Issuer, Subject: s.Subject, Handle: handle})
+	}
+	if h.backstop != nil && s.Subject != "" {
+		h.backstop.endOthers(s.Subject, s.SessionID)
+	}
+	return len(ended), nil
+}
+
+// ProviderSessions returns the request's user's active sessions at the
+// provider (one per device or browser signed in there), through the
+// [Provider]'s session API.
+func (h *Handler) ProviderSessions(r *http.Request) ([]ProviderSession, error) {
+	if h.provider == nil {
+		return nil, errors.New("logout: ProviderSessions needs Config.Provider")
+	}
+	s, _, err := h.requestSession(r)
+	if err != nil {
+		return nil, err
+	}
+	return h.provider.UserSessions(r.Context(), s.Subject)
+}
+
+// EndProviderSession ends the request's user's provider session sid at
+// once, through the [Provider]: only one of the user's own (ErrNoSession
+// otherwise). The browser on that device meets the provider's sign-in form
+// next time.
+func (h *Handler) EndProviderSession(r *http.Request, sid string) error {
+	list, err := h.ProviderSessions(r)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(list, func(p ProviderSession) bool { return p.ID == sid }) {
+		return ErrNoSession
+	}
+	return h.provider.EndSession(context.WithoutCancel(r.Context()), sid)
+}
+
+// SignOutSession returns a handler for a form that ends one listed session:
+// a POST with the session's handle in the form field "handle". It applies
+// the logout endpoint's rules (POST only, same origin, no-store), then sends
+// the browser back to Config.SessionsPage (303), or answers a script with
+// JSON {"ended": 1}. A handle that is not one of the user's sessions gets
+// 404.
+func (h *Handler) SignOutSession() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !h.checkSessionsRequest(w, r) {
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+		err := h.EndSessionByHandle(w, r, r.PostFormValue("handle"))
+		h.sessionsReply(w, r, 1, err)
+	})
+}
+
+// SignOutOtherDevices returns a handler for a form that signs the user out
+// of every other device (see [Handler.EndOtherSessions]), with the rules and
+// answers of [Handler.SignOutSession].
+func (h *Handler) SignOutOtherDevices() http.Handler {
+	if _, ok := h.store.(otherEnder); !ok {
+		panic("logout: SignOutOtherDevices needs a store that can end a user's other sessions (a RedisStore or a RevocableCookieStore)")
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !h.checkSessionsRequest(w, r) {
+			return
+		}
+		n, err := h.EndOtherSessions(w, r)
+		h.sessionsReply(w, r, n, err)
+	})
+}
+
+func (h *Handler) checkSessionsRequest(w http.ResponseWriter, r *http.Request) bool {
+	w.Header().Set("Cache-Control", "private, no-cache, no-store, must-revalidate")
+	w.Header().Add("Vary", "Cookie")
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "logout: method not allowed", http.StatusMethodNotAllowed)
+		return false
+	}
+	if err := h.csrf.Check(r); err != nil {
+		http.Error(w, "logout: cross-origin request refused", http.StatusForbidden)
+		return false
+	}
+	return true
+}
+
+func (h *Handler) sessionsReply(w http.ResponseWriter, r *http.Request, n int, err error) {
+	switch {
+	case errors.Is(err, ErrNoSession):
+		http.Error(w, "logout: no such session", http.StatusNotFound)
+	case err != nil:
+		h.log.ErrorContext(r.Context(), "logout: ending sessions failed", "error", err)
+		http.Error(w, "logout: the session store is unavailable; try again", http.StatusServiceUnavailable)
+	case isScript(r):
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]int{"ended": n})
+	default:
+		w.Header().Set("Location", h.sessionsPage)
+		w.WriteHeader(http.StatusSeeOther)
+	}
+}
+
+// requestSession is the request's session and its token, from the
+// middleware when it ran.
+func (h *Handler) requestSession(r *http.Request) (Session, string, error) {
+	token := h.jar.read(r).token
+	if token == "" {
+		return Session{}, "", ErrNoSession
+	}
+	s, err := h.Session(r)
+	return s, token, err
+}
