@@ -73,6 +73,7 @@ func main() {
 	mon := newMonitor(opts)
 	defer mon.close()
 
+	loadStart := loadAverage()
 	var report strings.Builder
 	fmt.Fprintf(&report, "Go %s, %s/%s, %d CPUs, Redis %s at %s\n\n", runtime.Version()[2:], runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), redisVersion(rdb), opts.Addr)
 	fmt.Fprintf(&report, "Load runs: %d requests per system and round from %d concurrent clients over loopback HTTP, each system served by a process of its own; %d rounds, the systems interleaved; req/s and latency from the median round, the server's CPU time per request (user + system) from the best. Handler alone: %d requests through the handler on one goroutine, no HTTP, in the bench's own process; its CPU time per request is the best of 5 interleaved rounds, and allocations are counted there. Redis commands: counted with MONITOR over %d requests of each system. CPU time is the Go process's only: Redis's own is not in it.\n\n", *requests, *conc, *rounds, *cpuRequests, monitored)
@@ -92,6 +93,7 @@ func main() {
 	if (*only == "" || *only == "scale") && *scale > 0 {
 		scaleRun(&report, rdb, mon, *scale, *conc)
 	}
+	fmt.Fprintf(&report, "Load average (1, 5, 15 minutes) at the start: %s; at the end: %s.\n", loadStart, loadAverage())
 	fmt.Print(report.String())
 	if *only == "" {
 		check(os.MkdirAll(*out, 0o755))
@@ -143,6 +145,8 @@ type result struct {
 	// run: HTTP included, many requests at a time.
 	serverCPU time.Duration
 	allocs    float64
+	rpsLow    float64 // the lowest and highest req/s of the rounds
+	rpsHigh   float64
 	commands  float64 // Redis commands the process sent per request
 	work      float64 // commands Redis ran per request, scripts' insides included
 	cookies   float64 // Set-Cookie lines per response
@@ -178,6 +182,7 @@ func (t table) run(rdb *redis.Client, mon *monitor, n, conc, rounds, cpuN int) [
 	for i, rs := range runs {
 		slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.rps, b.rps) })
 		r := rs[len(rs)/2]
+		r.rpsLow, r.rpsHigh = rs[0].rps, rs[len(rs)-1].rps
 		// The server's CPU time is a cost, not a throughput: the best
 		// round is the one the machine's noise touched least.
 		r.serverCPU = slices.MinFunc(rs, func(a, b result) int { return cmp.Compare(a.serverCPU, b.serverCPU) }).serverCPU
@@ -331,6 +336,16 @@ func withCookies(r *http.Request, cookies []*http.Cookie) *http.Request {
 		r.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
 	}
 	return r
+}
+
+// loadAverage is the machine's load average, where the system tells it: the
+// others who share the machine show in it.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], ", ")
+	}
+	return "unknown"
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -9,11 +9,11 @@ import (
 // cost of one request.
 func writeTables(w *strings.Builder, what string, rs []result, cookies bool) {
 	fl, sc := pick(rs, floor), pick(rs, scsPeer)
-	fmt.Fprintf(w, "| %s | req/s | p50 | p99 | server CPU/request | req/s vs floor | req/s vs scs | server CPU vs floor |\n", what)
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| %s | req/s | rounds' req/s | p50 | p99 | server CPU/request | req/s vs floor | req/s vs scs | server CPU vs floor |\n", what)
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rs {
-		fmt.Fprintf(w, "| %s | %.0f | %.0f µs | %.0f µs | %.1f µs | %.2fx | %.2fx | %.2fx |\n",
-			r.name, r.rps, us(r.p50), us(r.p99), us(r.serverCPU),
+		fmt.Fprintf(w, "| %s | %.0f | %.0f–%.0f | %.0f µs | %.0f µs | %.1f µs | %.2fx | %.2fx | %.2fx |\n",
+			r.name, r.rps, r.rpsLow, r.rpsHigh, us(r.p50), us(r.p99), us(r.serverCPU),
 			r.rps/fl.rps, r.rps/sc.rps, float64(r.serverCPU)/float64(fl.serverCPU))
 	}
 	fmt.Fprintf(w, "\n")
