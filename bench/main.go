@@ -50,10 +50,11 @@ var accessToken = "at_" + idToken[:400]
 var flagRedis = flag.String("redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/9"), "Redis URL (its database is flushed)")
 
 func main() {
-	requests := flag.Int("requests", 20000, "requests per system in each load run")
+	requests := flag.Int("requests", 10000, "requests per system in each load run")
 	conc := flag.Int("concurrency", 32, "concurrent clients in the load runs")
-	rounds := flag.Int("rounds", 3, "interleaved load rounds; the median is reported")
-	cpuRequests := flag.Int("cpu-requests", 5000, "requests per system in each CPU round")
+	rounds := flag.Int("rounds", 5, "interleaved load rounds; the median is reported")
+	cpuRounds := flag.Int("cpu-rounds", 15, "interleaved rounds of the handler alone; the best is reported")
+	cpuRequests := flag.Int("cpu-requests", 2000, "requests per system in each round of the handler alone")
 	scale := flag.Int("scale", 1_000_000, "sessions stored for the scale run (0 skips it)")
 	only := flag.String("only", "", "run one part: requests, logout or scale; the docs are written only by a full run")
 	out := flag.String("out", "../docs", "folder for bench.md, bench.svg and bench-requests.svg")
@@ -76,17 +77,17 @@ func main() {
 	loadStart := loadAverage()
 	var report strings.Builder
 	fmt.Fprintf(&report, "Go %s, %s/%s, %d CPUs, Redis %s at %s\n\n", runtime.Version()[2:], runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), redisVersion(rdb), opts.Addr)
-	fmt.Fprintf(&report, "Load runs: %d requests per system and round from %d concurrent clients over loopback HTTP, each system served by a process of its own; %d rounds, the systems interleaved; req/s and latency from the median round, the server's CPU time per request (user + system) from the best. Handler alone: %d requests through the handler on one goroutine, no HTTP, in the bench's own process; its CPU time per request is the best of 5 interleaved rounds, and allocations are counted there. Redis commands: counted with MONITOR over %d requests of each system. CPU time is the Go process's only: Redis's own is not in it.\n\n", *requests, *conc, *rounds, *cpuRequests, monitored)
+	fmt.Fprintf(&report, "Load runs: %d requests per system and round from %d concurrent clients over loopback HTTP, each system served by a process of its own; %d rounds, the systems interleaved; req/s and latency from the median round, the server's CPU time per request (user + system) from the best. Handler alone: %d requests through the handler on one goroutine, no HTTP, in the bench's own process; its CPU time per request is the best of %d interleaved rounds, and allocations are counted there. Redis commands: counted with MONITOR over %d requests of each system. CPU time is the Go process's only: Redis's own is not in it.\n\n", *requests, *conc, *rounds, *cpuRequests, *cpuRounds, monitored)
 
 	var perRequest, logouts []result
 	if *only == "" || *only == "requests" {
 		t := requestTable(rdb)
-		perRequest = t.run(rdb, mon, *requests, *conc, *rounds, *cpuRequests)
+		perRequest = t.run(rdb, mon, *requests, *conc, *rounds, *cpuRounds, *cpuRequests)
 		fmt.Fprintf(&report, "### A signed-in page\n\nEach request reads the signed-in session of one of %d users, as a page of an app does; the idle timeout is 30 minutes wherever the system has one.\n\n", t.sessions)
 		writeTables(&report, "signed-in page", perRequest, true)
 	}
 	if *only == "" || *only == "logout" {
-		logouts = logoutTable(rdb).run(rdb, mon, *requests, *conc, *rounds, *cpuRequests)
+		logouts = logoutTable(rdb).run(rdb, mon, *requests, *conc, *rounds, *cpuRounds, *cpuRequests)
 		fmt.Fprintf(&report, "### Logout\n\nEach request logs out a session of its own.\n\n")
 		writeTables(&report, "logout", logouts, false)
 	}
@@ -154,7 +155,7 @@ type result struct {
 
 // run measures every system: load rounds interleaved, then CPU rounds
 // interleaved, then the commands each one sends.
-func (t table) run(rdb *redis.Client, mon *monitor, n, conc, rounds, cpuN int) []result {
+func (t table) run(rdb *redis.Client, mon *monitor, n, conc, rounds, cpuRounds, cpuN int) []result {
 	ctx := context.Background()
 	runs := make([][]result, len(t.systems))
 	for round := range rounds {
@@ -166,10 +167,11 @@ func (t table) run(rdb *redis.Client, mon *monitor, n, conc, rounds, cpuN int) [
 		}
 	}
 	// CPU per request: the handler alone on one goroutine, after the load
-	// runs, in a quiet process; five interleaved rounds, the best of each.
+	// runs, in a quiet process; many short interleaved rounds, the best of
+	// each, so that each system gets the machine's quiet moments too.
 	cpu := make([]time.Duration, len(t.systems))
 	allocs := make([]float64, len(t.systems))
-	for round := range 5 {
+	for round := range cpuRounds {
 		for i, s := range t.systems {
 			c, a := t.cpuPerRequest(s, cpuN)
 			if round == 0 || c < cpu[i] {
