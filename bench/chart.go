@@ -43,7 +43,7 @@ func chart(title string, rs []result) []byte {
 	}
 	panel("Requests per second (higher is better)", func(r result) float64 { return r.rps }, "req/s")
 	panel("p99 latency (lower is better)", func(r result) float64 { return us(r.p99) }, "µs")
-	panel("CPU time per request (lower is better)", func(r result) float64 { return us(r.cpu) }, "µs")
+	panel("CPU time per request, the handler alone (lower is better)", func(r result) float64 { return us(r.cpu) }, "µs")
 	b.WriteString(`</svg>`)
 	return []byte(b.String())
 }
