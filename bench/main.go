@@ -148,7 +148,7 @@ type result struct {
 	allocs    float64
 	rpsLow    float64 // the lowest and highest req/s of the rounds
 	rpsHigh   float64
-	commands  float64 // Redis commands the process sent per request
+	commands  float64 // Redis commands sent per request, as MONITOR saw them
 	work      float64 // commands Redis ran per request, scripts' insides included
 	cookies   float64 // Set-Cookie lines per response
 }
