@@ -1,13 +1,22 @@
-// Command bench compares the cost of a logout request in package logout with
-// the floor (the seed's plain logout with no store) and with the peer most Go
-// apps would pick instead (github.com/alexedwards/scs/v2 with its go-redis
-// store), against the same real Redis, in one run on one machine.
+// Command bench compares package logout with a floor and with the peers most
+// Go apps would pick instead, against the same real Redis, in one run on one
+// machine, in two tables:
+//
+//   - the per-request path: a signed-in page that reads its session, through
+//     Handler.Middleware with an idle timeout, against scs's LoadAndSave with
+//     its go-redis store, gorilla/sessions' cookie store, and the floor of a
+//     page that does one GET on the same Redis and nothing else;
+//   - logout: against scs, the plain logout with no store, and the floor of
+//     one GETDEL and a redirect.
+//
+// Then it shows that logout costs the same with a thousand or a million
+// sessions stored, and what ending all of a user's sessions costs.
 //
 //	cd bench && go run . -redis redis://127.0.0.1:6379/9
 //
-// It FLUSHES the Redis database it is given: point it at a spare one.
-// It is a module of its own so the peers never become dependencies of the
-// package.
+// It FLUSHES the Redis database it is given (and the next one, for the scale
+// run): point it at spare ones. It is a module of its own so the peers never
+// become dependencies of the package.
 package main
 
 import (
@@ -18,7 +27,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -26,14 +34,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
-	"github.com/alexedwards/scs/goredisstore"
-	"github.com/alexedwards/scs/v2"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/endsession/logout"
 )
 
 const endSession = "https://acme.scalekit.dev/oidc/logout"
@@ -42,15 +45,25 @@ const postLogout = "https://app.example.com/logged-out"
 // An ID token of a realistic size (a Scalekit ID token with a few claims).
 var idToken = "eyJhbGciOiJSUzI1NiIsImtpZCI6InNua18xIiwidHlwIjoiSldUIn0." + strings.Repeat("eyJzdWIiOiJ1c3JfMTIzIn0", 30) + "." + strings.Repeat("c2ln", 86)
 
+var accessToken = "at_" + idToken[:400]
+
 var flagRedis = flag.String("redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/9"), "Redis URL (its database is flushed)")
 
 func main() {
-	requests := flag.Int("requests", 20000, "logout requests per system in the load run")
-	conc := flag.Int("concurrency", 32, "concurrent clients in the load run")
-	rounds := flag.Int("rounds", 3, "interleaved rounds; the median is reported")
+	requests := flag.Int("requests", 10000, "requests per system in each load run")
+	conc := flag.Int("concurrency", 32, "concurrent clients in the load runs")
+	rounds := flag.Int("rounds", 7, "interleaved load rounds; the best is reported")
+	cpuRounds := flag.Int("cpu-rounds", 15, "interleaved rounds of the handler alone; the best is reported")
+	cpuRequests := flag.Int("cpu-requests", 2000, "requests per system in each round of the handler alone")
 	scale := flag.Int("scale", 1_000_000, "sessions stored for the scale run (0 skips it)")
-	out := flag.String("out", "../docs", "folder for bench.md and bench.svg")
+	only := flag.String("only", "", "run one part: requests, logout or scale; the docs are written only by a full run")
+	out := flag.String("out", "../docs", "folder for bench.md, bench.svg and bench-requests.svg")
+	serveSpec := flag.String("serve", "", "serve one system (TABLE/INDEX) for a load run; used by the bench itself")
 	flag.Parse()
+	if *serveSpec != "" {
+		serve(*serveSpec)
+		return
+	}
 
 	opts, err := redis.ParseURL(*flagRedis)
 	check(err)
@@ -58,197 +71,243 @@ func main() {
 	ctx := context.Background()
 	check(rdb.Ping(ctx).Err())
 	check(rdb.FlushDB(ctx).Err())
+	mon := newMonitor(opts)
+	defer mon.close()
 
+	loadStart := loadAverage()
 	var report strings.Builder
 	fmt.Fprintf(&report, "Go %s, %s/%s, %d CPUs, Redis %s at %s\n\n", runtime.Version()[2:], runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), redisVersion(rdb), opts.Addr)
+	fmt.Fprintf(&report, "Load runs: %d requests per system and round from %d concurrent clients over loopback HTTP, each system served by a process of its own; %d rounds, the systems interleaved. Others' work on the machine only ever slows a round down, so each system's figures come from its best round: req/s and latency from the round with the most req/s, the server's CPU time per request (user + system) from the round with the least. Handler alone: %d requests through the handler on one goroutine, no HTTP, in the bench's own process; its CPU time per request is the best of %d interleaved rounds, and allocations are counted there. Redis commands: counted with MONITOR over %d requests of each system. CPU time is the Go process's only: Redis's own is not in it.\n\n", *requests, *conc, *rounds, *cpuRequests, *cpuRounds, monitored)
 
-	// Each system runs once per round, rounds interleaved, and the round
-	// with the median throughput is reported: the machine's noise then
-	// falls on every system alike.
-	systems := newSystems(rdb)
-	runs := make([][]result, len(systems))
-	for round := range *rounds {
-		for i, s := range systems {
-			r := s.measure(rdb, *requests, *conc)
-			log.Printf("round %d  %-32s %8.0f req/s  p50 %6.0fµs  p99 %6.0fµs  %.2f cmd/logout", round+1, s.name, r.rps, us(r.p50), us(r.p99), r.commands)
+	var perRequest, logouts []result
+	if *only == "" || *only == "requests" {
+		t := requestTable(rdb)
+		perRequest = t.run(rdb, mon, *requests, *conc, *rounds, *cpuRounds, *cpuRequests)
+		fmt.Fprintf(&report, "### A signed-in page\n\nEach request reads the signed-in session of one of %d users, as a page of an app does; the idle timeout is 30 minutes wherever the system has one.\n\n", t.sessions)
+		writeTables(&report, "signed-in page", perRequest, true)
+	}
+	if *only == "" || *only == "logout" {
+		logouts = logoutTable(rdb).run(rdb, mon, *requests, *conc, *rounds, *cpuRounds, *cpuRequests)
+		fmt.Fprintf(&report, "### Logout\n\nEach request logs out a session of its own.\n\n")
+		writeTables(&report, "logout", logouts, false)
+	}
+	if (*only == "" || *only == "scale") && *scale > 0 {
+		scaleRun(&report, rdb, mon, *scale, *conc)
+	}
+	fmt.Fprintf(&report, "Load average (1, 5, 15 minutes) at the start: %s; at the end: %s.\n", loadStart, loadAverage())
+	fmt.Print(report.String())
+	if *only == "" {
+		check(os.MkdirAll(*out, 0o755))
+		check(os.WriteFile(filepath.Join(*out, "bench.md"), []byte(report.String()), 0o644))
+		check(os.WriteFile(filepath.Join(*out, "bench-requests.svg"), chart("A signed-in page over loopback against one real Redis", perRequest), 0o644))
+		check(os.WriteFile(filepath.Join(*out, "bench.svg"), chart("Logout over loopback against one real Redis", logouts), 0o644))
+	}
+	check(rdb.FlushDB(ctx).Err())
+}
+
+// system is one way of serving the table's request: its handler and how to
+// sign a user in for it.
+type system struct {
+	name    string
+	role    role
+	handler http.Handler
+	signIn  func() []*http.Cookie
+}
+
+// role says what a system is to the ratios and the chart.
+type role int
+
+const (
+	ours  role = iota
+	floor      // the floor the ratios are taken against
+	reference
+	scsPeer // the peer the ratios are taken against
+	peer
+)
+
+// table is a set of systems serving one kind of request.
+type table struct {
+	name    string // its key in tables
+	systems []system
+	request func(base string, cookies []*http.Cookie) *http.Request
+	status  int
+	// sessions is how many signed-in users the requests go round; 0 means
+	// each request uses up a session of its own (a logout).
+	sessions int
+}
+
+type result struct {
+	name     string
+	role     role
+	rps      float64
+	p50, p99 time.Duration
+	cpu      time.Duration // the handler alone, one request at a time
+	// serverCPU is the server process's CPU time per request in the load
+	// run: HTTP included, many requests at a time.
+	serverCPU time.Duration
+	allocs    float64
+	rpsLow    float64 // the lowest and highest req/s of the rounds
+	rpsHigh   float64
+	commands  float64 // Redis commands sent per request, as MONITOR saw them
+	work      float64 // commands Redis ran per request, scripts' insides included
+	cookies   float64 // Set-Cookie lines per response
+}
+
+// run measures every system: load rounds interleaved, then CPU rounds
+// interleaved, then the commands each one sends.
+func (t table) run(rdb *redis.Client, mon *monitor, n, conc, rounds, cpuRounds, cpuN int) []result {
+	ctx := context.Background()
+	runs := make([][]result, len(t.systems))
+	for round := range rounds {
+		for i, s := range t.systems {
+			r := t.load(i, n, conc)
+			log.Printf("round %d  %-40s %8.0f req/s  p50 %6.0fµs  p99 %6.0fµs  server CPU %5.1fµs", round+1, s.name, r.rps, us(r.p50), us(r.p99), us(r.serverCPU))
 			runs[i] = append(runs[i], r)
 			check(rdb.FlushDB(ctx).Err())
 		}
 	}
 	// CPU per request: the handler alone on one goroutine, after the load
-	// runs, in a quiet process; five interleaved rounds, the best of each.
-	cpu := make([]time.Duration, len(systems))
-	allocs := make([]float64, len(systems))
-	for round := range 5 {
-		for i, s := range systems {
-			c, a := s.cpuPerRequest()
+	// runs, in a quiet process; many short interleaved rounds, the best of
+	// each, so that each system gets the machine's quiet moments too.
+	cpu := make([]time.Duration, len(t.systems))
+	allocs := make([]float64, len(t.systems))
+	for round := range cpuRounds {
+		for i, s := range t.systems {
+			c, a := t.cpuPerRequest(s, cpuN)
 			if round == 0 || c < cpu[i] {
-				cpu[i] = c
+				cpu[i], allocs[i] = c, a
 			}
-			allocs[i] = a
+			check(rdb.FlushDB(ctx).Err())
 		}
-	}
-	for i, s := range systems {
-		log.Printf("CPU  %-32s %6.1fµs  %4.0f allocs", s.name, us(cpu[i]), allocs[i])
 	}
 	var results []result
 	for i, rs := range runs {
+		// Others' work on the machine only ever slows a round down, so the
+		// best round is the one it touched least.
 		slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.rps, b.rps) })
-		r := rs[len(rs)/2]
+		r := rs[len(rs)-1]
+		r.rpsLow, r.rpsHigh = rs[0].rps, rs[len(rs)-1].rps
+		r.serverCPU = slices.MinFunc(rs, func(a, b result) int { return cmp.Compare(a.serverCPU, b.serverCPU) }).serverCPU
 		r.cpu, r.allocs = cpu[i], allocs[i]
+		r.commands, r.work, r.cookies = t.count(t.systems[i], mon)
+		log.Printf("%-40s CPU %6.1fµs alone, %6.1fµs in the server  %4.0f allocs  %.2f commands sent, %.2f run  %.2f Set-Cookie", r.name, us(r.cpu), us(r.serverCPU), r.allocs, r.commands, r.work, r.cookies)
 		results = append(results, r)
+		check(rdb.FlushDB(ctx).Err())
 	}
-	fmt.Fprintf(&report, "%d logouts per system and round, %d concurrent clients, %d rounds interleaved. Throughput and latency: the median round of each; CPU per request and allocations: the handler alone on one goroutine, after the load runs (a Redis round trip included where there is one), best of 5 interleaved rounds.\n\n", *requests, *conc, *rounds)
-	writeTable(&report, results)
-
-	if *scale > 0 {
-		scaleRun(&report, rdb, *scale, *conc)
-	}
-	fmt.Print(report.String())
-	check(os.MkdirAll(*out, 0o755))
-	check(os.WriteFile(filepath.Join(*out, "bench.md"), []byte(report.String()), 0o644))
-	check(os.WriteFile(filepath.Join(*out, "bench.svg"), chart(results), 0o644))
-	check(rdb.FlushDB(ctx).Err())
+	return results
 }
 
-// system is one way of logging out: its handler and how to sign a user in.
-type system struct {
-	name    string
-	handler http.Handler
-	signIn  func() []*http.Cookie
-}
-
-type result struct {
-	name          string
-	rps           float64
-	p50, p99, cpu time.Duration
-	commands      float64 // Redis commands clients sent per logout
-	serverWork    float64 // commands Redis ran per logout, scripts' insides included
-	allocs        float64
-}
-
-func newSystems(rdb *redis.Client) []system {
-	var out []system
-	var users atomic.Int64 // every sign-in is a user of its own
-
-	// (a) The floor: the seed's logout written plainly, no store.
-	floor := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := url.Values{"post_logout_redirect_uri": {postLogout}}
-		if c, err := r.Cookie("idToken"); err == nil {
-			q.Set("id_token_hint", c.Value)
-		}
-		for _, name := range []string{"accessToken", "refreshToken", "idToken"} {
-			http.SetCookie(w, &http.Cookie{Name: name, Path: "/", MaxAge: -1, HttpOnly: true, Secure: true})
-		}
-		http.Redirect(w, r, endSession+"?"+q.Encode(), http.StatusSeeOther)
-	})
-	out = append(out, system{"floor (no store)", floor, func() []*http.Cookie {
-		return []*http.Cookie{{Name: "idToken", Value: idToken}, {Name: "accessToken", Value: "at_" + idToken[:400]}, {Name: "refreshToken", Value: "rt_0123456789"}}
-	}})
-
-	// (b) The peer: scs with its go-redis store: load, destroy, redirect.
-	sm := scs.New()
-	sm.Store = goredisstore.NewWithPrefix(rdb, "scs:")
-	sm.Cookie.Name = "session"
-	peer := sm.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hint := sm.GetString(r.Context(), "id_token")
-		if err := sm.Destroy(r.Context()); err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		http.Redirect(w, r, endSession+"?"+url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {postLogout}}.Encode(), http.StatusSeeOther)
-	}))
-	out = append(out, system{"scs + goredisstore", peer, func() []*http.Cookie {
-		ctx, _ := sm.Load(context.Background(), "")
-		sm.Put(ctx, "sub", fmt.Sprintf("usr_%d", users.Add(1)))
-		sm.Put(ctx, "id_token", idToken)
-		sm.Put(ctx, "access_token", "at_"+idToken[:400])
-		sm.Put(ctx, "refresh_token", "rt_0123456789")
-		token, _, err := sm.Commit(ctx)
-		check(err)
-		return []*http.Cookie{{Name: "session", Value: token}}
-	}})
-
-	// (c) This package, with each store.
-	cookieStore, err := logout.NewCookieStore(make([]byte, 32))
-	check(err)
-	revoking, err := logout.NewRevocableCookieStore(logout.NewRevocationList(rdb), make([]byte, 32))
-	check(err)
-	for _, s := range []struct {
-		name  string
-		store logout.SessionStore
-	}{
-		{"logout, RedisStore", logout.NewRedisStore(rdb)},
-		{"logout, CookieStore", cookieStore},
-		{"logout, CookieStore+revocations", revoking},
-	} {
-		h, err := logout.New(logout.Config{Store: s.store, EndSessionEndpoint: endSession, PostLogoutRedirectURI: postLogout, Logger: quiet})
-		check(err)
-		out = append(out, system{s.name, h, func() []*http.Cookie { return signIn(h, fmt.Sprintf("usr_%d", users.Add(1))) }})
-	}
-	return out
-}
-
-func signIn(h *logout.Handler, sub string) []*http.Cookie {
-	rec := httptest.NewRecorder()
-	err := h.StartSession(rec, httptest.NewRequest(http.MethodGet, "/callback", nil), logout.Session{
-		Issuer: "https://acme.scalekit.dev", Subject: sub, SessionID: "ses_" + sub, Email: "ada@example.com",
-		IDToken: idToken, AccessToken: "at_" + idToken[:400], RefreshToken: "rt_0123456789",
-	})
-	check(err)
-	return rec.Result().Cookies()
-}
-
-// measure runs n logouts through a loopback server with conc clients, then
-// times the handler alone for CPU and allocations.
-func (s system) measure(rdb *redis.Client, n, conc int) result {
-	ctx := context.Background()
-	jars := signInMany(s.signIn, n)
-	srv := httptest.NewServer(s.handler)
-	defer srv.Close()
+// load sends n requests with conc clients to system i served by a process
+// of its own, so that the server's CPU time is measured apart from the
+// clients'.
+func (t table) load(i, n, conc int) result {
+	s := t.systems[i]
+	srv := startServer(t.name, i)
+	defer srv.stop()
 	client := &http.Client{
 		Transport:     &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	// Warm up connections and script caches on sessions of their own.
-	warm := signInMany(s.signIn, conc)
-	loadRun(client, srv.URL, warm, conc)
+	defer client.CloseIdleConnections()
+	// Warm up connections and caches on sessions of their own.
+	t.loadRun(client, srv.url, t.jars(s, conc*4, conc*4), conc)
 
-	check(rdb.ConfigResetStat(ctx).Err())
+	jars := t.jars(s, n, t.sessions)
+	cpu0 := srv.cpu(client)
 	start := time.Now()
-	lat := loadRun(client, srv.URL, jars, conc)
+	lat := t.loadRun(client, srv.url, jars, conc)
 	elapsed := time.Since(start)
-	stats := commandStats(rdb)
+	cpu := srv.cpu(client) - cpu0
 
-	r := result{name: s.name, rps: float64(n) / elapsed.Seconds()}
+	r := result{name: s.name, role: s.role, rps: float64(n) / elapsed.Seconds(), serverCPU: cpu / time.Duration(n)}
 	slices.Sort(lat)
 	r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
-	r.serverWork = float64(stats.all) / float64(n)
-	r.commands = float64(stats.clientSent) / float64(n)
-
 	return r
 }
 
-// cpuPerRequest times the handler alone, one goroutine, no network but
-// Redis, with the testing package's benchmark loop.
-func (s system) cpuPerRequest() (time.Duration, float64) {
-	runtime.GC()
-	bench := testing.Benchmark(func(b *testing.B) {
-		reqs := make([]*http.Request, b.N)
-		for i, cookies := range signInMany(s.signIn, b.N) {
-			reqs[i] = request("http://app.example.com", cookies)
+// jars signs users in for n requests: one session per request, or the
+// requests going round the given number of users.
+func (t table) jars(s system, n, users int) [][]*http.Cookie {
+	if t.sessions == 0 || users >= n {
+		return signInMany(s.signIn, n)
+	}
+	signedIn := signInMany(s.signIn, users)
+	out := make([][]*http.Cookie, n)
+	for i := range out {
+		out[i] = signedIn[i%users]
+	}
+	return out
+}
+
+// cpuPerRequest runs n requests through the handler alone, on one goroutine,
+// with no network but Redis's, and returns the process's CPU time and
+// allocations per request.
+func (t table) cpuPerRequest(s system, n int) (time.Duration, float64) {
+	reqs := make([]*http.Request, n)
+	for i, cookies := range t.jars(s, n, t.sessions) {
+		reqs[i] = t.request("http://app.example.com", cookies)
+	}
+	if t.sessions > 0 { // warm up, where a request does not use its session up
+		for _, r := range reqs[:min(n, 100)] {
+			t.serve(s, r)
 		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		for _, req := range reqs {
-			rec := httptest.NewRecorder()
-			s.handler.ServeHTTP(rec, req)
-			if rec.Code != http.StatusSeeOther {
-				b.Fatalf("%s: status %d", s.name, rec.Code)
-			}
+	}
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	c0 := processCPU()
+	for _, r := range reqs {
+		t.serve(s, r)
+	}
+	cpu := processCPU() - c0
+	runtime.ReadMemStats(&m1)
+	return cpu / time.Duration(n), float64(m1.Mallocs-m0.Mallocs) / float64(n)
+}
+
+func (t table) serve(s system, r *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	s.handler.ServeHTTP(rec, r)
+	if rec.Code != t.status {
+		log.Fatalf("%s: status %d, want %d: %s", s.name, rec.Code, t.status, rec.Body)
+	}
+	return rec
+}
+
+// monitored is how many requests of each system MONITOR watches.
+const monitored = 200
+
+// count sends requests through the handler alone and returns what MONITOR
+// saw per request (commands clients sent; commands Redis ran), and the
+// Set-Cookie lines per response.
+func (t table) count(s system, mon *monitor) (sent, work, cookies float64) {
+	reqs := make([]*http.Request, monitored)
+	for i, c := range t.jars(s, monitored, t.sessions) {
+		reqs[i] = t.request("http://app.example.com", c)
+	}
+	setCookies := 0
+	c := mon.count(func() {
+		for _, r := range reqs {
+			setCookies += len(t.serve(s, r).Header()["Set-Cookie"])
 		}
 	})
-	return time.Duration(bench.NsPerOp()), float64(bench.AllocsPerOp())
+	return float64(c.sent) / monitored, float64(c.all) / monitored, float64(setCookies) / monitored
+}
+
+// loadRun sends one request per cookie set with conc clients and returns the
+// latencies.
+func (t table) loadRun(client *http.Client, base string, jars [][]*http.Cookie, conc int) []time.Duration {
+	lat := make([]time.Duration, len(jars))
+	parallel(len(jars), conc, func(i int) {
+		t0 := time.Now()
+		resp, err := client.Do(t.request(base, jars[i]))
+		check(err)
+		resp.Body.Close()
+		lat[i] = time.Since(t0)
+		if resp.StatusCode != t.status {
+			log.Fatalf("status %d, want %d", resp.StatusCode, t.status)
+		}
+	})
+	return lat
 }
 
 func signInMany(signIn func() []*http.Cookie, n int) [][]*http.Cookie {
@@ -273,72 +332,22 @@ func parallel(n, workers int, f func(i int)) {
 	wg.Wait()
 }
 
-func request(base string, cookies []*http.Cookie) *http.Request {
-	r, _ := http.NewRequest(http.MethodPost, base+"/logout", nil)
-	r.Header.Set("Sec-Fetch-Site", "same-origin")
-	r.Header.Set("Sec-Fetch-Mode", "navigate")
+// withCookies adds the cookies to r as a browser sends them.
+func withCookies(r *http.Request, cookies []*http.Cookie) *http.Request {
 	for _, c := range cookies {
 		r.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
 	}
 	return r
 }
 
-// loadRun sends one logout per cookie set with conc clients and returns the
-// latencies.
-func loadRun(client *http.Client, base string, jars [][]*http.Cookie, conc int) []time.Duration {
-	lat := make([]time.Duration, len(jars))
-	parallel(len(jars), conc, func(i int) {
-		t0 := time.Now()
-		resp, err := client.Do(request(base, jars[i]))
-		check(err)
-		resp.Body.Close()
-		lat[i] = time.Since(t0)
-		if resp.StatusCode != http.StatusSeeOther {
-			log.Fatalf("status %d", resp.StatusCode)
-		}
-	})
-	return lat
-}
-
-type stats struct{ all, clientSent, scripts int }
-
-// commandStats reads INFO commandstats. Commands a Lua script runs inside the
-// server are counted there too; the commands that only ever run inside this
-// package's scripts (and never on a logout) are set apart, so clientSent is
-// what crossed the network.
-func commandStats(rdb *redis.Client) stats {
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
-	check(err)
-	insideScripts := map[string]bool{"hdel": true, "hgetall": true, "hset": true, "pexpireat": true, "pttl": true, "exists": true}
-	var s stats
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "cmdstat_"), ":calls=")
-		if !ok || name == "info" || strings.HasPrefix(name, "config") {
-			continue
-		}
-		var calls int
-		fmt.Sscanf(rest, "%d", &calls)
-		s.all += calls
-		if !insideScripts[name] {
-			s.clientSent += calls
-		}
-		if name == "evalsha" || name == "eval" {
-			s.scripts += calls
-		}
+// loadAverage is the machine's load average, where the system tells it: the
+// others who share the machine show in it.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], ", ")
 	}
-	return s
-}
-
-func writeTable(w *strings.Builder, rs []result) {
-	floor, peer := rs[0], rs[1]
-	fmt.Fprintf(w, "| logout | req/s | p50 | p99 | Redis commands sent | Redis work | allocs | CPU/request | req/s vs floor | req/s vs scs | CPU vs floor |\n")
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, r := range rs {
-		fmt.Fprintf(w, "| %s | %.0f | %.0f µs | %.0f µs | %.2f | %.2f | %.0f | %.1f µs | %.2fx | %.2fx | %.2fx |\n",
-			r.name, r.rps, us(r.p50), us(r.p99), r.commands, r.serverWork, r.allocs, us(r.cpu),
-			r.rps/floor.rps, r.rps/peer.rps, float64(r.cpu)/float64(floor.cpu))
-	}
-	fmt.Fprintf(w, "\n")
+	return "unknown"
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

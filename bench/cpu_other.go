@@ -1,0 +1,13 @@
+//go:build !unix
+
+package main
+
+import (
+	"log"
+	"time"
+)
+
+func processCPU() time.Duration {
+	log.Fatal("bench: measuring CPU time needs a Unix system")
+	return 0
+}
