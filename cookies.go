@@ -46,8 +46,11 @@ func newCookieJar(c CookieConfig) (cookieJar, error) {
 	if j.sameSite == http.SameSiteNoneMode && !j.secure {
 		return j, errors.New("logout: a SameSite=None cookie must be Secure; unset Cookie.InsecureHTTP")
 	}
-	if err := checkCookie(j.cookie(j.chunkName(maxChunks-1), "")); err != nil {
-		return j, fmt.Errorf("logout: Config.Cookie: %w", err)
+	// The chunks' names (NAME.1, …) follow the same rules as the name.
+	for _, name := range []string{j.name, j.chunkName(maxChunks - 1)} {
+		if err := checkCookie(j.cookie(name, "")); err != nil {
+			return j, fmt.Errorf("logout: Config.Cookie: %w", err)
+		}
 	}
 	return j, nil
 }

@@ -107,6 +107,15 @@ type Config struct {
 	// such as accessToken, refreshToken and idToken. Give each the Name,
 	// Path, Domain, Secure, SameSite and Partitioned it was set with.
 	ClearCookies []http.Cookie
+	// IDTokenCookie names a plain cookie that holds the raw ID token, as
+	// apps built the way Scalekit's guide shows keep it ("idToken"): when
+	// the store has no session for the request, the handler takes
+	// id_token_hint from it, so the provider still sends the user back. It
+	// must also be in ClearCookies, so logout expires it. The value is only
+	// passed on as a hint (the provider verifies it), and only when it has
+	// the shape of a JWT. Moving such an app to sealed sessions removes the
+	// need; see the README.
+	IDTokenCookie string
 
 	// StoreTimeout bounds each store call. Zero means 3 seconds.
 	StoreTimeout time.Duration
@@ -227,6 +236,7 @@ type Handler struct {
 	allowed        []string
 	jar            cookieJar
 	clear          []*http.Cookie
+	idTokenCookie  string
 	timeout        time.Duration
 	allowGET       bool
 	clearSiteData  bool
@@ -322,6 +332,12 @@ func New(cfg Config) (*Handler, error) {
 			return nil, fmt.Errorf("logout: Config.ClearCookies: %w", err)
 		}
 		h.clear = append(h.clear, expired(&c))
+	}
+	if cfg.IDTokenCookie != "" {
+		if !slices.ContainsFunc(cfg.ClearCookies, func(c http.Cookie) bool { return c.Name == cfg.IDTokenCookie }) {
+			return nil, fmt.Errorf("logout: Config.IDTokenCookie %q must be in ClearCookies too, with its attributes, so that logout expires it", cfg.IDTokenCookie)
+		}
+		h.idTokenCookie = cfg.IDTokenCookie
 	}
 	if cfg.PostLogoutWithClientID {
 		if cfg.ClientID == "" {
@@ -458,6 +474,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 		}
 	}
 
+	if ended.IDToken == "" {
+		ended.IDToken = h.plainIDToken(r)
+	}
+
 	// 4. Send the browser through the provider's logout, always: the
 	// provider finds its session by its own cookie, which the browser
 	// carries whatever this app's store knew, so even with no session here
@@ -562,6 +582,24 @@ func (h *Handler) checkRequest(w http.ResponseWriter, r *http.Request) error {
 		http.Error(w, "logout: cross-origin logout refused", http.StatusForbidden)
 	}
 	return err
+}
+
+// plainIDToken is the ID token of Config.IDTokenCookie, when it is set and
+// its value has the shape of a JWT.
+func (h *Handler) plainIDToken(r *http.Request) string {
+	if h.idTokenCookie == "" {
+		return ""
+	}
+	c, err := r.Cookie(h.idTokenCookie)
+	if err != nil || len(c.Value) > maxEndSessionURL || strings.Count(c.Value, ".") != 2 {
+		return ""
+	}
+	for _, part := range strings.Split(c.Value, ".") {
+		if part == "" || strings.Trim(part, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			return ""
+		}
+	}
+	return c.Value
 }
 
 // checkPostLogoutURI applies checkURL and, unless skipped, the rules Scalekit

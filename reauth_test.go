@@ -68,3 +68,42 @@ func TestReauthenticateAfterLogout(t *testing.T) {
 		})
 	}
 }
+
+// An app built the way Scalekit's guide shows keeps its tokens in plain
+// cookies named accessToken, refreshToken and idToken: with IDTokenCookie,
+// logout still sends id_token_hint, and expires all three.
+func TestScalekitGuideCookies(t *testing.T) {
+	guide := []http.Cookie{
+		{Name: "accessToken", Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode},
+		{Name: "refreshToken", Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode},
+		{Name: "idToken", Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode},
+	}
+	h, _ := newHandler(t, newCookieStore(t), func(c *logout.Config) {
+		c.ClearCookies = guide
+		c.IDTokenCookie = "idToken"
+	})
+	idToken := testSession().IDToken
+	r := logoutRequest(http.MethodPost, nil)
+	r.AddCookie(&http.Cookie{Name: "accessToken", Value: "ACCESS-TOKEN-abc"})
+	r.AddCookie(&http.Cookie{Name: "refreshToken", Value: "REFRESH-TOKEN-xyz"})
+	r.AddCookie(&http.Cookie{Name: "idToken", Value: idToken})
+	resp := serve(h, r)
+	if got := location(t, resp).Query().Get("id_token_hint"); got != idToken {
+		t.Errorf("id_token_hint %q, want the idToken cookie's", got)
+	}
+	set := setCookies(resp)
+	for _, c := range guide {
+		if set[c.Name]["max-age"] != "0" {
+			t.Errorf("%s not expired: %v", c.Name, set[c.Name])
+		}
+	}
+
+	r = logoutRequest(http.MethodPost, nil)
+	r.AddCookie(&http.Cookie{Name: "idToken", Value: "not a JWT"})
+	if got := location(t, serve(h, r)).Query().Get("id_token_hint"); got != "" {
+		t.Errorf("a malformed idToken cookie became id_token_hint %q", got)
+	}
+	if _, err := logout.New(logout.Config{Store: newCookieStore(t), EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout, IDTokenCookie: "idToken"}); err == nil {
+		t.Error("IDTokenCookie without a ClearCookies entry was accepted")
+	}
+}

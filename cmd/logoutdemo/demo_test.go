@@ -85,6 +85,9 @@ func noteResponse(resp *http.Response) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if line := testenv.SkipSummary(); line != "" {
+		fmt.Fprintln(os.Stderr, line)
+	}
 	logs := demoLogs.String()
 	if logoutLogged.Load() && !strings.Contains(logs, "msg=logout") {
 		fmt.Fprintln(os.Stderr, "FAIL: the demos logged no logout at all; the log check would prove nothing")

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,7 +33,33 @@ func SkipOrFail(t testing.TB, format string, args ...any) {
 	if Strict() {
 		t.Fatalf("%s (LOGOUT_TEST_STRICT=1 forbids skipping)", msg)
 	}
+	skips.Lock()
+	skips.reasons[msg]++
+	skips.Unlock()
 	t.Skip(msg)
+}
+
+var skips = struct {
+	sync.Mutex
+	reasons map[string]int
+}{reasons: map[string]int{}}
+
+// SkipSummary is one line saying how many tests skipped and why, or "" when
+// none did. Each package's TestMain prints it after the run.
+func SkipSummary() string {
+	skips.Lock()
+	defer skips.Unlock()
+	if len(skips.reasons) == 0 {
+		return ""
+	}
+	n := 0
+	var why []string
+	for reason, k := range skips.reasons {
+		n += k
+		why = append(why, fmt.Sprintf("%s (%d)", reason, k))
+	}
+	slices.Sort(why)
+	return fmt.Sprintf("%d tests skipped: %s; set LOGOUT_TEST_STRICT=1 to make them fail instead", n, strings.Join(why, "; "))
 }
 
 // RealRedis connects to REDIS_URL, or to 127.0.0.1:6379 when it answers, and
