@@ -104,9 +104,9 @@ func logoutTable(rdb *redis.Client) table {
 		name  string
 		store logout.SessionStore
 	}{
-		{"logout, RedisStore", logout.NewRedisStore(rdb)},
-		{"logout, CookieStore", cookieStore},
-		{"logout, RevocableCookieStore", revocable},
+		{"logout.RedisStore", logout.NewRedisStore(rdb)},
+		{"logout.CookieStore", cookieStore},
+		{"logout.RevocableCookieStore", revocable},
 	} {
 		h, err := logout.New(logout.Config{Store: s.store, EndSessionEndpoint: endSession, PostLogoutRedirectURI: postLogout, Logger: quiet})
 		check(err)

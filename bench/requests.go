@@ -138,13 +138,13 @@ func requestTable(rdb *redis.Client) table {
 		store logout.SessionStore
 		idle  time.Duration // how long ago the session was last used at sign-in
 	}{
-		{"logout, RedisStore", logout.NewRedisStore(rdb), 0},
-		{"logout, CookieStore", cookieStore, 0},
-		{"logout, RevocableCookieStore", revocable, 0},
+		{"logout.RedisStore", logout.NewRedisStore(rdb), 0},
+		{"logout.CookieStore", cookieStore, 0},
+		{"logout.RevocableCookieStore", revocable, 0},
 		// A session last used more than a tenth of the idle timeout ago is
 		// renewed by every request: the cost of the requests that do set a
 		// cookie.
-		{"logout, CookieStore, every request renews", cookieStore, idleTimeout / 5},
+		{"logout.CookieStore, every request renews", cookieStore, idleTimeout / 5},
 	} {
 		h, err := logout.New(logout.Config{Store: s.store, EndSessionEndpoint: endSession, PostLogoutRedirectURI: postLogout, IdleTimeout: idleTimeout, Logger: quiet})
 		check(err)
