@@ -45,10 +45,17 @@ func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) (Session, erro
 	if carried.token == "" {
 		return Session{}, ErrNoSession
 	}
+	// The refresh token this request saw, below the middleware: if the
+	// store holds another by the time this refresh gets its turn, another
+	// request refreshed meanwhile, and its result answers this one too.
+	var seen string
+	if l, ok := r.Context().Value(loadedKey{}).(*loaded); ok && l.h == h && l.err == nil {
+		seen = l.s.RefreshToken
+	}
 	res := h.refreshes.do(carried.token, func() refreshResult {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout+2*h.provider.timeout)
 		defer cancel()
-		return h.refresh(ctx, carried.token)
+		return h.refresh(ctx, carried.token, seen)
 	})
 	if res.err != nil {
 		if errors.Is(res.err, ErrNoSession) {
@@ -75,7 +82,7 @@ type refreshResult struct {
 // crashed instance does not block refreshes for long.
 const refreshLeaseTTL = 15 * time.Second
 
-func (h *Handler) refresh(ctx context.Context, token string) refreshResult {
+func (h *Handler) refresh(ctx context.Context, token, seen string) refreshResult {
 	rs, shared := h.store.(refreshSync)
 	if shared {
 		release, err := rs.lease(ctx, token)
@@ -88,9 +95,9 @@ func (h *Handler) refresh(ctx context.Context, token string) refreshResult {
 			return refreshResult{err: err}
 		}
 		defer release()
-		// A refresh that finished a moment ago (another tab's, which this
-		// request raced) stands: redeeming again would at best waste a
-		// round trip, and the request's cookie may hold a spent token.
+		// A refresh that finished a moment ago from this very cookie
+		// (another tab's, which this request raced) stands: the cookie
+		// holds a spent token.
 		if s, newToken, ok, err := rs.settled(ctx, token); err != nil || ok {
 			return refreshResult{s: s, token: newToken, err: err}
 		}
@@ -98,6 +105,9 @@ func (h *Handler) refresh(ctx context.Context, token string) refreshResult {
 	s, version, err := h.loadVersion(ctx, token)
 	if err != nil {
 		return refreshResult{err: err}
+	}
+	if seen != "" && s.RefreshToken != seen {
+		return refreshResult{s: s, token: token}
 	}
 	if s.RefreshToken == "" {
 		return refreshResult{err: errors.New("logout: the session holds no refresh token (ask for offline_access at sign-in)")}
@@ -240,14 +250,11 @@ type refreshSync interface {
 	// latest returns the session, and its token, as the last refresh left
 	// it, for a request that carries the token from before.
 	latest(ctx context.Context, token string) (Session, string, error)
-	// settled reports whether a refresh of the session finished within
-	// refreshSettle, and returns what it stored.
+	// settled reports whether a refresh replaced the session this very
+	// token holds, when the token itself carries the tokens (a cookie), and
+	// returns what it stored.
 	settled(ctx context.Context, token string) (Session, string, bool, error)
 }
-
-// refreshSettle is how long a finished refresh answers the requests that
-// raced it, instead of a second redemption.
-const refreshSettle = 10 * time.Second
 
 var (
 	errLeaseHeld    = errors.New("logout: another instance is refreshing the session")

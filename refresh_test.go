@@ -116,7 +116,8 @@ func TestConcurrentRefreshesDoNotSignOut(t *testing.T) {
 			cookies := signIn(t, a, e.appSession(tok))
 			grants := e.calls.count("POST /oauth/token")
 
-			var wg sync.WaitGroup
+			var wg, loaded sync.WaitGroup
+			loaded.Add(12)
 			results := make([]logout.Session, 12)
 			errs := make([]error, 12)
 			start := make(chan struct{})
@@ -128,10 +129,16 @@ func TestConcurrentRefreshesDoNotSignOut(t *testing.T) {
 					if i%2 == 1 {
 						h = b
 					}
-					<-start
-					results[i], errs[i] = h.Refresh(httptest.NewRecorder(), refreshRequest(cookies))
+					// Each tab's request has loaded the session before any
+					// refresh begins, as pages under the middleware do.
+					h.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+						loaded.Done()
+						<-start
+						results[i], errs[i] = h.Refresh(w, r)
+					})).ServeHTTP(httptest.NewRecorder(), refreshRequest(cookies))
 				}()
 			}
+			loaded.Wait()
 			close(start)
 			wg.Wait()
 			for i, err := range errs {

@@ -428,12 +428,7 @@ func (r *RedisStore) updateIfVersion(ctx context.Context, token, version string,
 	if !ok {
 		return "", ErrNoSession
 	}
-	token, err := r.update(ctx, ref, token, version, s)
-	if err == nil {
-		// Requests that raced this refresh take its result for a while.
-		rememberKey(ctx, r.rdb, r.leaseKey(ref)+":done", refreshSettle)
-	}
-	return token, err
+	return r.update(ctx, ref, token, version, s)
 }
 
 func (r *RedisStore) isCurrent(ctx context.Context, token, refreshToken string) (bool, error) {
@@ -449,17 +444,10 @@ func (r *RedisStore) latest(ctx context.Context, token string) (Session, string,
 	return s, token, err
 }
 
-func (r *RedisStore) settled(ctx context.Context, token string) (Session, string, bool, error) {
-	ref, ok := r.parse(token)
-	if !ok {
-		return Session{}, "", false, ErrNoSession
-	}
-	recent, err := seenKey(ctx, r.rdb, r.leaseKey(ref)+":done")
-	if err != nil || !recent {
-		return Session{}, "", false, err
-	}
-	s, err := r.Load(ctx, token)
-	return s, token, true, err
+// settled is never true for a Redis session: its token names the record,
+// which always holds the latest tokens.
+func (r *RedisStore) settled(context.Context, string) (Session, string, bool, error) {
+	return Session{}, "", false, nil
 }
 
 // SessionInfo is what a store shows of one session without opening it:
