@@ -224,9 +224,12 @@ func (a *app) upstreamRow(ses scalekittest.Session, up scalekittest.UpstreamSess
 		default:
 			row.Tone = "risk"
 		}
+	case a.upstream.PropagateLogout && up.EndedAt.Equal(ses.EndedAt):
+		row.State, row.Label, row.Tone = "none", "none", "ended"
+		row.Why = "Ended at " + up.EndedAt.Local().Format(time.TimeOnly) + " with Scalekit's session: this upstream provider propagates logout (-upstream-propagate-logout)."
 	default:
 		row.State, row.Label, row.Tone = "none", "none", "ended"
-		row.Why = "Ended at " + up.EndedAt.Local().Format(time.TimeOnly) + ": signed out there, replaced by a newer sign-in, or ended with Scalekit's session (-upstream-propagate-logout)."
+		row.Why = "Ended at " + up.EndedAt.Local().Format(time.TimeOnly) + ": signed out there, or replaced by a newer sign-in in this browser."
 	}
 	return row
 }

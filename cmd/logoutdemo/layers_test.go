@@ -318,69 +318,83 @@ func distance(a, b color.RGBA) float64 {
 // out" the app's and Scalekit's sessions have ended but the upstream's
 // lives on, so the next sign-in asks for the password again with the
 // re-authentication switch on, and passes straight through without any
-// form with it off. At each step the layer panel shows what the store and
-// the embedded Scalekit hold, and its "next sign-in" row says what the next
-// sign-in then does.
+// form with it off (unless the upstream's session ended with Scalekit's,
+// under -upstream-propagate-logout). At each step the layer panel shows
+// what the store and the embedded Scalekit hold, and its "next sign-in" row
+// says what the next sign-in then does.
 func TestBrowserSSOSignInAfterSignOut(t *testing.T) {
-	for _, store := range []string{"redis", "cookie"} {
-		for _, reauth := range []bool{true, false} {
-			t.Run(fmt.Sprintf("%s/reauth=%t", store, reauth), func(t *testing.T) {
-				d := startDemo(t, demoFlags(t, "-store="+store, fmt.Sprintf("-reauth=%t", reauth), "-backstop-delay=300ms"))
-				ctx := newBrowser(t)
-				shots := docsShots(t, store == "redis" && reauth)
-				const email = "grace@" + ssoDomain
+	tests := []struct {
+		store             string
+		reauth, propagate bool
+	}{
+		{"redis", true, false},
+		{"redis", false, false},
+		{"cookie", true, false},
+		{"cookie", false, false},
+		{"redis", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/reauth=%t/propagate=%t", tt.store, tt.reauth, tt.propagate), func(t *testing.T) {
+			d := startDemo(t, demoFlags(t, "-store="+tt.store, fmt.Sprintf("-reauth=%t", tt.reauth),
+				fmt.Sprintf("-upstream-propagate-logout=%t", tt.propagate), "-backstop-delay=300ms"))
+			ctx := newBrowser(t)
+			shots := docsShots(t, tt.store == "redis" && tt.reauth)
+			const email = "grace@" + ssoDomain
 
-				run(t, ctx, chromedp.Navigate(d.AppURL), chromedp.WaitVisible("#sign-in-sso", chromedp.ByID))
-				checkLayers(t, ctx, d, "", nil, layers{"app": "none", "scalekit": "unknown", "upstream": "unknown"})
+			run(t, ctx, chromedp.Navigate(d.AppURL), chromedp.WaitVisible("#sign-in-sso", chromedp.ByID))
+			checkLayers(t, ctx, d, "", nil, layers{"app": "none", "scalekit": "unknown", "upstream": "unknown"})
 
-				// The first sign-in asks for the upstream provider's password.
-				run(t, ctx, chromedp.Click("#sign-in-sso", chromedp.ByID))
-				if got := signInStop(t, ctx); got != "upstream-form" {
-					t.Fatalf("the first sign-in stopped at %s, want the upstream-form", got)
-				}
+			// The first sign-in asks for the upstream provider's password.
+			run(t, ctx, chromedp.Click("#sign-in-sso", chromedp.ByID))
+			if got := signInStop(t, ctx); got != "upstream-form" {
+				t.Fatalf("the first sign-in stopped at %s, want the upstream-form", got)
+			}
+			signInUpstream(t, ctx, d, email)
+			first := lastAuthorization(t, d)
+			if !first.Upstream || first.Email != email || !slices.Equal(first.Forms, []scalekittest.Form{scalekittest.UpstreamForm}) {
+				t.Fatalf("first sign-in %+v, want %s through the upstream, with its form alone", first, email)
+			}
+			signedIn := appCookies(t, ctx, d)
+			checkLayers(t, ctx, d, first.SessionID, signedIn, layers{"app": "alive", "scalekit": "active", "upstream": "alive"})
+			shots("signed-in.png", screenshot(t, ctx))
+
+			// Sign out ends the app's and Scalekit's sessions; the
+			// upstream's lives on unless it propagates logout.
+			run(t, ctx, chromedp.Click("#sign-out", chromedp.ByID), chromedp.WaitVisible("#logged-out", chromedp.ByID))
+			upstream := map[bool]string{false: "alive", true: "none"}[tt.propagate]
+			p := checkLayers(t, ctx, d, first.SessionID, signedIn, layers{"app": "ended", "scalekit": "logout", "upstream": upstream})
+			wantNext := "pass-through"
+			if tt.reauth || tt.propagate {
+				wantNext = "upstream-form"
+			}
+			if got := p.Rows["next"].State; got != wantNext {
+				t.Errorf("the panel says the next sign-in shows %q, want %q", got, wantNext)
+			}
+			shots("signed-out.png", screenshot(t, ctx))
+
+			// The next sign-in does what the panel said.
+			run(t, ctx, chromedp.Click("#sign-in-sso", chromedp.ByID))
+			got := signInStop(t, ctx)
+			if got != p.Rows["next"].State || got != wantNext {
+				t.Fatalf("the next sign-in stopped at %s; the panel said %s; want %s", got, p.Rows["next"].State, wantNext)
+			}
+			if got == "upstream-form" {
 				signInUpstream(t, ctx, d, email)
-				first := lastAuthorization(t, d)
-				if !first.Upstream || first.Email != email || !slices.Equal(first.Forms, []scalekittest.Form{scalekittest.UpstreamForm}) {
-					t.Fatalf("first sign-in %+v, want %s through the upstream, with its form alone", first, email)
-				}
-				signedIn := appCookies(t, ctx, d)
-				checkLayers(t, ctx, d, first.SessionID, signedIn, layers{"app": "alive", "scalekit": "active", "upstream": "alive"})
-				shots("signed-in.png", screenshot(t, ctx))
-
-				// Sign out ends the app's and Scalekit's sessions, not the
-				// upstream's.
-				run(t, ctx, chromedp.Click("#sign-out", chromedp.ByID), chromedp.WaitVisible("#logged-out", chromedp.ByID))
-				p := checkLayers(t, ctx, d, first.SessionID, signedIn, layers{"app": "ended", "scalekit": "logout", "upstream": "alive"})
-				wantNext := map[bool]string{true: "upstream-form", false: "pass-through"}[reauth]
-				if got := p.Rows["next"].State; got != wantNext {
-					t.Errorf("the panel says the next sign-in shows %q, want %q", got, wantNext)
-				}
-				shots("signed-out.png", screenshot(t, ctx))
-
-				// The next sign-in does what the panel said.
-				run(t, ctx, chromedp.Click("#sign-in-sso", chromedp.ByID))
-				got := signInStop(t, ctx)
-				if got != p.Rows["next"].State {
-					t.Errorf("the next sign-in stopped at %s; the panel said %s", got, p.Rows["next"].State)
-				}
-				if reauth {
-					if got != "upstream-form" {
-						t.Fatalf("with the re-authentication switch on, the sign-in after sign-out stopped at %s, want the upstream's form", got)
-					}
-					signInUpstream(t, ctx, d, email)
-				}
-				second := lastAuthorization(t, d)
-				switch {
-				case second.Email != email || second.SessionID == first.SessionID:
-					t.Fatalf("second sign-in %+v, want %s with a new Scalekit session", second, email)
-				case reauth && (second.Params.Get("prompt") != "login" || !second.PromptForwarded || !slices.Equal(second.Forms, []scalekittest.Form{scalekittest.UpstreamForm})):
-					t.Errorf("second sign-in %+v, want prompt=login forwarded to the upstream, and its form", second)
-				case !reauth && (second.Params.Get("prompt") != "" || !second.PassedThrough() || second.UpstreamSessionID != first.UpstreamSessionID):
-					t.Errorf("second sign-in %+v, want no prompt and no form, on the upstream session %s", second, first.UpstreamSessionID)
-				}
-				checkLayers(t, ctx, d, second.SessionID, appCookies(t, ctx, d), layers{"app": "alive", "scalekit": "active", "upstream": "alive"})
-			})
-		}
+			}
+			second := lastAuthorization(t, d)
+			prompt := map[bool]string{true: "login", false: ""}[tt.reauth]
+			switch {
+			case second.Email != email || second.SessionID == first.SessionID:
+				t.Fatalf("second sign-in %+v, want %s with a new Scalekit session", second, email)
+			case second.Params.Get("prompt") != prompt || second.PromptForwarded != tt.reauth:
+				t.Errorf("second sign-in sent prompt=%q (forwarded upstream: %v), want %q", second.Params.Get("prompt"), second.PromptForwarded, prompt)
+			case got == "upstream-form" && !slices.Equal(second.Forms, []scalekittest.Form{scalekittest.UpstreamForm}):
+				t.Errorf("second sign-in showed %v, want the upstream's form alone", second.Forms)
+			case got == "pass-through" && (!second.PassedThrough() || second.UpstreamSessionID != first.UpstreamSessionID):
+				t.Errorf("second sign-in %+v, want no form, on the upstream session %s", second, first.UpstreamSessionID)
+			}
+			checkLayers(t, ctx, d, second.SessionID, appCookies(t, ctx, d), layers{"app": "alive", "scalekit": "active", "upstream": "alive"})
+		})
 	}
 }
 
