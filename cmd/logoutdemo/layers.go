@@ -168,10 +168,13 @@ func (a *app) scalekitRow(ses scalekittest.Session, alive bool, p *panel) layerR
 			break
 		}
 		row.Tone = "risk"
-		if req, ok := a.lastLogoutRequest(ses.ID); ok && !req.HadCookie {
-			row.Why = "Still active: the logout request Scalekit got for it came by fetch() (Sec-Fetch-Mode: " + req.SecFetchMode +
-				") without Scalekit's cookie, so it ended nothing."
-		} else {
+		switch req, ok := a.lastLogoutRequest(ses.ID); {
+		case ok && !req.HadCookie && req.SecFetchMode != "navigate":
+			row.Why = "Still active: the logout request Scalekit got for it was a fetch() (Sec-Fetch-Mode: " + req.SecFetchMode +
+				"), which carried no Scalekit cookie, so it ended nothing."
+		case ok && !req.HadCookie:
+			row.Why = "Still active: the logout request Scalekit got for it carried no Scalekit cookie, so it ended nothing."
+		default:
 			row.Why = "Still active: the browser never went to Scalekit's /oidc/logout, the only place its cookie ends it."
 		}
 		if due, ok := a.backstops.dueAt(ses.ID); ok {
