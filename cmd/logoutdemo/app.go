@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"html/template"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,15 +22,20 @@ import (
 )
 
 type options struct {
-	Addr, IDPAddr                  string
+	// Addr is the app's address; IDPAddr and UpstreamAddr are the embedded
+	// Scalekit's and its upstream identity provider's.
+	Addr, IDPAddr, UpstreamAddr    string
 	Issuer, ClientID, ClientSecret string
 	Store, RedisURL                string
 	// CookieKey seals cookie sessions; instances that share sessions share
 	// it. Nil means a random key.
 	CookieKey []byte
 	// Fake configures the embedded Scalekit environment; its Addr and the
-	// demo's own client are filled in.
+	// demo's own client are filled in, and unless it names an upstream
+	// identity provider, one for ssoDomain.
 	Fake scalekittest.Config
+	// Reauthenticate is the handler's ReauthenticateAfterLogout.
+	Reauthenticate bool
 	// PostLogoutWithClientID is the logout handler's option of that name.
 	PostLogoutWithClientID bool
 	// IdleTimeout and AbsoluteTimeout end the app's sessions (zero: off,
@@ -95,6 +99,7 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 	d.closers = append(d.closers, func() { l.Close() })
 	d.AppURL = "http://" + l.Addr().String()
 
+	var upstream scalekittest.UpstreamConfig
 	if o.Issuer == "" {
 		// The embedded Scalekit registers the app with the credentials
 		// given, so that a person can call its session API with them.
@@ -102,6 +107,11 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 		o.ClientSecret = cmp.Or(o.ClientSecret, rand.Text())
 		fake := o.Fake
 		fake.Addr = o.IDPAddr
+		if len(fake.Upstream.Domains) == 0 && fake.Upstream.OrganizationID == "" && fake.Upstream.ConnectionID == "" {
+			fake.Upstream.Domains = []string{ssoDomain}
+		}
+		fake.Upstream.Addr = o.UpstreamAddr
+		upstream = fake.Upstream
 		fake.IdleTimeout, fake.AbsoluteTimeout = o.IDPIdleTimeout, o.IDPAbsoluteTimeout
 		client := scalekittest.Client{
 			ID:                     o.ClientID,
@@ -146,48 +156,17 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 			return nil, err
 		}
 	}
-	d.Logout, err = logout.New(logout.Config{
-		Store:                  store,
-		Issuer:                 o.Issuer,
-		ClientID:               o.ClientID,
-		PostLogoutRedirectURI:  d.AppURL + "/logged-out",
-		PostLogoutWithClientID: o.PostLogoutWithClientID,
-		Cookie:                 logout.CookieConfig{InsecureHTTP: strings.HasPrefix(d.AppURL, "http:")},
-		IdleTimeout:            o.IdleTimeout,
-		SessionLifetime:        o.AbsoluteTimeout,
-		Provider:               api,
-		BackstopDelay:          cmp.Or(o.BackstopDelay, 3*time.Second),
-		Logger:                 log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	var webhooks http.Handler = http.NotFoundHandler()
-	if o.WebhookSecret != "" {
-		if webhooks, err = logout.NewWebhookHandler(logout.WebhookConfig{
-			Secrets: []string{o.WebhookSecret}, Issuer: o.Issuer, Store: store, Logger: log,
-		}); err != nil {
-			return nil, err
-		}
-	}
-	backChannel, err := logout.NewBackChannelHandler(ctx, logout.BackChannelConfig{
-		Issuer:   o.Issuer,
-		ClientID: o.ClientID,
-		Store:    store,
-		Logger:   log,
-	})
-	if err != nil {
-		return nil, err
-	}
-
+	delay := cmp.Or(o.BackstopDelay, 3*time.Second)
 	a := &app{
-		backChannel: backChannel,
-		webhooks:    webhooks,
-		log:         log,
-		logout:      d.Logout,
-		idle:        o.IdleTimeout,
-		issuer:      o.Issuer,
-		verifier:    provider.Verifier(&oidc.Config{ClientID: o.ClientID}),
+		log:       log,
+		idle:      o.IdleTimeout,
+		issuer:    o.Issuer,
+		verifier:  provider.Verifier(&oidc.Config{ClientID: o.ClientID}),
+		fake:      d.Fake,
+		upstream:  upstream,
+		instance:  strings.TrimPrefix(d.AppURL, "http://"),
+		storeKind: o.Store,
+		backstops: newBackstopLog(delay),
 		oauth: oauth2.Config{
 			ClientID:     o.ClientID,
 			ClientSecret: o.ClientSecret,
@@ -196,6 +175,45 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 			Scopes:       []string{oidc.ScopeOpenID, "email", "profile", oidc.ScopeOfflineAccess},
 		},
 	}
+	cfg := logout.Config{
+		Store:                     store,
+		Issuer:                    o.Issuer,
+		ClientID:                  o.ClientID,
+		PostLogoutRedirectURI:     d.AppURL + "/logged-out",
+		PostLogoutWithClientID:    o.PostLogoutWithClientID,
+		ReauthenticateAfterLogout: o.Reauthenticate,
+		Cookie:                    logout.CookieConfig{InsecureHTTP: strings.HasPrefix(d.AppURL, "http:")},
+		IdleTimeout:               o.IdleTimeout,
+		SessionLifetime:           o.AbsoluteTimeout,
+		Provider:                  api,
+		BackstopDelay:             delay,
+		Logger:                    log,
+	}
+	if api != nil {
+		// The panel says when the backstop will look at a session.
+		cfg.OnLogout = func(_ *http.Request, ended logout.Session) { a.backstops.scheduled(ended.SessionID) }
+	}
+	if d.Logout, err = logout.New(cfg); err != nil {
+		return nil, err
+	}
+	a.logout = d.Logout
+	a.webhooks = http.NotFoundHandler()
+	if o.WebhookSecret != "" {
+		if a.webhooks, err = logout.NewWebhookHandler(logout.WebhookConfig{
+			Secrets: []string{o.WebhookSecret}, Issuer: o.Issuer, Store: store, Logger: log,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if a.backChannel, err = logout.NewBackChannelHandler(ctx, logout.BackChannelConfig{
+		Issuer:   o.Issuer,
+		ClientID: o.ClientID,
+		Store:    store,
+		Logger:   log,
+	}); err != nil {
+		return nil, err
+	}
+
 	d.srv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
 	go d.srv.Serve(l)
 	return d, nil
@@ -240,6 +258,16 @@ type app struct {
 	issuer      string
 	oauth       oauth2.Config
 	verifier    *oidc.IDTokenVerifier
+
+	// What the layer panel shows besides the app's own session: the
+	// embedded Scalekit (nil against a real provider) and how its upstream
+	// behaves, this instance's address, the store, and when the backstop
+	// looks at each session.
+	fake      *scalekittest.Server
+	upstream  scalekittest.UpstreamConfig
+	instance  string
+	storeKind string
+	backstops *backstopLog
 }
 
 func (a *app) routes() http.Handler {
@@ -250,6 +278,10 @@ func (a *app) routes() http.Handler {
 	pages.HandleFunc("GET /login", a.login)
 	pages.HandleFunc("GET /callback", a.callback)
 	pages.HandleFunc("GET /logged-out", a.loggedOut)
+	pages.HandleFunc("GET /demo/layers", a.layersFragment)
+	if a.fake != nil {
+		pages.Handle("POST /demo/revoke", http.NewCrossOriginProtection().Handler(http.HandlerFunc(a.revoke)))
+	}
 
 	// The logout endpoints need no loaded session: a logout is one store
 	// call that reads and ends it, and a load before it would be a second.
@@ -278,29 +310,52 @@ func (a *app) home(w http.ResponseWriter, r *http.Request) {
 	if err != nil && !errors.Is(err, logout.ErrNoSession) {
 		a.log.Error("loading the session", "error", err)
 	}
-	data := homeData{Session: s}
+	data := a.pageData(r, s)
 	if !s.Expiry.IsZero() {
 		data.Ends = s.Expiry.Local().Format(time.TimeOnly)
 	}
 	if a.idle > 0 && !s.LastSeen.IsZero() {
 		data.IdleEnds = s.LastSeen.Add(a.idle).Local().Format(time.TimeOnly)
 	}
-	page(w, homePage, data)
+	page(w, "home", data)
 }
 
-type homeData struct {
+// pageData is what every page shows: the session, the sign-in buttons and
+// the layer panel. The panel is built after the refresh, which may have
+// ended the session.
+type pageData struct {
 	logout.Session
 	Ends, IdleEnds string // when the session ends: at the latest, and if left idle
+	// SSOOrganization is the organization whose SSO connection "Sign in
+	// with SSO" asks for (the embedded upstream's), or "".
+	SSOOrganization string
+	SSODomain       string
+	Embedded        bool // the embedded Scalekit runs: its own actions show
+	Layers          panel
+}
+
+func (a *app) pageData(r *http.Request, s logout.Session) pageData {
+	data := pageData{Session: s, Embedded: a.fake != nil, Layers: a.panel(r, s)}
+	if a.fake != nil {
+		data.SSOOrganization, data.SSODomain = a.fake.Upstream().OrganizationID, ssoDomain
+	}
+	return data
 }
 
 func (a *app) loggedOut(w http.ResponseWriter, r *http.Request) {
-	page(w, loggedOutPage, nil)
+	s, _ := a.logout.Session(r)
+	page(w, "logged-out", a.pageData(r, s))
 }
 
 // The sign-in request's state, nonce and PKCE verifier wait in a short-lived
 // cookie until the provider sends the browser back.
 const loginCookie = "demo_login"
 
+// login starts a sign-in. A login_hint or an organization_id in its query
+// goes on to the provider, as Scalekit's SDKs send them: the organization
+// routes the sign-in to that organization's SSO connection. After a logout
+// that asked for it, prompt=login makes the provider ask for credentials
+// again instead of passing the user through on a session it still has.
 func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	state, nonce, verifier := rand.Text(), rand.Text(), oauth2.GenerateVerifier()
 	http.SetCookie(w, &http.Cookie{
@@ -308,8 +363,13 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		MaxAge: 600, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil,
 	})
 	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
-	if hint := r.URL.Query().Get("login_hint"); hint != "" {
-		opts = append(opts, oauth2.SetAuthURLParam("login_hint", hint))
+	for _, name := range []string{"login_hint", "organization_id"} {
+		if v := r.URL.Query().Get(name); v != "" {
+			opts = append(opts, oauth2.SetAuthURLParam(name, v))
+		}
+	}
+	if a.logout.PromptLogin(r) {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"))
 	}
 	http.Redirect(w, r, a.oauth.AuthCodeURL(state, opts...), http.StatusFound)
 }
@@ -358,6 +418,7 @@ func (a *app) callback(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sign-in failed: session store", http.StatusServiceUnavailable)
 		return
 	}
+	rememberSignIn(w, r, lastSignIn{Email: claims.Email, SessionID: claims.SID})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
@@ -367,40 +428,3 @@ func valueOf(c *http.Cookie, err error) string {
 	}
 	return c.Value
 }
-
-func page(w http.ResponseWriter, t *template.Template, data any) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Vary", "Cookie")
-	if err := t.Execute(w, data); err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-	}
-}
-
-const style = `<style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:4rem auto;color:#1f2937}
-.card{padding:1.5rem;border:1px solid #e5e7eb;border-radius:.75rem}code{background:#f3f4f6;padding:.1rem .3rem;border-radius:.25rem}
-button,.button{padding:.6rem 1rem;font-size:1rem;background:#4f46e5;color:#fff;border:0;border-radius:.4rem;text-decoration:none;display:inline-block}</style>`
-
-var homePage = template.Must(template.New("home").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>logout demo</title>` + style + `</head><body>
-<h1>logout demo</h1>
-<div class="card">
-{{if .Subject}}
-<p>Signed in as <strong id="email">{{.Email}}</strong></p>
-<p>User ID <code id="user-id">{{.Subject}}</code>, Scalekit session <code id="sid">{{.SessionID}}</code></p>
-<p id="ends">This session ends at {{.Ends}}{{if .IdleEnds}}, or at <span id="idle-ends">{{.IdleEnds}}</span> if left idle{{end}}.</p>
-<form method="post" action="/logout" style="display:inline"><button id="sign-out" type="submit">Sign out</button></form>
-<form method="post" action="/logout/everywhere" style="display:inline"><button id="sign-out-everywhere" type="submit">Sign out everywhere</button></form>
-{{else}}
-<p id="signed-out">You are not signed in.</p>
-<a class="button" id="sign-in" href="/login">Sign in</a>
-{{end}}
-</div></body></html>`))
-
-var loggedOutPage = template.Must(template.New("loggedout").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>Signed out · logout demo</title>` + style + `</head><body>
-<h1>logout demo</h1>
-<div class="card">
-<p id="logged-out">You are signed out of the app and of Scalekit.</p>
-<a class="button" id="sign-in" href="/login">Sign in</a>
-</div></body></html>`))

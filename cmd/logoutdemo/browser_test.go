@@ -3,32 +3,68 @@ package main
 import (
 	"context"
 	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
 	"github.com/endsession/logout/internal/testenv"
 	"github.com/endsession/logout/scalekittest"
 )
 
-// newBrowser starts a headless Chromium for the test.
+// newBrowser gives the test a browser of its own.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	return newBrowsers(t, 1)[0]
 }
 
-// newBrowsers starts n headless Chromiums, each with cookies of its own, as
-// n people's browsers (or n devices) would have.
+// newBrowsers gives the test n browsers, each with cookies of its own, as n
+// people's browsers (or n devices) would have. They are browser contexts of
+// one headless Chromium that the whole test binary shares: each starts
+// empty, like a fresh profile, and costs a tab rather than a process.
 func newBrowsers(t *testing.T, n int) []context.Context {
 	t.Helper()
 	path := testenv.Chromium(t)
-	opts := []chromedp.ExecAllocatorOption{
+	chromium.once.Do(func() { chromium.start(path) })
+	if chromium.err != nil {
+		t.Fatalf("starting Chromium at %s: %v", path, chromium.err)
+	}
+	var out []context.Context
+	for range n {
+		ctx, closeBrowser, err := chromium.newBrowser()
+		if err != nil {
+			t.Fatalf("opening a browser context in Chromium: %v", err)
+		}
+		ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+		t.Cleanup(func() { cancelTimeout(); closeBrowser() })
+		if err := chromedp.Run(ctx, network.Enable(), chromedp.EmulateViewport(900, 640)); err != nil {
+			t.Fatalf("opening a browser context in Chromium: %v", err)
+		}
+		out = append(out, ctx)
+	}
+	return out
+}
+
+// chromium is the test binary's one Chromium, started by the first test
+// that needs a browser and stopped by TestMain.
+var chromium sharedChromium
+
+type sharedChromium struct {
+	once sync.Once
+	ctx  context.Context // its first tab, from which the browser contexts are made
+	stop context.CancelFunc
+	err  error
+}
+
+func (c *sharedChromium) start(path string) {
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(path),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -40,19 +76,38 @@ func newBrowsers(t *testing.T, n int) []context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-quic", true),
 		chromedp.WindowSize(900, 640),
+	)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	c.ctx, c.stop = ctx, func() { cancelCtx(); cancelAlloc() }
+	c.err = chromedp.Run(ctx)
+}
+
+// newBrowser opens a tab in a new browser context. It opens it as a window
+// of its own: headless Chromium refuses a tab in a context that has no
+// window yet, and chromedp's WithNewBrowserContext asks for exactly that.
+func (c *sharedChromium) newBrowser() (context.Context, func(), error) {
+	browser := cdp.WithExecutor(c.ctx, chromedp.FromContext(c.ctx).Browser)
+	id, err := target.CreateBrowserContext().WithDisposeOnDetach(true).Do(browser)
+	if err != nil {
+		return nil, nil, err
 	}
-	var out []context.Context
-	for range n {
-		actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...) // each with a user data folder of its own
-		ctx, cancelCtx := chromedp.NewContext(actx)
-		ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-		t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
-		if err := chromedp.Run(ctx, network.Enable()); err != nil {
-			t.Fatalf("starting Chromium at %s: %v", path, err)
-		}
-		out = append(out, ctx)
+	tab, err := target.CreateTarget("about:blank").WithBrowserContextID(id).WithNewWindow(true).Do(browser)
+	if err != nil {
+		target.DisposeBrowserContext(id).Do(browser)
+		return nil, nil, err
 	}
-	return out
+	ctx, cancel := chromedp.NewContext(c.ctx, chromedp.WithTargetID(tab))
+	return ctx, func() {
+		cancel() // closes the tab
+		target.DisposeBrowserContext(id).Do(browser)
+	}, nil
+}
+
+// close stops Chromium, if a test started it.
+func (c *sharedChromium) close() {
+	if c.stop != nil {
+		c.stop()
+	}
 }
 
 // requestLog records, from the DevTools protocol, the resource type of every
@@ -78,15 +133,6 @@ func (l *requestLog) get() []network.ResourceType {
 	return append([]network.ResourceType(nil), l.types...)
 }
 
-// screenshotDir is where the test saves its screenshots: LOGOUT_SCREENSHOTS
-// when set (the README's images come from there), a temporary folder if not.
-func screenshotDir(t *testing.T) string {
-	if d := os.Getenv("LOGOUT_SCREENSHOTS"); d != "" {
-		return d
-	}
-	return t.TempDir()
-}
-
 // TestBrowserLogout is the whole three-layer logout in a real browser.
 func TestBrowserLogout(t *testing.T) {
 	for _, store := range []string{"redis", "cookie"} {
@@ -96,11 +142,9 @@ func TestBrowserLogout(t *testing.T) {
 			var reqs requestLog
 			reqs.listen(ctx)
 			const email = "ada@example.com"
-			shots := screenshotDir(t)
 
 			// Sign in through the provider's form.
 			var shown string
-			var png []byte
 			run(t, ctx,
 				chromedp.Navigate(d.AppURL),
 				chromedp.Click("#sign-in", chromedp.ByID),
@@ -109,12 +153,18 @@ func TestBrowserLogout(t *testing.T) {
 				chromedp.Click("#continue", chromedp.ByID),
 				chromedp.WaitVisible("#sign-out", chromedp.ByID),
 				chromedp.Text("#email", &shown, chromedp.ByID),
-				chromedp.CaptureScreenshot(&png),
 			)
 			if shown != email {
 				t.Fatalf("signed-in page shows %q, want %q", shown, email)
 			}
-			writeFile(t, filepath.Join(shots, "signed-in-"+store+".png"), png)
+			// The embedded Scalekit federates sso.example alone: this user
+			// signs in at Scalekit, as before it had an upstream provider.
+			signedIn := lastAuthorization(t, d)
+			if signedIn.Upstream || !slices.Equal(signedIn.Forms, []scalekittest.Form{scalekittest.ScalekitForm}) {
+				t.Errorf("sign-in %+v, want Scalekit's form alone, nothing upstream", signedIn)
+			}
+			cookies := appCookies(t, ctx, d)
+			checkLayers(t, ctx, d, signedIn.SessionID, cookies, layers{"app": "alive", "scalekit": "active", "upstream": "direct"})
 			user := d.Fake.User(email)
 			if n := len(d.Fake.ActiveSessions(user.ID)); n != 1 {
 				t.Fatalf("%d provider sessions after sign-in, want 1", n)
@@ -129,9 +179,8 @@ func TestBrowserLogout(t *testing.T) {
 				chromedp.Click("#sign-out", chromedp.ByID),
 				chromedp.WaitVisible("#logged-out", chromedp.ByID),
 				chromedp.Location(&landed),
-				chromedp.CaptureScreenshot(&png),
 			)
-			writeFile(t, filepath.Join(shots, "signed-out-"+store+".png"), png)
+			checkLayers(t, ctx, d, signedIn.SessionID, cookies, layers{"app": "ended", "scalekit": "logout", "upstream": "direct"})
 			if !strings.HasPrefix(landed, d.AppURL+"/logged-out?state=") {
 				t.Errorf("landed on %s, want %s/logged-out?state=…", landed, d.AppURL)
 			}
@@ -166,6 +215,11 @@ func TestBrowserLogout(t *testing.T) {
 			)
 			if host != d.Fake.URL {
 				t.Errorf("sign-in after logout stopped at %s, want the provider's form at %s", host, d.Fake.URL)
+			}
+			for _, a := range d.Fake.Authorizations() {
+				if a.Upstream {
+					t.Errorf("a sign-in of %s went to the upstream provider: %+v", email, a)
+				}
 			}
 		})
 	}

@@ -10,6 +10,8 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,7 +27,7 @@ import (
 // startDemo runs the demo on free ports with the embedded provider.
 func startDemo(t *testing.T, o options) *demo {
 	t.Helper()
-	o.Addr, o.IDPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	o.Addr, o.IDPAddr, o.UpstreamAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	if o.BackstopDelay == 0 {
 		o.BackstopDelay = 300 * time.Millisecond // a browser on loopback is faster still
 	}
@@ -85,6 +87,7 @@ func noteResponse(resp *http.Response) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	chromium.close()
 	if line := testenv.SkipSummary(); line != "" {
 		fmt.Fprintln(os.Stderr, line)
 	}
@@ -137,6 +140,13 @@ func body(t *testing.T, resp *http.Response) string {
 	return string(b)
 }
 
+// signedInPage reports whether page is the home page signed in as email.
+// The page names the last user elsewhere too (the layer panel does, after
+// the session ended), so only the signed-in greeting counts.
+func signedInPage(page, email string) bool {
+	return strings.Contains(page, `<strong id="email">`+email+`</strong>`)
+}
+
 func post(t *testing.T, c *http.Client, u string, header ...string) *http.Response {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, u, nil)
@@ -160,7 +170,7 @@ func TestDemoFromOutside(t *testing.T) {
 			logoutLogged.Store(true)
 			c := browserlessClient(t)
 			const email = "ada@example.com"
-			if page := body(t, follow(t, c, d.AppURL+"/login?login_hint="+email)); !strings.Contains(page, email) {
+			if page := body(t, follow(t, c, d.AppURL+"/login?login_hint="+email)); !signedInPage(page, email) {
 				t.Fatalf("after sign-in the home page does not show %s:\n%s", email, page)
 			}
 			user := d.Fake.User(email)
@@ -175,7 +185,7 @@ func TestDemoFromOutside(t *testing.T) {
 			if resp.StatusCode != http.StatusForbidden {
 				t.Errorf("cross-site logout: status %d, want 403", resp.StatusCode)
 			}
-			if page := body(t, follow(t, c, d.AppURL+"/")); !strings.Contains(page, email) {
+			if page := body(t, follow(t, c, d.AppURL+"/")); !signedInPage(page, email) {
 				t.Error("a cross-site POST signed the user out")
 			}
 
@@ -228,7 +238,7 @@ func TestDemoFromOutside(t *testing.T) {
 			if store == "redis" {
 				fresh := browserlessClient(t)
 				fresh.Jar.SetCookies(appURL, copied)
-				if page := body(t, follow(t, fresh, d.AppURL+"/")); strings.Contains(page, email) {
+				if page := body(t, follow(t, fresh, d.AppURL+"/")); signedInPage(page, email) {
 					t.Error("the cookie copied before logout still signs the user in")
 				}
 			}
@@ -275,10 +285,79 @@ func TestDemoLogoutCostsOneRedisCommand(t *testing.T) {
 	t.Logf("one logout request sent Redis: %v", got)
 	fresh := browserlessClient(t)
 	fresh.Jar.SetCookies(appURL, copied)
-	if page := body(t, follow(t, fresh, d.AppURL+"/")); strings.Contains(page, "ada@example.com") {
+	if page := body(t, follow(t, fresh, d.AppURL+"/")); signedInPage(page, "ada@example.com") {
 		t.Error("the cookie copied before logout still signs the user in")
 	}
 	if n, _ := redis.NewClient(&redis.Options{Addr: srv.Addr}).Keys(context.Background(), "logout:*:s:*").Result(); len(n) != 1 {
 		t.Errorf("sessions left in Redis: %v, want only the warm-up user's second one", n)
+	}
+}
+
+// layerStates lists the layer panel's rows in a page, as layer=state.
+func layerStates(page string) []string {
+	var out []string
+	for _, m := range layerRowTag.FindAllStringSubmatch(page, -1) {
+		out = append(out, m[1]+"="+m[2])
+	}
+	return out
+}
+
+var layerRowTag = regexp.MustCompile(`<tr data-layer="([a-z]+)" data-state="([a-z-]+)"`)
+
+// Against a provider it did not start, the demo's panel shows the app's
+// session alone, and none of the actions that need the embedded Scalekit:
+// an app cannot see the provider's sessions.
+func TestDemoPanelAgainstAnotherProvider(t *testing.T) {
+	fake, err := scalekittest.New(scalekittest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Close)
+	d := startDemo(t, options{Store: "redis", Issuer: fake.Issuer(), ClientID: "skc_elsewhere", ClientSecret: "elsewhere-secret"})
+	if err := fake.AddClient(scalekittest.Client{ID: "skc_elsewhere", Secret: "elsewhere-secret",
+		RedirectURIs: []string{d.AppURL + "/callback"}, PostLogoutRedirectURIs: []string{d.AppURL + "/logged-out"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := browserlessClient(t)
+	page := body(t, follow(t, c, d.AppURL+"/login?login_hint=ada@example.com"))
+	if got := layerStates(page); !slices.Equal(got, []string{"app=alive"}) {
+		t.Errorf("signed in, the panel shows %v, want [app=alive]", got)
+	}
+	for _, absent := range []string{`id="revoke"`, `id="sign-in-sso"`} {
+		if strings.Contains(page, absent) {
+			t.Errorf("the page has %s, which needs the embedded Scalekit", absent)
+		}
+	}
+	if resp := post(t, c, d.AppURL+"/demo/revoke", "Sec-Fetch-Site", "same-origin"); resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /demo/revoke: status %d, want it not served", resp.StatusCode)
+	}
+	resp := post(t, c, d.AppURL+"/logout", "Sec-Fetch-Site", "same-origin")
+	resp.Body.Close()
+	if got := layerStates(body(t, follow(t, c, d.AppURL+"/"))); !slices.Equal(got, []string{"app=ended"}) {
+		t.Errorf("signed out, the panel shows %v, want [app=ended]", got)
+	}
+}
+
+// "Revoke at Scalekit" changes state, so another site cannot press it.
+func TestDemoRevokeRefusesCrossSite(t *testing.T) {
+	d := startDemo(t, options{Store: "redis"})
+	c := browserlessClient(t)
+	follow(t, c, d.AppURL+"/login?login_hint=ada@example.com")
+	sid := d.Fake.ActiveSessions(d.Fake.User("ada@example.com").ID)[0]
+	if resp := post(t, c, d.AppURL+"/demo/revoke", "Sec-Fetch-Site", "cross-site"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site revoke: status %d, want 403", resp.StatusCode)
+	}
+	if ses, _ := d.Fake.Session(sid); ses.Status != scalekittest.StatusActive {
+		t.Errorf("Scalekit session %s after a refused revoke, want active", ses.Status)
+	}
+	resp := post(t, c, d.AppURL+"/demo/revoke", "Sec-Fetch-Site", "same-origin")
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/?after=revoked" {
+		t.Fatalf("revoke: status %d to %q, want 303 to /?after=revoked", resp.StatusCode, loc)
+	}
+	if ses, _ := d.Fake.Session(sid); ses.Status != scalekittest.StatusRevoked {
+		t.Errorf("Scalekit session %s after the revoke, want revoked", ses.Status)
+	}
+	if page := body(t, follow(t, c, d.AppURL+"/")); signedInPage(page, "ada@example.com") || !slices.Contains(layerStates(page), "app=ended") {
+		t.Errorf("after the revoke the app still signs the user in, or its panel says otherwise: %v", layerStates(page))
 	}
 }

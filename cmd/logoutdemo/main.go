@@ -1,8 +1,11 @@
 // Command logoutdemo runs a small web app that signs users in with OpenID
-// Connect and signs them out of all three session layers with package logout.
+// Connect and signs them out of every session layer with package logout,
+// and shows, after each action, which layers still sign the browser in.
 //
 // With no flags it also starts an embedded Scalekit environment
-// (scalekittest) and an in-process Redis, so it needs no account and no
+// (scalekittest), with an upstream identity provider for the email domain
+// sso.example (as an organization's Okta would sit behind an enterprise SSO
+// connection), and an in-process Redis, so it needs no account and no
 // server:
 //
 //	go run ./cmd/logoutdemo
@@ -31,32 +34,47 @@ import (
 )
 
 func main() {
-	var o options
-	flag.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "address the app listens on")
-	flag.StringVar(&o.IDPAddr, "idp-addr", "127.0.0.1:8081", "address of the embedded Scalekit environment")
-	flag.StringVar(&o.Issuer, "issuer", os.Getenv("SCALEKIT_ENVIRONMENT_URL"), "Scalekit environment URL (OpenID issuer); empty starts the embedded one [SCALEKIT_ENVIRONMENT_URL]")
-	flag.StringVar(&o.ClientID, "client-id", os.Getenv("SCALEKIT_CLIENT_ID"), "OAuth client ID [SCALEKIT_CLIENT_ID]")
-	flag.StringVar(&o.ClientSecret, "client-secret", os.Getenv("SCALEKIT_CLIENT_SECRET"), "OAuth client secret [SCALEKIT_CLIENT_SECRET]")
-	flag.StringVar(&o.Store, "store", "redis", "session store: redis or cookie")
-	flag.StringVar(&o.RedisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis URL; empty runs an in-process Redis [REDIS_URL]")
-	flag.StringVar(&o.WebhookSecret, "webhook-secret", os.Getenv("SCALEKIT_WEBHOOK_SECRET"), "secret of Scalekit's webhooks to /webhooks/scalekit (whsec_…); the embedded environment's own when it runs [SCALEKIT_WEBHOOK_SECRET]")
-	flag.DurationVar(&o.IdleTimeout, "idle-timeout", 0, "end app sessions unused for this long, such as 15m (0: off)")
-	flag.DurationVar(&o.AbsoluteTimeout, "absolute-timeout", 0, "end app sessions this long after sign-in, however busy (0: 12h)")
-	flag.DurationVar(&o.IDPIdleTimeout, "idp-idle-timeout", 0, "the embedded Scalekit's idle timeout (0: off)")
-	flag.DurationVar(&o.IDPAbsoluteTimeout, "idp-absolute-timeout", 0, "the embedded Scalekit's absolute timeout (0: off)")
-	flag.DurationVar(&o.BackstopDelay, "backstop-delay", 3*time.Second, "after a logout, how long to wait before ending the Scalekit session from the server if the browser never got there")
+	o := newFlags(flag.CommandLine, os.Getenv)
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	d, err := start(ctx, o, log)
+	d, err := start(ctx, *o, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "logoutdemo:", err)
 		os.Exit(1)
 	}
 	defer d.Close()
 	fmt.Printf("logoutdemo: open %s   (store: %s, identity provider: %s)\n", d.AppURL, o.Store, d.Issuer)
+	if d.Fake != nil {
+		fmt.Printf("logoutdemo: any address signs in; %s goes through the upstream identity provider at %s (any password)\n", "@"+ssoDomain, d.Fake.Upstream().URL)
+	}
 	<-ctx.Done()
+}
+
+// newFlags registers the demo's flags on fs and returns the options they
+// fill in when fs is parsed. Their defaults are the demo's, and for some the
+// environment variables getenv reads.
+func newFlags(fs *flag.FlagSet, getenv func(string) string) *options {
+	o := &options{}
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "address the app listens on")
+	fs.StringVar(&o.IDPAddr, "idp-addr", "127.0.0.1:8081", "address of the embedded Scalekit environment")
+	fs.StringVar(&o.UpstreamAddr, "upstream-addr", "127.0.0.1:8082", "address of the embedded Scalekit's upstream identity provider, for @"+ssoDomain+" (served as localhost, a site of its own)")
+	fs.StringVar(&o.Issuer, "issuer", getenv("SCALEKIT_ENVIRONMENT_URL"), "Scalekit environment URL (OpenID issuer); empty starts the embedded one [SCALEKIT_ENVIRONMENT_URL]")
+	fs.StringVar(&o.ClientID, "client-id", getenv("SCALEKIT_CLIENT_ID"), "OAuth client ID [SCALEKIT_CLIENT_ID]")
+	fs.StringVar(&o.ClientSecret, "client-secret", getenv("SCALEKIT_CLIENT_SECRET"), "OAuth client secret [SCALEKIT_CLIENT_SECRET]")
+	fs.StringVar(&o.Store, "store", "redis", "session store: redis or cookie")
+	fs.StringVar(&o.RedisURL, "redis-url", getenv("REDIS_URL"), "Redis URL; empty runs an in-process Redis [REDIS_URL]")
+	fs.StringVar(&o.WebhookSecret, "webhook-secret", getenv("SCALEKIT_WEBHOOK_SECRET"), "secret of Scalekit's webhooks to /webhooks/scalekit (whsec_…); the embedded environment's own when it runs [SCALEKIT_WEBHOOK_SECRET]")
+	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 0, "end app sessions unused for this long, such as 15m (0: off)")
+	fs.DurationVar(&o.AbsoluteTimeout, "absolute-timeout", 0, "end app sessions this long after sign-in, however busy (0: 12h)")
+	fs.DurationVar(&o.IDPIdleTimeout, "idp-idle-timeout", 0, "the embedded Scalekit's idle timeout (0: off)")
+	fs.DurationVar(&o.IDPAbsoluteTimeout, "idp-absolute-timeout", 0, "the embedded Scalekit's absolute timeout (0: off)")
+	fs.DurationVar(&o.BackstopDelay, "backstop-delay", 3*time.Second, "after a logout, how long to wait before ending the Scalekit session from the server if the browser never got there")
+	fs.BoolVar(&o.Reauthenticate, "reauth", true, "after a logout, the next sign-in on that browser sends prompt=login and asks for credentials again (ReauthenticateAfterLogout; \"sign out everywhere\" always does); false shows an SSO user signed straight back in by their identity provider")
+	fs.BoolVar(&o.Fake.Upstream.ForwardPrompt, "upstream-forward-prompt", true, "the embedded Scalekit passes prompt=login on to the upstream provider, so that the demo can show its password form after a logout; whether Scalekit does is undocumented, and false shows the other reading: Scalekit asks for the email, the upstream signs the user in without a password")
+	fs.BoolVar(&o.Fake.Upstream.PropagateLogout, "upstream-propagate-logout", false, "ending a Scalekit session also ends the upstream session behind it; off by default, as nothing Scalekit documents does so")
+	return o
 }

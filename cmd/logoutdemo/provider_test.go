@@ -93,7 +93,7 @@ func TestLogoutUnderEachReading(t *testing.T) {
 			case tt.state != "ended" && want != "error" && ses.Status != scalekittest.StatusLogout:
 				t.Errorf("provider session %s after an accepted logout, want logout", ses.Status)
 			}
-			if page := body(t, follow(t, c, d.AppURL+"/")); strings.Contains(page, email) {
+			if page := body(t, follow(t, c, d.AppURL+"/")); signedInPage(page, email) {
 				t.Error("the app still signs the user in after logout")
 			}
 		})
