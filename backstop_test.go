@@ -49,14 +49,11 @@ func (e *provEnv) handler(t *testing.T, store logout.SessionStore, delay time.Du
 // session, once the grace period is over; and one whose browser does get
 // there is left to the browser, not revoked over it.
 func TestBackstopEndsAbandonedLogout(t *testing.T) {
-	for _, cookie := range []bool{false, true} {
-		t.Run(storeName(cookie), func(t *testing.T) {
+	for name, newStore := range sharedStores(t) {
+		t.Run(name, func(t *testing.T) {
 			e := newProvEnv(t, scalekittest.Config{})
 			_, rdb := newMini(t)
-			var store logout.SessionStore = logout.NewRedisStore(rdb)
-			if cookie {
-				store = newRevocableStore(t, rdb)
-			}
+			store := newStore(rdb, newKey(t))
 			h := e.handler(t, store, 100*time.Millisecond, nil)
 
 			abandoned := e.signInAtFake(t, newJar(t), "ada@example.com")
@@ -208,14 +205,11 @@ func TestHandlerCloseDrainsTheBackstop(t *testing.T) {
 // Sign out everywhere ends the user's provider sessions on the other devices
 // at once, and this device's after the grace period.
 func TestEverywhereAtTheProvider(t *testing.T) {
-	for _, cookie := range []bool{false, true} {
-		t.Run(storeName(cookie), func(t *testing.T) {
+	for name, newStore := range sharedStores(t) {
+		t.Run(name, func(t *testing.T) {
 			e := newProvEnv(t, scalekittest.Config{})
 			_, rdb := newMini(t)
-			var store logout.SessionStore = logout.NewRedisStore(rdb)
-			if cookie {
-				store = newRevocableStore(t, rdb)
-			}
+			store := newStore(rdb, newKey(t))
 			h := e.handler(t, store, time.Hour, nil)
 			here := e.signInAtFake(t, newJar(t), "ada@example.com")
 			phone := e.signInAtFake(t, newJar(t), "ada@example.com")

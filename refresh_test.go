@@ -14,9 +14,9 @@ import (
 	"github.com/endsession/logout/scalekittest"
 )
 
-// refreshStores builds a store of each kind on rdb; instances that share a
-// session share rdb and the cookie key.
-func refreshStores(t *testing.T) map[string]func(rdb redis.UniversalClient, key []byte) logout.SessionStore {
+// sharedStores builds a store of each kind that instances can share, on rdb;
+// instances that share a session share rdb and the cookie key.
+func sharedStores(t *testing.T) map[string]func(rdb redis.UniversalClient, key []byte) logout.SessionStore {
 	return map[string]func(rdb redis.UniversalClient, key []byte) logout.SessionStore{
 		"redis": func(rdb redis.UniversalClient, _ []byte) logout.SessionStore { return logout.NewRedisStore(rdb) },
 		"revocable cookie": func(rdb redis.UniversalClient, key []byte) logout.SessionStore {
@@ -36,7 +36,7 @@ func refreshRequest(cookies []*http.Cookie) *http.Request {
 // A refresh stores rotated tokens, and the next logout sends the newest ID
 // token.
 func TestRefreshRotatesTokens(t *testing.T) {
-	for name, newStore := range refreshStores(t) {
+	for name, newStore := range sharedStores(t) {
 		t.Run(name, func(t *testing.T) {
 			e := newProvEnv(t, scalekittest.Config{})
 			_, rdb := newMini(t)
@@ -76,7 +76,7 @@ func TestRefreshRotatesTokens(t *testing.T) {
 // When the provider session was revoked, the next refresh ends the app
 // session: the caller gets ErrNoSession and the cookie is expired.
 func TestRefreshAfterProviderRevocation(t *testing.T) {
-	for name, newStore := range refreshStores(t) {
+	for name, newStore := range sharedStores(t) {
 		t.Run(name, func(t *testing.T) {
 			e := newProvEnv(t, scalekittest.Config{})
 			_, rdb := newMini(t)
@@ -105,7 +105,7 @@ func TestRefreshAfterProviderRevocation(t *testing.T) {
 // the whole session when a refresh token is used twice), and every caller
 // ends up with the winner's tokens.
 func TestConcurrentRefreshesDoNotSignOut(t *testing.T) {
-	for name, newStore := range refreshStores(t) {
+	for name, newStore := range sharedStores(t) {
 		t.Run(name, func(t *testing.T) {
 			e := newProvEnv(t, scalekittest.Config{RefreshReuseRevokesSession: true})
 			_, rdb := newMini(t)
@@ -167,7 +167,7 @@ func TestConcurrentRefreshesDoNotSignOut(t *testing.T) {
 
 // A refresh racing a logout never brings the session back.
 func TestRefreshAfterLogout(t *testing.T) {
-	for name, newStore := range refreshStores(t) {
+	for name, newStore := range sharedStores(t) {
 		t.Run(name, func(t *testing.T) {
 			e := newProvEnv(t, scalekittest.Config{})
 			_, rdb := newMini(t)
