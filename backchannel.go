@@ -186,7 +186,9 @@ func (b *BackChannelHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// no harm; but a jti remembered before its sessions were provably ended
 	// (a timeout whose command landed anyway, say) would turn the provider's
 	// retry into a "replayed" refusal and the session would live on.
-	n, err := revoke(ctx, b.revoker, b.onEnd, EndBackChannel, tok.Issuer, tok.Subject, tok.SessionID, tok.IssuedAt)
+	// iat counts whole seconds: a sub-only token ends the sessions begun
+	// within the second it names too.
+	n, err := revoke(ctx, b.revoker, b.onEnd, EndBackChannel, tok.Issuer, tok.Subject, tok.SessionID, tok.IssuedAt.Truncate(time.Second).Add(time.Second-time.Millisecond))
 	if err != nil {
 		b.fail(w, r, err)
 		return

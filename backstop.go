@@ -120,7 +120,7 @@ func (b *backstop) schedule(delay time.Duration, what BackstopError, work func(c
 	}
 	b.mu.Unlock()
 	if refused != nil {
-		b.fail(j, refused)
+		go b.fail(j, refused) // reported off the request path, as every failure
 	}
 }
 

@@ -195,11 +195,11 @@ func TestHandlerCloseDrainsTheBackstop(t *testing.T) {
 	if resp := serve(h, logoutRequest(http.MethodPost, signIn(t, h, e.appSession(tok)))); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("logout after Close: %d", resp.StatusCode)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(abandoned) != 2 || !strings.Contains(abandoned[1].Error(), "closed") {
-		t.Errorf("reported %v, want the refused job too", abandoned)
-	}
+	waitFor(t, 5*time.Second, "the refused job's report", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(abandoned) == 2 && strings.Contains(abandoned[1].Error(), "closed")
+	})
 }
 
 // Sign out everywhere ends the user's provider sessions on the other devices

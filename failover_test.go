@@ -86,12 +86,12 @@ func TestSentinelStore(t *testing.T) {
 	t.Logf("median logout latency over %d logouts each: %v without WAIT, %v with WaitReplicas=1: the WAIT adds %v", n, mo, mw, mw-mo)
 }
 
-// TestSentinelRefusedLogoutEndsOnRetry: a logout that no replica confirmed
-// is answered 503, and the user tries again once the replica is back. The
-// retry must do what the first attempt would have done: end the session,
-// hand it to OnLogout (whose job is to revoke its refresh token), and send
-// the ID token to the provider as id_token_hint.
-func TestSentinelRefusedLogoutEndsOnRetry(t *testing.T) {
+// TestSentinelUnconfirmedLogout: a logout that no replica confirmed is never
+// acknowledged (OnLogout is not called; OnError gets ErrNotConfirmed), yet the
+// session is ended on the primary, stays ended once the replica catches up,
+// and the browser still takes its ID token to the provider (or, with
+// FailOnStoreError, gets 503).
+func TestSentinelUnconfirmedLogout(t *testing.T) {
 	sen := testenv.StartSentinel(t)
 	rdb := sen.Client()
 	store := logout.NewRedisStore(rdb)
@@ -105,45 +105,54 @@ func TestSentinelRefusedLogoutEndsOnRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	type user struct {
-		name    string
-		h       *logout.Handler
-		cookies []*http.Cookie
-		ended   []logout.Session
+		name       string
+		failClosed bool
+		h          *logout.Handler
+		cookies    []*http.Cookie
+		ended      []logout.Session
+		errs       []error
 	}
-	users := []*user{{name: "RedisStore"}, {name: "RevocableCookieStore"}}
-	for i, s := range []logout.SessionStore{store, cookieStore} {
-		u := users[i]
-		u.h, _ = newHandler(t, s, func(c *logout.Config) {
-			c.FailOnStoreError = true
-			c.StoreTimeout = failoverStoreTimeout
-			c.OnLogout = func(_ *http.Request, ended logout.Session) { u.ended = append(u.ended, ended) }
-		})
-		u.cookies = signIn(t, u.h, testSession())
+	var users []*user
+	for _, s := range []logout.SessionStore{store, cookieStore} {
+		for _, failClosed := range []bool{false, true} {
+			u := &user{name: fmt.Sprintf("%T FailOnStoreError=%v", s, failClosed), failClosed: failClosed}
+			u.h, _ = newHandler(t, s, func(c *logout.Config) {
+				c.FailOnStoreError = failClosed
+				c.StoreTimeout = failoverStoreTimeout
+				c.OnLogout = func(_ *http.Request, ended logout.Session) { u.ended = append(u.ended, ended) }
+				c.OnError = func(_ *http.Request, err error) { u.errs = append(u.errs, err) }
+			})
+			u.cookies = signIn(t, u.h, testSession())
+			users = append(users, u)
+		}
 	}
 	sen.WaitReplicated()
 
 	replica := sen.Replica()
 	sen.Isolate(replica)
 	for _, u := range users {
-		if resp := serve(u.h, logoutRequest(http.MethodPost, u.cookies)); resp.StatusCode != http.StatusServiceUnavailable {
-			t.Errorf("%s: logout with the replica cut off: status %d, want %d", u.name, resp.StatusCode, http.StatusServiceUnavailable)
+		resp := serve(u.h, logoutRequest(http.MethodPost, u.cookies))
+		if u.failClosed && resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("%s: status %d, want 503", u.name, resp.StatusCode)
+		}
+		if !u.failClosed && (resp.StatusCode != http.StatusSeeOther || !location(t, resp).Query().Has("id_token_hint")) {
+			t.Errorf("%s: status %d to %s, want 303 with id_token_hint", u.name, resp.StatusCode, resp.Header.Get("Location"))
+		}
+		if len(u.ended) != 0 {
+			t.Errorf("%s: OnLogout called for a logout no replica confirmed", u.name)
+		}
+		if len(u.errs) != 1 || !errors.Is(u.errs[0], logout.ErrNotConfirmed) {
+			t.Errorf("%s: OnError got %v, want ErrNotConfirmed", u.name, u.errs)
+		}
+		if _, err := currentSession(u.h, u.cookies); !errors.Is(err, logout.ErrNoSession) {
+			t.Errorf("%s: session on the primary after the unconfirmed logout: %v, want ended", u.name, err)
 		}
 	}
 	replica.Resume()
 	sen.WaitReplicated()
 	for _, u := range users {
-		resp := serve(u.h, logoutRequest(http.MethodPost, u.cookies))
-		if resp.StatusCode != http.StatusSeeOther {
-			t.Errorf("%s: retry: status %d, want %d", u.name, resp.StatusCode, http.StatusSeeOther)
-		}
 		if _, err := currentSession(u.h, u.cookies); !errors.Is(err, logout.ErrNoSession) {
-			t.Errorf("%s: session after the retry: %v, want %v", u.name, err, logout.ErrNoSession)
-		}
-		if len(u.ended) != 1 || u.ended[0].RefreshToken != testSession().RefreshToken {
-			t.Errorf("%s: OnLogout got %d sessions, want the one that was ended", u.name, len(u.ended))
-		}
-		if !location(t, resp).Query().Has("id_token_hint") {
-			t.Errorf("%s: retry sent the browser to %s without id_token_hint", u.name, resp.Header.Get("Location"))
+			t.Errorf("%s: session once the replica caught up: %v, want ended", u.name, err)
 		}
 	}
 }

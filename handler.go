@@ -58,7 +58,8 @@ import (
 // Config configures a [Handler]. The zero value of every optional field is the
 // secure choice.
 type Config struct {
-	// Store keeps the sessions: a [CookieStore] or a [RedisStore]. Required.
+	// Store keeps the sessions: a [RedisStore], a [RevocableCookieStore] or
+	// a [CookieStore] (or a store of your own). Required.
 	Store SessionStore
 
 	// Issuer is the provider's issuer URL: for Scalekit, the environment URL,
@@ -413,8 +414,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 
 	// 2. End the session with one atomic store call. The context survives a
 	// client that disconnects halfway, so a revocation is never cut short.
+	// ended is what the logout knows of the session: ended here, or found
+	// lapsed, or ended but not confirmed (storeErr says which).
 	var ended Session
 	var storeErr error
+	acknowledged := false
 	carried := h.jar.read(r)
 	token := carried.token
 	if token != "" {
@@ -422,18 +426,26 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 		ended, storeErr = h.store.End(ctx, token)
 		var lapsed *lapsedError
 		if errors.As(storeErr, &lapsed) {
+			// Over for the app, but its ID token still helps the provider,
+			// and its user is still the one to sign out everywhere.
 			h.lapsed(ctx, lapsed)
+			ended = lapsed.s
 		}
 		if errors.Is(storeErr, ErrNoSession) {
 			storeErr = nil
 		}
-		if storeErr == nil && (ended.Subject != "" || ended.IDToken != "") {
+		acknowledged = storeErr == nil && lapsed == nil && (ended.Subject != "" || ended.IDToken != "")
+		if acknowledged {
 			fire(ctx, h.onEnd, SessionEnd{Reason: EndLogout, Issuer: ended.Issuer, Subject: ended.Subject, SessionID: ended.SessionID, Handle: h.handleOf(token)})
 		}
 		if everywhere && storeErr == nil && ended.Subject != "" {
 			_, storeErr = revoke(ctx, h.store.(Revoker), h.onEnd, EndEverywhere, ended.Issuer, ended.Subject, "", time.Now())
 		}
 		cancel()
+	}
+	if everywhere && storeErr == nil && ended.Subject == "" {
+		h.log.LogAttrs(r.Context(), slog.LevelWarn, "logout: sign out everywhere without a session; the user's other devices were not signed out",
+			slog.String("session", fingerprint(token)))
 	}
 
 	// 3. Expire every app cookie, whatever happened above, and mark the
@@ -450,6 +462,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 		hdr.Set("Clear-Site-Data", `"cookies", "storage"`)
 	}
 
+	// The provider's session of a session this logout saw ends from the
+	// server too, whatever the store did.
+	if h.backstop != nil && everywhere && ended.Subject != "" {
+		h.backstop.endOthers(ended.Subject, ended.SessionID)
+	}
+	if h.backstop != nil && ended.SessionID != "" {
+		h.backstop.endSession(ended.SessionID)
+	}
+
 	if storeErr != nil {
 		h.log.LogAttrs(r.Context(), slog.LevelError, "logout: session store failed; the session may outlive this logout",
 			slog.String("session", fingerprint(token)), slog.Any("error", storeErr))
@@ -460,17 +481,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 			h.reply(w, r, http.StatusServiceUnavailable, "", "session_store_unavailable")
 			return
 		}
-	} else if ended.Subject != "" || ended.IDToken != "" {
+	} else if acknowledged {
 		h.log.LogAttrs(r.Context(), slog.LevelInfo, "logout",
 			slog.String("sub", ended.Subject), slog.String("session", fingerprint(token)))
 		if h.onLogout != nil {
 			h.onLogout(r, ended)
-		}
-		if h.backstop != nil && everywhere && ended.Subject != "" {
-			h.backstop.endOthers(ended.Subject, ended.SessionID)
-		}
-		if h.backstop != nil && ended.SessionID != "" {
-			h.backstop.endSession(ended.SessionID)
 		}
 	}
 
@@ -718,8 +733,13 @@ func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session
 	defer cancel()
 	carried := h.jar.read(r)
 	if carried.token != "" {
-		if _, err := h.store.End(ctx, carried.token); err != nil && !errors.Is(err, ErrNoSession) {
+		handle := h.handleOf(carried.token)
+		old, err := h.store.End(ctx, carried.token)
+		if err != nil && !errors.Is(err, ErrNoSession) {
 			return err
+		}
+		if err == nil {
+			fire(ctx, h.onEnd, SessionEnd{Reason: EndReplaced, Issuer: old.Issuer, Subject: old.Subject, SessionID: old.SessionID, Handle: handle})
 		}
 	}
 	now := time.Now()

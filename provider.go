@@ -51,9 +51,10 @@ type Provider struct {
 	timeout  time.Duration
 	now      func() time.Time
 
-	mu      sync.Mutex
-	token   string
-	expires time.Time
+	mu       sync.Mutex
+	token    string
+	expires  time.Time
+	fetching chan struct{} // closed when the token fetch under way ends; nil when none
 }
 
 // NewProvider checks cfg and returns a Provider. It does no I/O.
@@ -277,13 +278,45 @@ func (p *Provider) api(ctx context.Context, method, path string, out any) error 
 }
 
 // apiToken returns the cached API token, or a new one when it is missing,
-// about to expire, or was refused (renew).
+// about to expire, or was refused (renew). Calls that need a new token at the
+// same time share one fetch, and each waits for it no longer than its own
+// context allows.
 func (p *Provider) apiToken(ctx context.Context, renew bool) (string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !renew && p.token != "" && p.now().Before(p.expires) {
-		return p.token, nil
+	for {
+		p.mu.Lock()
+		if !renew && p.token != "" && p.now().Before(p.expires) {
+			token := p.token
+			p.mu.Unlock()
+			return token, nil
+		}
+		if wait := p.fetching; wait != nil {
+			p.mu.Unlock()
+			select {
+			case <-wait:
+				renew = false // a fresh token, or a failure to try again after
+				continue
+			case <-ctx.Done():
+				return "", fmt.Errorf("logout: provider: waiting for an API token: %w", ctx.Err())
+			}
+		}
+		done := make(chan struct{})
+		p.fetching = done
+		p.mu.Unlock()
+
+		token, expires, err := p.fetchToken(ctx)
+		p.mu.Lock()
+		if err == nil {
+			p.token, p.expires = token, expires
+		}
+		p.fetching = nil
+		close(done)
+		p.mu.Unlock()
+		return token, err
 	}
+}
+
+// fetchToken gets an API token with the client_credentials grant.
+func (p *Provider) fetchToken(ctx context.Context) (string, time.Time, error) {
 	var out struct {
 		AccessToken string `json:"access_token"`
 		ExpiresIn   int64  `json:"expires_in"`
@@ -291,15 +324,14 @@ func (p *Provider) apiToken(ctx context.Context, renew bool) (string, error) {
 	}
 	status, err := p.grant(ctx, url.Values{"grant_type": {"client_credentials"}}, &out)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	if status != http.StatusOK || out.AccessToken == "" {
-		return "", fmt.Errorf("logout: provider refused the client credentials: status %d %s", status, out.Error)
+		return "", time.Time{}, fmt.Errorf("logout: provider refused the client credentials: status %d %s", status, out.Error)
 	}
 	// Renew a little early, so a token never expires on its way.
 	life := time.Duration(out.ExpiresIn) * time.Second
-	p.token, p.expires = out.AccessToken, p.now().Add(life-min(life/10, time.Minute))
-	return p.token, nil
+	return out.AccessToken, p.now().Add(life - min(life/10, time.Minute)), nil
 }
 
 // grant posts to the token endpoint with the client's credentials in Basic

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -26,7 +27,8 @@ import (
 // always outlives every session it can end.
 //
 // Every Load of a cookie session reads the records in one round trip (one
-// MGET; on Redis Cluster, one pipelined GET per key, sent together). Any
+// MGET; on Redis Cluster or a Ring, one pipelined GET per key, sent
+// together). Any
 // error reading them, on any node, fails the Load: a revocation that cannot
 // be checked is never taken for "not revoked".
 //
@@ -55,8 +57,7 @@ type RevocationList struct {
 // NewRevocationList returns a list kept in rdb. It does no I/O and never
 // closes rdb.
 func NewRevocationList(rdb redis.UniversalClient) *RevocationList {
-	_, cluster := rdb.(*redis.ClusterClient)
-	return &RevocationList{rdb: rdb, cluster: cluster, KeyPrefix: "logout:rev:", Lifetime: 24 * time.Hour}
+	return &RevocationList{rdb: rdb, cluster: sharded(rdb), KeyPrefix: "logout:rev:", Lifetime: 24 * time.Hour}
 }
 
 // allTime, as a revocation time, ends every session under a sid whenever it
@@ -82,12 +83,6 @@ func (l *RevocationList) endHandle(ctx context.Context, handle []byte, ttl time.
 	err := l.durability().write(ctx, l.rdb, key, func(c redis.Cmdable) {
 		set = c.SetArgs(ctx, key, "1", redis.SetArgs{Mode: "NX", TTL: max(ttl, 0) + time.Minute})
 	})
-	if errors.Is(err, errNotReplicated) && set.Err() == nil {
-		// No replica confirmed the record this call made: take it back, so
-		// that the failure is honest and a retry can end the session for
-		// good (see RedisStore.End).
-		within(ctx, func() (int64, error) { return l.rdb.Del(ctx, key).Result() })
-	}
 	if err != nil {
 		return false, fmt.Errorf("logout: redis revocation: %w", err)
 	}
@@ -117,10 +112,30 @@ func (l *RevocationList) revoke(ctx context.Context, kind, issuer, value string,
 	return nil
 }
 
+// revokeOthers records that the user's sessions that began up to at are
+// ended, all but the one whose handle is keep: "sign out other devices". One
+// record a user, keeping the later of two; a user-wide revocation is a record
+// of its own, so neither absorbs the other.
+func (l *RevocationList) revokeOthers(ctx context.Context, issuer, subject string, at time.Time, keep []byte) error {
+	key := l.key("others", issuer, subject)
+	value := fmt.Sprintf("%d %s", unixMilli(at), cookieHandle(keep))
+	var cmd *redis.Cmd
+	err := l.durability().write(ctx, l.rdb, key, func(c redis.Cmdable) {
+		cmd = c.Eval(ctx, keepLaterScript, []string{key}, value, l.Lifetime.Milliseconds())
+	})
+	if err == nil {
+		err = cmd.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("logout: redis revoke others: %w", err)
+	}
+	return nil
+}
+
 // revoked reads the session's records in one round trip. Only a nil reply
 // means "no record"; any other error fails closed.
 func (l *RevocationList) revoked(ctx context.Context, handle []byte, s Session) (bool, error) {
-	keys := []string{l.handleKey(handle), l.key("sub", s.Issuer, s.Subject)}
+	keys := []string{l.handleKey(handle), l.key("others", s.Issuer, s.Subject), l.key("sub", s.Issuer, s.Subject)}
 	if s.SessionID != "" {
 		keys = append(keys, l.key("sid", s.Issuer, s.SessionID))
 	}
@@ -161,7 +176,12 @@ func (l *RevocationList) revoked(ctx context.Context, handle []byte, s Session) 
 		return true, nil
 	}
 	issued := unixMilli(s.IssuedAt)
-	for _, v := range vals[1:] {
+	if at, keep, ok := strings.Cut(vals[1], " "); ok {
+		if ms, err := strconv.ParseInt(at, 10, 64); err == nil && issued <= ms && keep != cookieHandle(handle) {
+			return true, nil
+		}
+	}
+	for _, v := range vals[2:] {
 		if at, err := strconv.ParseInt(v, 10, 64); err == nil && issued <= at {
 			return true, nil
 		}
@@ -177,9 +197,11 @@ func (l *RevocationList) remember(ctx context.Context, key string, ttl time.Dura
 	return rememberKey(ctx, l.rdb, l.KeyPrefix+"once:"+hashKey(key), ttl)
 }
 
+// keepLaterScript sets KEYS[1] to ARGV[1], "ms" or "ms rest", unless it holds
+// a later time already.
 const keepLaterScript = `
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if cur < tonumber(ARGV[1]) then
+local cur = tonumber(string.match(redis.call('GET', KEYS[1]) or '0', '^(%d+)')) or 0
+if cur < tonumber(string.match(ARGV[1], '^(%d+)')) then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 end
 return 1

@@ -19,6 +19,7 @@ const (
 	EndRefreshRefused EndReason = "refresh-refused" // the provider refused the refresh token: its session is gone
 	EndIdle           EndReason = "idle"            // unused for the idle timeout (seen when a request brings it)
 	EndExpired        EndReason = "expired"         // past its absolute timeout (seen when a request brings it)
+	EndReplaced       EndReason = "replaced"        // a new sign-in in the same browser took its place
 )
 
 // SessionEnd describes one app session that ended, for the OnSessionEnd hooks

@@ -93,8 +93,8 @@ func (h *Handler) EndSessionByHandle(w http.ResponseWriter, r *http.Request, han
 // ends every app session of the user but the request's own and, with a
 // [Provider], at once every provider session of the user but this one's. It
 // returns how many app sessions it ended, where the store can tell (a
-// [RevocableCookieStore] cannot: it revokes them all and gives this session
-// a new seal, which it writes to the cookie).
+// [RevocableCookieStore] cannot: it records that all the user's sessions
+// begun until now are ended but this one).
 func (h *Handler) EndOtherSessions(w http.ResponseWriter, r *http.Request) (int, error) {
 	oe, ok := h.store.(otherEnder)
 	if !ok {
@@ -110,12 +110,10 @@ func (h *Handler) EndOtherSessions(w http.ResponseWriter, r *http.Request) (int,
 	if err != nil {
 		return 0, err
 	}
-	if newToken != token {
-		if err := h.jar.write(w, h.jar.read(r), newToken, s.Expiry); err != nil {
-			return 0, err
-		}
+	if _, enumerates := oe.(*RedisStore); !enumerates {
 		fire(ctx, h.onEnd, SessionEnd{Reason: EndOtherDevices, Issuer: s.Issuer, Subject: s.Subject})
 	}
+	_ = newToken // the stores keep the caller's token
 	for _, handle := range ended {
 		fire(ctx, h.onEnd, SessionEnd{Reason: EndOtherDevices, Issuer: s.Issuer, Subject: s.Subject, Handle: handle})
 	}
@@ -161,6 +159,9 @@ func (h *Handler) EndProviderSession(r *http.Request, sid string) error {
 // JSON {"ended": 1}. A handle that is not one of the user's sessions gets
 // 404.
 func (h *Handler) SignOutSession() http.Handler {
+	if _, ok := h.store.(Lister); !ok {
+		panic("logout: SignOutSession needs a store that can list sessions (a RedisStore): " + errCannotList.Error())
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !h.checkSessionsRequest(w, r) {
 			return

@@ -91,7 +91,11 @@ type SessionStore interface {
 	// ([CookieStore]) cannot reach copies of its token: it returns what the
 	// token holds to every caller, and the Handler's expired cookie is all
 	// that ends the session in that browser. Ending a session that is not
-	// there returns ErrNoSession, which callers treat as success.
+	// there returns ErrNoSession, which callers treat as success. A store
+	// that ended the session but cannot confirm the ending will last
+	// (replicas that did not confirm it: [ErrNotConfirmed]) returns what the
+	// session held with the error, so the ID token still reaches the
+	// provider while the logout is reported as not done.
 	End(ctx context.Context, token string) (Session, error)
 }
 

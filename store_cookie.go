@@ -171,6 +171,8 @@ func (c *RevocableCookieStore) End(ctx context.Context, token string) (Session, 
 	}
 	first, err := c.list.endHandle(ctx, handle, s.Expiry.Sub(c.clock()))
 	switch {
+	case errors.Is(err, ErrNotConfirmed):
+		return s, err // recorded on the primary: see RedisStore.End
 	case err != nil:
 		return Session{}, err
 	case !first:
@@ -231,20 +233,18 @@ func (c *RevocableCookieStore) remember(ctx context.Context, key string, ttl tim
 func (c *RevocableCookieStore) maxLifetime() time.Duration { return c.list.Lifetime }
 
 // endOthers ends every session of the token's user but the token's own: it
-// revokes the user's sessions begun until now, and gives the token's session
-// a new seal that begins just after, which the caller writes to the cookie.
-// The store holds no list of sessions, so it cannot say which it ended.
-func (c *RevocableCookieStore) endOthers(ctx context.Context, token string, s Session) (string, []string, error) {
-	if _, _, err := c.open(token); err != nil {
+// records that the user's sessions begun until now are ended, all but this
+// one's handle. The token stays as it is. The store holds no list of
+// sessions, so it cannot say which it ended.
+func (c *RevocableCookieStore) endOthers(ctx context.Context, token string, _ Session) (string, []string, error) {
+	s, handle, err := c.open(token)
+	if err != nil {
 		return "", nil, err
 	}
-	at := c.clock().Truncate(time.Millisecond)
-	if err := c.list.revoke(ctx, "sub", s.Issuer, s.Subject, at); err != nil {
+	if err := c.checkRevoked(ctx, handle, s); err != nil {
 		return "", nil, err
 	}
-	s.IssuedAt = at.Add(time.Millisecond)
-	newToken, err := c.seal(newHandle(), s)
-	return newToken, nil, err
+	return token, nil, c.list.revokeOthers(ctx, s.Issuer, s.Subject, c.clock(), handle)
 }
 
 // The refresh of a session is single-flight across instances (see

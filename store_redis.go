@@ -64,10 +64,9 @@ type RedisStore struct {
 	KeyPrefix string
 	// WaitReplicas, when above zero, makes End, EndSID and EndSubject wait
 	// until that many replicas have the change (Redis WAIT, pipelined with
-	// the write: still one round trip), and fail when they do not confirm it
-	// within WaitTimeout. End then puts the session back (a second round
-	// trip, on that failure only), so that the caller's retry ends it with
-	// what it held; EndSID and EndSubject are idempotent and just retried.
+	// the write: still one round trip), and fail with [ErrNotConfirmed] when
+	// they do not confirm it within WaitTimeout. It is not supported on a
+	// redis.Ring, whose shards have no replicas of their own to wait for.
 	WaitReplicas int
 	// WaitTimeout bounds that wait. Zero means 500 milliseconds.
 	WaitTimeout time.Duration
@@ -75,8 +74,18 @@ type RedisStore struct {
 
 // NewRedisStore returns a store on rdb. It does no I/O and never closes rdb.
 func NewRedisStore(rdb redis.UniversalClient) *RedisStore {
-	_, cluster := rdb.(*redis.ClusterClient)
-	return &RedisStore{rdb: rdb, cluster: cluster, KeyPrefix: "logout:"}
+	return &RedisStore{rdb: rdb, cluster: sharded(rdb), KeyPrefix: "logout:"}
+}
+
+// sharded reports whether keys of different hash tags may live on different
+// servers (Cluster, Ring): a command or script may then use only keys of one
+// tag, and the stores send one command a tag, pipelined.
+func sharded(rdb redis.UniversalClient) bool {
+	switch rdb.(type) {
+	case *redis.ClusterClient, *redis.Ring:
+		return true
+	}
+	return false
 }
 
 // A token is base64url(id | key | user tag).
@@ -185,8 +194,10 @@ func (r *RedisStore) Renew(ctx context.Context, token string, idle time.Duration
 
 // Update rewrites the session only while it still exists, in one script, so a
 // refresh racing a logout can never bring the session back. The token stays
-// the same, and the sid pointer is kept alive as long as the session. The
-// issuer, subject, sid and IssuedAt cannot change: start a new session.
+// the same, and the sid pointer is kept alive as long as the session (on
+// Cluster by a second command, which refreshes the pointer even when the
+// session turns out to be gone: a pointer without sessions ends nothing).
+// The issuer, subject, sid and IssuedAt cannot change: start a new session.
 func (r *RedisStore) Update(ctx context.Context, token string, s Session) (string, error) {
 	ref, ok := r.parse(token)
 	if !ok {
@@ -250,6 +261,12 @@ var errChangedSession = errors.New("logout: Update cannot change a session's iss
 // atomic in Redis itself, so two logouts never both get the session. The
 // user index entry is left to be pruned by the next sign-in or revocation of
 // that user, which keeps logout free of Lua.
+//
+// With WaitReplicas set and the replicas not confirming, the session is
+// ended on the primary but a failover could bring it back: End then returns
+// what the session held together with an error wrapping
+// [ErrNotConfirmed], so the caller can still send the ID token to the
+// provider while it reports the logout as not done.
 func (r *RedisStore) End(ctx context.Context, token string) (Session, error) {
 	ref, ok := r.parse(token)
 	if !ok {
@@ -259,8 +276,9 @@ func (r *RedisStore) End(ctx context.Context, token string) (Session, error) {
 	err := r.durability().write(ctx, r.rdb, ref.session, func(c redis.Cmdable) {
 		get = c.GetDel(ctx, ref.session)
 	})
-	if errors.Is(err, errNotReplicated) {
-		r.restore(ctx, ref, get)
+	if errors.Is(err, ErrNotConfirmed) {
+		s, _ := r.openBlob(ref, get)
+		return s, fmt.Errorf("logout: redis end: %w", err)
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("logout: redis end: %w", err)
@@ -277,23 +295,13 @@ func (r *RedisStore) End(ctx context.Context, token string) (Session, error) {
 	return r.open(ref, blob)
 }
 
-// restore puts back a session whose ending no replica confirmed. A failover
-// could undo that ending behind the caller's back; undoing it here instead
-// makes the failure honest, and lets a retry end the session for good, with
-// what it held (the ID token for the provider, OnLogout's refresh token). If
-// the restore fails too, the session stays ended on the primary.
-func (r *RedisStore) restore(ctx context.Context, ref redisRef, get *redis.StringCmd) {
+// openBlob opens what a command read, if it read anything.
+func (r *RedisStore) openBlob(ref redisRef, get *redis.StringCmd) (Session, error) {
 	blob, err := get.Bytes()
 	if err != nil {
-		return
+		return Session{}, err
 	}
-	s, err := r.open(ref, blob)
-	if err != nil {
-		return
-	}
-	if ttl, _, err := r.ttls(s); err == nil {
-		within(ctx, func() (bool, error) { return r.rdb.SetNX(ctx, ref.session, blob, ttl).Result() })
-	}
+	return r.open(ref, blob)
 }
 
 // EndSubject ends every session of the user that began before the given
@@ -748,6 +756,9 @@ func (d durability) write(ctx context.Context, rdb redis.UniversalClient, key st
 		return err
 	}
 	pipelined := rdb.Pipelined
+	if _, ok := rdb.(*redis.Ring); ok {
+		return errors.New("WaitReplicas is not supported on a redis.Ring")
+	}
 	if cc, ok := rdb.(*redis.ClusterClient); ok {
 		node, err := cc.MasterForKey(ctx, key)
 		if err != nil {
@@ -772,14 +783,16 @@ func (d durability) write(ctx context.Context, rdb redis.UniversalClient, key st
 	case err != nil:
 		return err
 	case int(n) < d.replicas:
-		return fmt.Errorf("%d of %d replicas confirmed within %v: %w", n, d.replicas, timeout, errNotReplicated)
+		return fmt.Errorf("%d of %d replicas confirmed within %v: %w", n, d.replicas, timeout, ErrNotConfirmed)
 	}
 	return nil
 }
 
-// errNotReplicated: the write reached the primary, but not enough replicas
-// confirmed it, so a failover could still undo it.
-var errNotReplicated = errors.New("not replicated")
+// ErrNotConfirmed is wrapped by the errors of a store whose WaitReplicas
+// replicas did not confirm an ending in time: the primary ended the session,
+// but a failover before replication could bring it back, so the ending is
+// reported as a failure, never as done.
+var ErrNotConfirmed = errors.New("logout: the replicas did not confirm the ending")
 
 // seenKey reports whether key exists.
 func seenKey(ctx context.Context, rdb redis.UniversalClient, key string) (bool, error) {
