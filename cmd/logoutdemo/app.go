@@ -67,6 +67,9 @@ type demo struct {
 	Logout       *logout.Handler
 	Redis        redis.UniversalClient
 
+	// ends is the last few session endings the app's OnSessionEnd hook
+	// heard of.
+	ends    *endingLog
 	srv     *http.Server
 	closers []func()
 }
@@ -157,16 +160,20 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 		}
 	}
 	delay := cmp.Or(o.BackstopDelay, 3*time.Second)
+	d.ends = &endingLog{log: log}
 	a := &app{
-		log:       log,
-		idle:      o.IdleTimeout,
-		issuer:    o.Issuer,
-		verifier:  provider.Verifier(&oidc.Config{ClientID: o.ClientID}),
-		fake:      d.Fake,
-		upstream:  upstream,
-		instance:  strings.TrimPrefix(d.AppURL, "http://"),
-		storeKind: o.Store,
-		backstops: newBackstopLog(delay),
+		log:        log,
+		store:      store,
+		sessionAPI: api != nil,
+		ends:       d.ends,
+		idle:       o.IdleTimeout,
+		issuer:     o.Issuer,
+		verifier:   provider.Verifier(&oidc.Config{ClientID: o.ClientID}),
+		fake:       d.Fake,
+		upstream:   upstream,
+		instance:   strings.TrimPrefix(d.AppURL, "http://"),
+		storeKind:  o.Store,
+		backstops:  newBackstopLog(delay),
 		oauth: oauth2.Config{
 			ClientID:     o.ClientID,
 			ClientSecret: o.ClientSecret,
@@ -188,6 +195,10 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 		Provider:                  api,
 		BackstopDelay:             delay,
 		Logger:                    log,
+		// One function hears of every ending: this handler's, the
+		// back-channel receiver's and the webhook receiver's.
+		OnSessionEnd: d.ends.sessionEnded,
+		SessionsPage: sessionsPage,
 	}
 	if api != nil {
 		// The panel says when the backstop will look at a session.
@@ -201,15 +212,17 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 	if o.WebhookSecret != "" {
 		if a.webhooks, err = logout.NewWebhookHandler(logout.WebhookConfig{
 			Secrets: []string{o.WebhookSecret}, Issuer: o.Issuer, Store: store, Logger: log,
+			OnSessionEnd: d.ends.sessionEnded,
 		}); err != nil {
 			return nil, err
 		}
 	}
 	if a.backChannel, err = logout.NewBackChannelHandler(ctx, logout.BackChannelConfig{
-		Issuer:   o.Issuer,
-		ClientID: o.ClientID,
-		Store:    store,
-		Logger:   log,
+		Issuer:       o.Issuer,
+		ClientID:     o.ClientID,
+		Store:        store,
+		Logger:       log,
+		OnSessionEnd: d.ends.sessionEnded,
 	}); err != nil {
 		return nil, err
 	}
@@ -259,6 +272,13 @@ type app struct {
 	oauth       oauth2.Config
 	verifier    *oidc.IDTokenVerifier
 
+	// What the "Active sessions" card needs: the store (can it list?),
+	// whether the app can call the provider's session API (it has a client
+	// secret), and the endings the OnSessionEnd hook heard.
+	store      logout.SessionStore
+	sessionAPI bool
+	ends       *endingLog
+
 	// What the layer panel shows besides the app's own session: the
 	// embedded Scalekit (nil against a real provider) and how its upstream
 	// behaves, this instance's address, the store, and when the backstop
@@ -282,13 +302,22 @@ func (a *app) routes() http.Handler {
 	if a.fake != nil {
 		pages.Handle("POST /demo/revoke", http.NewCrossOriginProtection().Handler(http.HandlerFunc(a.revoke)))
 	}
+	if a.sessionAPI {
+		pages.Handle("POST /sessions/provider/end", http.NewCrossOriginProtection().Handler(http.HandlerFunc(a.endProviderSession)))
+	}
 
 	// The logout endpoints need no loaded session: a logout is one store
 	// call that reads and ends it, and a load before it would be a second.
+	// The active-sessions endpoints load the session themselves, once.
 	mux := http.NewServeMux()
 	mux.Handle("/", a.logout.Middleware(pages))
 	mux.Handle("/logout", a.logout)
 	mux.Handle("/logout/everywhere", a.logout.Everywhere())
+	mux.Handle("GET /logout/broadcast.js", a.logout.BroadcastScript())
+	if _, ok := a.store.(logout.Lister); ok {
+		mux.Handle("/sessions/end", a.logout.SignOutSession())
+	}
+	mux.Handle("/sessions/others", a.logout.SignOutOtherDevices())
 	mux.Handle("/backchannel-logout", a.backChannel)
 	mux.Handle("/webhooks/scalekit", a.webhooks)
 	return mux
@@ -317,6 +346,9 @@ func (a *app) home(w http.ResponseWriter, r *http.Request) {
 	if a.idle > 0 && !s.LastSeen.IsZero() {
 		data.IdleEnds = s.LastSeen.Add(a.idle).Local().Format(time.TimeOnly)
 	}
+	if s.Subject != "" {
+		data.Sessions = a.sessionsCard(r, s)
+	}
 	page(w, "home", data)
 }
 
@@ -332,6 +364,8 @@ type pageData struct {
 	SSODomain       string
 	Embedded        bool // the embedded Scalekit runs: its own actions show
 	Layers          panel
+	// Sessions is the "Active sessions" card of a signed-in page.
+	Sessions *sessionsCard
 }
 
 func (a *app) pageData(r *http.Request, s logout.Session) pageData {
@@ -412,6 +446,9 @@ func (a *app) callback(w http.ResponseWriter, r *http.Request) {
 		AccessToken:       tok.AccessToken,
 		AccessTokenExpiry: tok.Expiry,
 		RefreshToken:      tok.RefreshToken,
+		// What the user's list of active sessions shows of this one. The
+		// app chooses; the store keeps it readable, unsealed.
+		Device: deviceOf(r.UserAgent()),
 	})
 	if err != nil {
 		a.log.Error("starting the session", "error", err)

@@ -323,10 +323,15 @@ func TestDemoPanelAgainstAnotherProvider(t *testing.T) {
 	if got := layerStates(page); !slices.Equal(got, []string{"app=alive"}) {
 		t.Errorf("signed in, the panel shows %v, want [app=alive]", got)
 	}
-	for _, absent := range []string{`id="revoke"`, `id="sign-in-sso"`} {
+	// Nor does it show a command with the app's client secret in it: that
+	// secret is a real provider's.
+	for _, absent := range []string{`id="revoke"`, `id="sign-in-sso"`, `id="revoke-command"`} {
 		if strings.Contains(page, absent) {
 			t.Errorf("the page has %s, which needs the embedded Scalekit", absent)
 		}
+	}
+	if strings.Contains(page, "elsewhere-secret") {
+		t.Error("the page shows the app's client secret")
 	}
 	if resp := post(t, c, d.AppURL+"/demo/revoke", "Sec-Fetch-Site", "same-origin"); resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST /demo/revoke: status %d, want it not served", resp.StatusCode)

@@ -257,8 +257,15 @@ func docsShots(t *testing.T, take bool) func(name string, png []byte) {
 // a page of text and flat buttons has.
 func screenshot(t *testing.T, ctx context.Context) []byte {
 	t.Helper()
+	return screenshotOf(t, ctx, "#page")
+}
+
+// screenshotOf captures the element of the page that sel selects, as
+// screenshot does the page.
+func screenshotOf(t *testing.T, ctx context.Context, sel string) []byte {
+	t.Helper()
 	var shot []byte
-	run(t, ctx, chromedp.Screenshot("#page", &shot, chromedp.ByID))
+	run(t, ctx, chromedp.Screenshot(sel, &shot, chromedp.ByQuery))
 	small, err := fewerColours(shot, 64)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,9 @@
 // Command logoutdemo runs a small web app that signs users in with OpenID
 // Connect and signs them out of every session layer with package logout,
 // and shows, after each action, which layers still sign the browser in.
+// Its signed-in page lists where the user is signed in, in the app and at
+// the provider, with a button to sign out of each device or of every other
+// one, and its other open tabs show a logout without a reload.
 //
 // With no flags it also starts an embedded Scalekit environment
 // (scalekittest), with an upstream identity provider for the email domain
