@@ -165,6 +165,26 @@ var storeContract = []struct {
 			t.Errorf("Load after Update after End = %v, want ErrNoSession", err)
 		}
 	}},
+	{"update cannot make a session another one", false, func(t *testing.T, e storeEnv) {
+		s := testSession()
+		s.IssuedAt = e.clock.Now().Add(-time.Minute).Truncate(time.Millisecond)
+		token := mustSave(t, e, s)
+		for name, change := range map[string]func(*logout.Session){
+			"another sid":        func(s *logout.Session) { s.SessionID = "ses_other" },
+			"no sid":             func(s *logout.Session) { s.SessionID = "" },
+			"another subject":    func(s *logout.Session) { s.Subject = "usr_other" },
+			"another start time": func(s *logout.Session) { s.IssuedAt = s.IssuedAt.Add(time.Hour) },
+		} {
+			changed := s
+			change(&changed)
+			if _, err := e.store.Update(context.Background(), token, changed); err == nil || errors.Is(err, logout.ErrNoSession) {
+				t.Errorf("Update to %s: %v, want a refusal", name, err)
+			}
+			if got := mustLoad(t, e, token); got.SessionID != s.SessionID || got.Subject != s.Subject || !got.IssuedAt.Equal(s.IssuedAt) {
+				t.Errorf("after a refused Update to %s the session is %v", name, got)
+			}
+		}
+	}},
 	{"update of a garbled token stores nothing", false, func(t *testing.T, e storeEnv) {
 		if next, err := e.store.Update(context.Background(), "garbage", testSession()); !errors.Is(err, logout.ErrNoSession) {
 			t.Errorf("Update(garbage) = %q, %v; want ErrNoSession", next, err)
