@@ -624,15 +624,7 @@ func TestBackChannelClaimsMatchedExactly(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newBCEnv(t, false)
-			c := e.claims()
-			if tt.change != nil {
-				tt.change(c)
-			}
-			tok, err := e.fake.Sign(c, tt.typ)
-			if err != nil {
-				t.Fatal(err)
-			}
-			noteSecret(tok)
+			tok := e.signChanged(t, tt.typ, tt.change)
 			checkRefused(t, e.post(t, form(tok)))
 			if !e.allAlive(t) {
 				t.Error("a refused token ended a session")
@@ -670,15 +662,7 @@ func TestBackChannelAcceptsLogoutTokenForms(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newBCEnv(t, false)
-			c := e.claims()
-			if tt.change != nil {
-				tt.change(c)
-			}
-			tok, err := e.fake.Sign(c, tt.typ)
-			if err != nil {
-				t.Fatal(err)
-			}
-			noteSecret(tok)
+			tok := e.signChanged(t, tt.typ, tt.change)
 			if resp := e.post(t, form(tok)); resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d, want 200", resp.StatusCode)
 			}
@@ -825,4 +809,20 @@ func BenchmarkBackChannelForgedToken(b *testing.B) {
 	if got := fetches.n.Load() - startup; got != 0 {
 		b.Errorf("key fetches: got %d, want 0", got)
 	}
+}
+
+// signChanged signs alice's first session's logout token with the typ
+// header given, after change (if any) edits its claims.
+func (e *bcEnv) signChanged(t *testing.T, typ string, change func(map[string]any)) string {
+	t.Helper()
+	c := e.claims()
+	if change != nil {
+		change(c)
+	}
+	tok, err := e.fake.Sign(c, typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noteSecret(tok)
+	return tok
 }

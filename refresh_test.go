@@ -29,6 +29,17 @@ func sharedStores(t *testing.T) map[string]func(rdb redis.UniversalClient, key [
 	}
 }
 
+// refreshEnv signs a user in at a fake Scalekit and into a Handler on the
+// store newStore makes, with the fake as its Provider.
+func refreshEnv(t *testing.T, newStore func(redis.UniversalClient, []byte) logout.SessionStore) (*provEnv, *logout.Handler, providerTokens, []*http.Cookie) {
+	t.Helper()
+	e := newProvEnv(t, scalekittest.Config{})
+	_, rdb := newMini(t)
+	h := e.handler(t, newStore(rdb, newKey(t)), 0, nil)
+	tok := e.signInAtFake(t, newJar(t), "ada@example.com")
+	return e, h, tok, signIn(t, h, e.appSession(tok))
+}
+
 func refreshRequest(cookies []*http.Cookie) *http.Request {
 	return logoutRequest(http.MethodGet, cookies)
 }
@@ -38,11 +49,7 @@ func refreshRequest(cookies []*http.Cookie) *http.Request {
 func TestRefreshRotatesTokens(t *testing.T) {
 	for name, newStore := range sharedStores(t) {
 		t.Run(name, func(t *testing.T) {
-			e := newProvEnv(t, scalekittest.Config{})
-			_, rdb := newMini(t)
-			h := e.handler(t, newStore(rdb, newKey(t)), 0, nil)
-			tok := e.signInAtFake(t, newJar(t), "ada@example.com")
-			cookies := signIn(t, h, e.appSession(tok))
+			_, h, tok, cookies := refreshEnv(t, newStore)
 
 			rec := httptest.NewRecorder()
 			s, err := h.Refresh(rec, refreshRequest(cookies))
@@ -78,11 +85,7 @@ func TestRefreshRotatesTokens(t *testing.T) {
 func TestRefreshAfterProviderRevocation(t *testing.T) {
 	for name, newStore := range sharedStores(t) {
 		t.Run(name, func(t *testing.T) {
-			e := newProvEnv(t, scalekittest.Config{})
-			_, rdb := newMini(t)
-			h := e.handler(t, newStore(rdb, newKey(t)), 0, nil)
-			tok := e.signInAtFake(t, newJar(t), "ada@example.com")
-			cookies := signIn(t, h, e.appSession(tok))
+			e, h, tok, cookies := refreshEnv(t, newStore)
 			if _, err := e.fake.RevokeSession(tok.SessionID); err != nil {
 				t.Fatal(err)
 			}
@@ -169,11 +172,7 @@ func TestConcurrentRefreshesDoNotSignOut(t *testing.T) {
 func TestRefreshAfterLogout(t *testing.T) {
 	for name, newStore := range sharedStores(t) {
 		t.Run(name, func(t *testing.T) {
-			e := newProvEnv(t, scalekittest.Config{})
-			_, rdb := newMini(t)
-			h := e.handler(t, newStore(rdb, newKey(t)), 0, nil)
-			tok := e.signInAtFake(t, newJar(t), "ada@example.com")
-			cookies := signIn(t, h, e.appSession(tok))
+			_, h, _, cookies := refreshEnv(t, newStore)
 			serve(h, logoutRequest(http.MethodPost, cookies))
 			if _, err := h.Refresh(httptest.NewRecorder(), refreshRequest(cookies)); !errors.Is(err, logout.ErrNoSession) {
 				t.Errorf("Refresh after logout: %v, want ErrNoSession", err)
