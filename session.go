@@ -1,0 +1,179 @@
+package logout
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+)
+
+// StartSession stores s as the session of this browser and sets its cookie;
+// call it from the sign-in callback once the ID token is verified. A session
+// the request already carried is ended first, so sign-in always starts a new
+// one (no session fixation). A zero IssuedAt becomes now and a zero Expiry
+// now plus Config.SessionLifetime.
+func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session) error {
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	carried := h.jar.read(r)
+	if carried.token != "" {
+		handle := h.handleOf(carried.token)
+		old, err := h.store.End(ctx, carried.token)
+		if err != nil && !errors.Is(err, ErrNoSession) {
+			return err
+		}
+		if err == nil {
+			fire(ctx, h.onEnd, SessionEnd{Reason: EndReplaced, Issuer: old.Issuer, Subject: old.Subject, SessionID: old.SessionID, Handle: handle})
+		}
+	}
+	now := time.Now()
+	if s.IssuedAt.IsZero() {
+		s.IssuedAt = now
+	}
+	if s.Expiry.IsZero() {
+		s.Expiry = now.Add(h.lifetime)
+	}
+	if s.LastSeen.IsZero() {
+		s.LastSeen = now
+	}
+	token, err := h.store.Save(ctx, s)
+	if err != nil {
+		return err
+	}
+	if h.jar.reauthMarked(r) {
+		h.jar.clearReauth(w)
+	}
+	return h.jar.write(w, carried, token, s.Expiry)
+}
+
+// PromptLogin reports whether the browser signed out with re-authentication
+// asked (Config.ReauthenticateAfterLogout, or "sign out everywhere") and has
+// not signed in since: the sign-in route then sends prompt=login, so the
+// provider asks for credentials again instead of passing the user through.
+// [Handler.StartSession] clears the mark.
+//
+//	if h.PromptLogin(r) { opts = append(opts, oauth2.SetAuthURLParam("prompt", "login")) }
+//
+// Whether the provider passes prompt=login on to an upstream identity
+// provider (enterprise SSO) is the provider's affair: Scalekit does not
+// document it.
+func (h *Handler) PromptLogin(r *http.Request) bool {
+	return h.jar.reauthMarked(r)
+}
+
+// Session returns the session of the request's browser, or ErrNoSession.
+//
+// Below [Handler.Middleware] it returns what the middleware loaded, with no
+// store call. Otherwise it loads the session itself and, with an idle
+// timeout, renews it where that needs no response: a RedisStore pushes the
+// record's TTL in the same command. A cookie store cannot rewrite its cookie
+// without the response, so it only checks the idle timeout here: apps on a
+// cookie store with IdleTimeout use the middleware, or their users' sessions
+// end IdleTimeout after sign-in however busy they are.
+func (h *Handler) Session(r *http.Request) (Session, error) {
+	if l, ok := r.Context().Value(loadedKey{}).(*loaded); ok && l.h == h {
+		return l.s, l.err
+	}
+	token := h.jar.read(r).token
+	if token == "" {
+		return Session{}, ErrNoSession
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	if rn, ok := h.store.(Renewer); ok && h.idle > 0 {
+		s, _, err := rn.Renew(ctx, token, h.idle)
+		return s, err
+	}
+	return h.store.Load(ctx, token)
+}
+
+// Middleware loads the request's session once, renews it for the idle
+// timeout (writing the cookie again when the store gave a new token), and
+// hands it to next in the request's context, where [Handler.Session] and
+// [SessionFromContext] read it without another store call. A request without
+// a session, or whose session ended, passes through with ErrNoSession in the
+// context; a store failure passes through with its error, so next can tell
+// "signed out" from "cannot tell". It never answers the request itself.
+//
+// Wrap the routes that read the session, not the logout endpoints: a logout
+// reads and ends the session in one store call, and a load before it would
+// cost a second round trip.
+func (h *Handler) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l := &loaded{h: h, err: ErrNoSession}
+		if carried := h.jar.read(r); carried.token != "" {
+			ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+			var token string
+			if rn, ok := h.store.(Renewer); ok {
+				l.s, token, l.err = rn.Renew(ctx, carried.token, h.idle)
+			} else {
+				token = carried.token
+				l.s, l.err = h.store.Load(ctx, carried.token)
+			}
+			var lapsed *lapsedError
+			if errors.As(l.err, &lapsed) {
+				// Seen ending: report it once, and take the cookie away so
+				// the next requests do not bring it again.
+				h.lapsed(ctx, lapsed)
+				h.jar.expire(w, carried)
+			}
+			cancel()
+			if l.err == nil && token != carried.token {
+				if err := h.jar.write(w, carried, token, l.s.Expiry); err != nil {
+					l.s, l.err = Session{}, err
+				}
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), loadedKey{}, l)))
+	})
+}
+
+// SessionFromContext returns the session [Handler.Middleware] loaded for the
+// request ctx belongs to: ErrNoSession when there is none (or the middleware
+// did not run), the store's error when it failed.
+func SessionFromContext(ctx context.Context) (Session, error) {
+	if l, ok := ctx.Value(loadedKey{}).(*loaded); ok {
+		return l.s, l.err
+	}
+	return Session{}, ErrNoSession
+}
+
+type loadedKey struct{}
+
+// loaded is what the middleware found; h tells which Handler's session it is,
+// for apps that mount several.
+type loaded struct {
+	h   *Handler
+	s   Session
+	err error
+}
+
+// UpdateSession replaces the request's session with s, for example after a
+// token refresh, and rewrites the cookie. If the session was ended meanwhile
+// (by a logout in another tab, say) it returns ErrNoSession and brings
+// nothing back.
+//
+// s is the session as [Handler.Session] returned it, with new tokens: its
+// issuer, subject, sid and IssuedAt cannot change (revocations find sessions
+// by them). A zero IssuedAt is read from the store first, at the cost of a
+// round trip.
+func (h *Handler) UpdateSession(w http.ResponseWriter, r *http.Request, s Session) error {
+	carried := h.jar.read(r)
+	if carried.token == "" {
+		return ErrNoSession
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	if s.IssuedAt.IsZero() {
+		cur, err := h.store.Load(ctx, carried.token)
+		if err != nil {
+			return err
+		}
+		s.IssuedAt = cur.IssuedAt
+	}
+	newToken, err := h.store.Update(ctx, carried.token, s)
+	if err != nil {
+		return err
+	}
+	return h.jar.write(w, carried, newToken, s.Expiry)
+}
