@@ -109,3 +109,17 @@ type handleNamer interface {
 func cookieHandle(handle []byte) string {
 	return hashKey("handle\x00" + string(handle))
 }
+
+// lapsed reports a session a store found expired or idle.
+func (h *Handler) lapsed(ctx context.Context, e *lapsedError) {
+	fire(ctx, h.onEnd, SessionEnd{Reason: e.reason, Issuer: e.s.Issuer, Subject: e.s.Subject, SessionID: e.s.SessionID, Handle: e.handle})
+}
+
+// handleOf names the token's session for SessionEnd, when there is a hook to
+// tell and the store can name it.
+func (h *Handler) handleOf(token string) string {
+	if n, ok := h.store.(handleNamer); ok && h.onEnd != nil {
+		return n.handleOf(token)
+	}
+	return ""
+}
