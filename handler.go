@@ -176,16 +176,94 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 	h.reply(w, r, 0, h.EndSessionURL(ended.IDToken, postLogout, rand.Text()), "")
 }
 
-// Close stops the backstop taking new jobs and waits, until ctx is done, for
-// the ones already scheduled (their grace periods included), so that a
-// deploy does not drop them; those still waiting then are abandoned and
-// reported to OnBackstopError and the log. Call it on shutdown, after the
-// HTTP server stopped serving. Without a Provider it returns at once.
-func (h *Handler) Close(ctx context.Context) error {
-	if h.backstop == nil {
+// checkRequest enforces the method and the origin, replying itself on error.
+func (h *Handler) checkRequest(w http.ResponseWriter, r *http.Request) error {
+	var err error
+	switch {
+	case r.Method == http.MethodPost:
+		err = h.csrf.Check(r)
+	case r.Method == http.MethodGet && h.allowGET:
+		err = checkGETOrigin(r)
+	default:
+		allow := "POST"
+		if h.allowGET {
+			allow = "GET, POST"
+		}
+		w.Header().Set("Allow", allow)
+		http.Error(w, "logout: method not allowed", http.StatusMethodNotAllowed)
+		return errors.New("method not allowed")
+	}
+	if err != nil {
+		http.Error(w, "logout: cross-origin logout refused", http.StatusForbidden)
+	}
+	return err
+}
+
+// checkGETOrigin applies CrossOriginProtection's rule to a GET, which it never
+// blocks itself: only a same-origin or user-typed navigation may log out. A
+// browser without Fetch Metadata is judged by Origin, then by Referer, each
+// compared with Host. A GET with none of the three (a very old browser on a
+// page that suppresses its Referer) cannot be told apart and is accepted:
+// AllowGET trades that for links that work.
+func checkGETOrigin(r *http.Request) error {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		if site != "same-origin" && site != "none" {
+			return errCrossOrigin
+		}
 		return nil
 	}
-	return h.backstop.close(ctx)
+	for _, h := range [...]string{"Origin", "Referer"} {
+		if v := r.Header.Get(h); v != "" {
+			if u, err := url.Parse(v); err != nil || u.Host != r.Host {
+				return errCrossOrigin
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+var errCrossOrigin = errors.New("cross-origin request")
+
+// returnTo picks the post-logout redirect URI: the configured one, or the
+// request's return_to when it exactly matches an allowed one.
+func (h *Handler) returnTo(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if r.URL.RawQuery == "" && (r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0) {
+		return h.postLogout, true // nothing to parse: the usual case
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "logout: malformed request", http.StatusBadRequest)
+		return "", false
+	}
+	values := r.Form["return_to"]
+	switch {
+	case len(values) == 0:
+		return h.postLogout, true
+	case len(values) == 1 && slices.Contains(h.allowed, values[0]):
+		return values[0], true
+	default:
+		http.Error(w, "logout: return_to is not an allowed post-logout redirect URI", http.StatusBadRequest)
+		return "", false
+	}
+}
+
+// plainIDToken is the ID token of Config.IDTokenCookie, when it is set and
+// its value has the shape of a JWT.
+func (h *Handler) plainIDToken(r *http.Request) string {
+	if h.idTokenCookie == "" {
+		return ""
+	}
+	c, err := r.Cookie(h.idTokenCookie)
+	if err != nil || len(c.Value) > maxEndSessionURL || strings.Count(c.Value, ".") != 2 {
+		return ""
+	}
+	for _, part := range strings.Split(c.Value, ".") {
+		if part == "" || strings.Trim(part, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			return ""
+		}
+	}
+	return c.Value
 }
 
 // EndSessionURL returns the provider's end-session URL for the given ID token
@@ -250,96 +328,6 @@ func (h *Handler) EndSessionURL(idTokenHint, postLogoutRedirectURI, state string
 // to web servers and proxies.
 const maxEndSessionURL = 8000
 
-// checkRequest enforces the method and the origin, replying itself on error.
-func (h *Handler) checkRequest(w http.ResponseWriter, r *http.Request) error {
-	var err error
-	switch {
-	case r.Method == http.MethodPost:
-		err = h.csrf.Check(r)
-	case r.Method == http.MethodGet && h.allowGET:
-		err = checkGETOrigin(r)
-	default:
-		allow := "POST"
-		if h.allowGET {
-			allow = "GET, POST"
-		}
-		w.Header().Set("Allow", allow)
-		http.Error(w, "logout: method not allowed", http.StatusMethodNotAllowed)
-		return errors.New("method not allowed")
-	}
-	if err != nil {
-		http.Error(w, "logout: cross-origin logout refused", http.StatusForbidden)
-	}
-	return err
-}
-
-// plainIDToken is the ID token of Config.IDTokenCookie, when it is set and
-// its value has the shape of a JWT.
-func (h *Handler) plainIDToken(r *http.Request) string {
-	if h.idTokenCookie == "" {
-		return ""
-	}
-	c, err := r.Cookie(h.idTokenCookie)
-	if err != nil || len(c.Value) > maxEndSessionURL || strings.Count(c.Value, ".") != 2 {
-		return ""
-	}
-	for _, part := range strings.Split(c.Value, ".") {
-		if part == "" || strings.Trim(part, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
-			return ""
-		}
-	}
-	return c.Value
-}
-
-// checkGETOrigin applies CrossOriginProtection's rule to a GET, which it never
-// blocks itself: only a same-origin or user-typed navigation may log out. A
-// browser without Fetch Metadata is judged by Origin, then by Referer, each
-// compared with Host. A GET with none of the three (a very old browser on a
-// page that suppresses its Referer) cannot be told apart and is accepted:
-// AllowGET trades that for links that work.
-func checkGETOrigin(r *http.Request) error {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
-		if site != "same-origin" && site != "none" {
-			return errCrossOrigin
-		}
-		return nil
-	}
-	for _, h := range [...]string{"Origin", "Referer"} {
-		if v := r.Header.Get(h); v != "" {
-			if u, err := url.Parse(v); err != nil || u.Host != r.Host {
-				return errCrossOrigin
-			}
-			return nil
-		}
-	}
-	return nil
-}
-
-var errCrossOrigin = errors.New("cross-origin request")
-
-// returnTo picks the post-logout redirect URI: the configured one, or the
-// request's return_to when it exactly matches an allowed one.
-func (h *Handler) returnTo(w http.ResponseWriter, r *http.Request) (string, bool) {
-	if r.URL.RawQuery == "" && (r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0) {
-		return h.postLogout, true // nothing to parse: the usual case
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "logout: malformed request", http.StatusBadRequest)
-		return "", false
-	}
-	values := r.Form["return_to"]
-	switch {
-	case len(values) == 0:
-		return h.postLogout, true
-	case len(values) == 1 && slices.Contains(h.allowed, values[0]):
-		return values[0], true
-	default:
-		http.Error(w, "logout: return_to is not an allowed post-logout redirect URI", http.StatusBadRequest)
-		return "", false
-	}
-}
-
 // reply redirects a browser navigation, or answers a script with JSON.
 func (h *Handler) reply(w http.ResponseWriter, r *http.Request, status int, target, errCode string) {
 	if isScript(r) {
@@ -379,4 +367,16 @@ func isScript(r *http.Request) bool {
 		return mode != "navigate" && mode != "nested-navigate"
 	}
 	return strings.Contains(r.Header.Get("Accept"), "application/json")
+}
+
+// Close stops the backstop taking new jobs and waits, until ctx is done, for
+// the ones already scheduled (their grace periods included), so that a
+// deploy does not drop them; those still waiting then are abandoned and
+// reported to OnBackstopError and the log. Call it on shutdown, after the
+// HTTP server stopped serving. Without a Provider it returns at once.
+func (h *Handler) Close(ctx context.Context) error {
+	if h.backstop == nil {
+		return nil
+	}
+	return h.backstop.close(ctx)
 }
