@@ -197,16 +197,6 @@ func (l *RevocationList) remember(ctx context.Context, key string, ttl time.Dura
 	return rememberKey(ctx, l.rdb, l.KeyPrefix+"once:"+hashKey(key), ttl)
 }
 
-// keepLaterScript sets KEYS[1] to ARGV[1], "ms" or "ms rest", unless it holds
-// a later time already.
-const keepLaterScript = `
-local cur = tonumber(string.match(redis.call('GET', KEYS[1]) or '0', '^(%d+)')) or 0
-if cur < tonumber(string.match(ARGV[1], '^(%d+)')) then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-end
-return 1
-`
-
 // The refresh of a cookie session is single-flight across instances through
 // keys of the list, all under the session handle's hash tag (one slot on
 // Cluster): a lease; the hash of the session's current refresh token (absent
@@ -283,18 +273,6 @@ func (l *RevocationList) stashed(ctx context.Context, handle []byte, oldToken st
 	return stashOpen(oldToken, stashKey, sealed)
 }
 
-// refreshedScript: KEYS[1] the current refresh hash, KEYS[2] the stash;
-// ARGV: the expected hash (or ""), the new hash, the TTL in ms, the stash.
-const refreshedScript = `
-local cur = redis.call('GET', KEYS[1])
-if cur and cur ~= ARGV[1] then
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-redis.call('SET', KEYS[2], ARGV[4], 'PX', 60000)
-return 1
-`
-
 func stashAEAD(oldToken string) (cipher.AEAD, error) {
 	key := sha256.Sum256([]byte("logout refresh stash\x00" + oldToken))
 	return newAEAD(key[:])
@@ -330,10 +308,3 @@ func releaseLease(rdb redis.UniversalClient, key, owner string) {
 	defer cancel()
 	within(ctx, func() (any, error) { return rdb.Eval(ctx, releaseScript, []string{key}, owner).Result() })
 }
-
-const releaseScript = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-`
