@@ -704,64 +704,6 @@ func minTime(a, b time.Time) time.Time {
 	return a
 }
 
-// durability is how many replicas must confirm a write that ends sessions.
-type durability struct {
-	replicas int
-	timeout  time.Duration
-}
-
-// write runs add's commands and returns the first error other than a nil
-// reply; the caller reads each command's own result. With replicas set, it
-// pipelines a WAIT after them, to the primary that owns key (on Cluster, the
-// node of key's slot: WAIT has no key to route by), and fails unless enough
-// replicas confirm within the timeout. Still one round trip.
-func (d durability) write(ctx context.Context, rdb redis.UniversalClient, key string, add func(redis.Cmdable)) error {
-	if d.replicas <= 0 {
-		_, err := within(ctx, func() (struct{}, error) {
-			add(rdb)
-			return struct{}{}, nil
-		})
-		return err
-	}
-	pipelined := rdb.Pipelined
-	if _, ok := rdb.(*redis.Ring); ok {
-		return errors.New("WaitReplicas is not supported on a redis.Ring")
-	}
-	if cc, ok := rdb.(*redis.ClusterClient); ok {
-		node, err := cc.MasterForKey(ctx, key)
-		if err != nil {
-			return err
-		}
-		pipelined = node.Pipelined
-	}
-	timeout := cmp.Or(d.timeout, 500*time.Millisecond)
-	var wait *redis.Cmd
-	_, err := within(ctx, func() ([]redis.Cmder, error) {
-		return pipelined(ctx, func(p redis.Pipeliner) error {
-			add(p)
-			wait = p.Do(ctx, "wait", d.replicas, timeout.Milliseconds())
-			return nil
-		})
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return err
-	}
-	n, err := wait.Int64()
-	switch {
-	case err != nil:
-		return err
-	case int(n) < d.replicas:
-		return fmt.Errorf("%d of %d replicas confirmed within %v: %w", n, d.replicas, timeout, ErrNotConfirmed)
-	}
-	return nil
-}
-
-// ErrNotConfirmed is wrapped by the errors of a store whose WaitReplicas
-// replicas did not confirm an ending in time: the primary ended the session,
-// but a failover before replication could bring it back, so the ending is
-// reported as a failure, never as done.
-var ErrNotConfirmed = errors.New("logout: the replicas did not confirm the ending")
-
 // seenKey reports whether key exists.
 func seenKey(ctx context.Context, rdb redis.UniversalClient, key string) (bool, error) {
 	n, err := within(ctx, func() (int64, error) { return rdb.Exists(ctx, key).Result() })
