@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"time"
 )
 
 // Active sessions: where a user is signed in, and signing out one of those
@@ -229,3 +230,23 @@ func (h *Handler) requestSession(r *http.Request) (Session, string, error) {
 	s, err := h.Session(r)
 	return s, token, err
 }
+
+// SessionInfo is what a store shows of one session without opening it:
+// nothing secret, nothing that signs anyone in.
+type SessionInfo struct {
+	// Handle names the session for [Handler.EndSessionByHandle]: opaque,
+	// and useless without the user's own session.
+	Handle    string
+	CreatedAt time.Time
+	// LastSeen is when the session was last used, as far as the store can
+	// tell (Redis's idle time of the record); zero when it cannot.
+	LastSeen  time.Time
+	ExpiresAt time.Time // the absolute expiry
+	Device    string    // what the app recorded in Session.Device at sign-in
+	// Current marks the session of the request that asked for the list.
+	Current bool
+}
+
+// MaxListPage bounds the sessions one ListSessions call returns, in one round
+// trip; a user with more gets a cursor for the next page.
+const MaxListPage = 100
