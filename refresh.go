@@ -2,16 +2,13 @@ package logout
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -76,11 +73,6 @@ type refreshResult struct {
 	token string
 	err   error
 }
-
-// refreshLeaseTTL bounds how long one instance may hold a session's refresh
-// before another may try: longer than a refresh takes, short enough that a
-// crashed instance does not block refreshes for long.
-const refreshLeaseTTL = 15 * time.Second
 
 func (h *Handler) refresh(ctx context.Context, token, seen string) refreshResult {
 	rs, shared := h.store.(refreshSync)
@@ -232,72 +224,4 @@ func partOf(parts []string, i int) string {
 		return parts[i]
 	}
 	return ""
-}
-
-// refreshSync is what a store that instances share offers to keep refreshes
-// of one session single-flight across them.
-type refreshSync interface {
-	// lease takes the session's refresh lease, or returns errLeaseHeld.
-	lease(ctx context.Context, token string) (release func(), err error)
-	leaseHeld(ctx context.Context, token string) (bool, error)
-	// loadVersion loads the session and names its current refresh.
-	loadVersion(ctx context.Context, token string) (Session, string, error)
-	// updateIfVersion stores s only if the refresh is still version, or
-	// returns errStaleVersion.
-	updateIfVersion(ctx context.Context, token, version string, s Session) (string, error)
-	// isCurrent reports whether refreshToken is the session's current one.
-	isCurrent(ctx context.Context, token, refreshToken string) (bool, error)
-	// latest returns the session, and its token, as the last refresh left
-	// it, for a request that carries the token from before.
-	latest(ctx context.Context, token string) (Session, string, error)
-	// settled reports whether a refresh replaced the session this very
-	// token holds, when the token itself carries the tokens (a cookie), and
-	// returns what it stored.
-	settled(ctx context.Context, token string) (Session, string, bool, error)
-}
-
-var (
-	errLeaseHeld    = errors.New("logout: another instance is refreshing the session")
-	errStaleVersion = errors.New("logout: the session was refreshed meanwhile")
-)
-
-// refreshFlights shares one refresh among the requests of this instance
-// that carry the same session token.
-type refreshFlights struct {
-	mu      sync.Mutex
-	flights map[string]*refreshFlight
-}
-
-type refreshFlight struct {
-	done chan struct{}
-	res  refreshResult
-}
-
-func (f *refreshFlights) do(key string, fn func() refreshResult) refreshResult {
-	f.mu.Lock()
-	if f.flights == nil {
-		f.flights = map[string]*refreshFlight{}
-	}
-	if fl, ok := f.flights[key]; ok {
-		f.mu.Unlock()
-		<-fl.done
-		return fl.res
-	}
-	fl := &refreshFlight{done: make(chan struct{})}
-	f.flights[key] = fl
-	f.mu.Unlock()
-	defer func() {
-		f.mu.Lock()
-		delete(f.flights, key)
-		f.mu.Unlock()
-		close(fl.done)
-	}()
-	fl.res = fn()
-	return fl.res
-}
-
-// refreshHash names a refresh token in Redis without writing it there.
-func refreshHash(refreshToken string) string {
-	sum := sha256.Sum256([]byte("logout refresh\x00" + refreshToken))
-	return hex.EncodeToString(sum[:16])
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -380,82 +379,6 @@ func (r *RedisStore) bind(b binding) SessionStore {
 	cp.idle = b.idle
 	cp.format = b.format
 	return &cp
-}
-
-// The refresh of a session is single-flight across instances (see
-// Handler.Refresh): a lease key beside the session, and updates that check
-// the stored blob is still the one the refresh loaded.
-
-func (r *RedisStore) leaseKey(ref redisRef) string {
-	return strings.TrimSuffix(ref.session, ref.field) + "lease:" + ref.field
-}
-
-func (r *RedisStore) lease(ctx context.Context, token string) (func(), error) {
-	ref, ok := r.parse(token)
-	if !ok {
-		return nil, ErrNoSession
-	}
-	key, owner := r.leaseKey(ref), newLeaseOwner()
-	got, err := within(ctx, func() (bool, error) { return r.rdb.SetNX(ctx, key, owner, refreshLeaseTTL).Result() })
-	if err != nil {
-		return nil, fmt.Errorf("logout: redis refresh lease: %w", err)
-	}
-	if !got {
-		return nil, errLeaseHeld
-	}
-	return func() { releaseLease(r.rdb, key, owner) }, nil
-}
-
-func (r *RedisStore) leaseHeld(ctx context.Context, token string) (bool, error) {
-	ref, ok := r.parse(token)
-	if !ok {
-		return false, ErrNoSession
-	}
-	return seenKey(ctx, r.rdb, r.leaseKey(ref))
-}
-
-func (r *RedisStore) loadVersion(ctx context.Context, token string) (Session, string, error) {
-	ref, ok := r.parse(token)
-	if !ok {
-		return Session{}, "", ErrNoSession
-	}
-	blob, err := within(ctx, func() ([]byte, error) { return r.rdb.Get(ctx, ref.session).Bytes() })
-	if errors.Is(err, redis.Nil) {
-		return Session{}, "", ErrNoSession
-	}
-	if err != nil {
-		return Session{}, "", fmt.Errorf("logout: redis load: %w", err)
-	}
-	s, err := r.open(ref, blob)
-	sum := sha1.Sum(blob)
-	return s, hex.EncodeToString(sum[:]), err
-}
-
-func (r *RedisStore) updateIfVersion(ctx context.Context, token, version string, s Session) (string, error) {
-	ref, ok := r.parse(token)
-	if !ok {
-		return "", ErrNoSession
-	}
-	return r.update(ctx, ref, token, version, s)
-}
-
-func (r *RedisStore) isCurrent(ctx context.Context, token, refreshToken string) (bool, error) {
-	s, err := r.Load(ctx, token)
-	if err != nil {
-		return false, err
-	}
-	return s.RefreshToken == refreshToken, nil
-}
-
-func (r *RedisStore) latest(ctx context.Context, token string) (Session, string, error) {
-	s, err := r.Load(ctx, token)
-	return s, token, err
-}
-
-// settled is never true for a Redis session: its token names the record,
-// which always holds the latest tokens.
-func (r *RedisStore) settled(context.Context, string) (Session, string, bool, error) {
-	return Session{}, "", false, nil
 }
 
 func (r *RedisStore) handleOf(token string) string {
