@@ -1,3 +1,6 @@
+// Active sessions: listing where a user is signed in, and signing out one of
+// those places, or all but this one.
+
 package logout
 
 import (

@@ -1,3 +1,6 @@
+// The back-channel logout receiver: logout tokens the provider posts when a
+// session ends elsewhere.
+
 package logout
 
 import (

@@ -1,3 +1,6 @@
+// The backstop: ending the provider's session from the server after a logout,
+// in case the browser never reaches the end-session endpoint.
+
 package logout
 
 import (

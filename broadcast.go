@@ -1,3 +1,5 @@
+// Telling the app's other open tabs that the browser signed out.
+
 package logout
 
 import (

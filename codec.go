@@ -1,3 +1,6 @@
+// The binary form of a Session that both stores encrypt, in every format
+// version they read.
+
 package logout
 
 import (

@@ -1,3 +1,6 @@
+// Config, CookieConfig and New: everything a Handler is set up with, and
+// every check made at start-up.
+
 package logout
 
 import (

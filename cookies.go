@@ -1,3 +1,6 @@
+// The session cookie and its companions: writing, chunking, reading and
+// expiring them with the attributes they were set with.
+
 package logout
 
 import (

@@ -1,3 +1,5 @@
+// Reading the provider's discovery document, and checking configured URLs.
+
 package logout
 
 import (

@@ -1,3 +1,6 @@
+// The package documentation: what logout does, how to mount it, and where
+// each part lives.
+
 // Package logout signs a user out of a web app that signed them in with
 // Scalekit or any other OpenID Connect provider, in all three places their
 // session lives.
@@ -38,4 +41,32 @@
 // The same Handler gives the sign-in side its half ([Handler.StartSession],
 // [Handler.Session], [Handler.UpdateSession]), so the cookie is always written
 // and deleted with the same name, path, domain and flags.
+//
+// # A map of the source
+//
+// Each file holds one idea; read handler.go first, top to bottom.
+//
+//   - The logout: handler.go (the endpoint and its flow), config.go (what a
+//     Handler is set up with, checked by [New]), cookies.go (the cookies
+//     written and expired), broadcast.go (telling other tabs).
+//   - Signing in and staying signed in: session.go (start, read, update),
+//     refresh.go and refresh_sync.go (new tokens from the provider, one
+//     refresh at a time).
+//   - Stores: store.go ([Session], [SessionStore] and the optional
+//     interfaces), store_redis.go and store_redis_sessions.go ([RedisStore]),
+//     store_cookie.go ([CookieStore], [RevocableCookieStore]), revocation.go
+//     ([RevocationList]), codec.go (the session's bytes). Their Redis
+//     plumbing: redis_calls.go, redis_durability.go ([ErrNotConfirmed]),
+//     redis_scripts.go (every Lua script).
+//   - Endings that start elsewhere: backchannel.go, webhook.go, keyset.go
+//     (the provider's signing keys); active_sessions.go (a user's list of
+//     sessions, "sign out other devices"); sessionend.go (the one hook that
+//     hears every ending).
+//   - The provider's side: provider.go ([Provider], its session API),
+//     backstop.go (ending the provider session from the server),
+//     discovery.go.
+//
+// The package scalekittest runs a fake Scalekit for tests, and
+// cmd/fakescalekit serves it to apps in any language; cmd/logoutdemo is a
+// complete app built on this package.
 package logout

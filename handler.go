@@ -1,3 +1,6 @@
+// The logout endpoint: Handler, its flow from refusal to redirect, and the
+// provider's end-session URL.
+
 package logout
 
 import (

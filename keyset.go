@@ -1,3 +1,6 @@
+// The provider's signing keys, fetched from its JWKS document and refetched
+// sparingly.
+
 package logout
 
 import (

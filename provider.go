@@ -1,3 +1,6 @@
+// Provider: the app's client credentials at the provider, and the session
+// API and token endpoint calls made with them.
+
 package logout
 
 import (

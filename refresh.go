@@ -1,3 +1,6 @@
+// Refresh: redeeming a session's refresh token and storing what the provider
+// gives back.
+
 package logout
 
 import (

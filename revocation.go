@@ -1,3 +1,6 @@
+// RevocationList: the Redis records that make a cookie store's endings
+// server-side.
+
 package logout
 
 import (

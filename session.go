@@ -1,3 +1,6 @@
+// The sign-in side: starting a session, reading it on each request, and
+// replacing it after a refresh.
+
 package logout
 
 import (

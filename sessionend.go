@@ -1,3 +1,6 @@
+// SessionEnd and EndReason: telling the app of every session that ends,
+// whichever way it ends.
+
 package logout
 
 import (

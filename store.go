@@ -1,3 +1,6 @@
+// Session and the SessionStore interface every store implements, with the
+// optional interfaces a store may add.
+
 package logout
 
 import (

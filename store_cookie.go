@@ -1,3 +1,6 @@
+// CookieStore and RevocableCookieStore: sessions sealed into the browser's
+// cookie.
+
 package logout
 
 import (

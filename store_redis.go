@@ -1,3 +1,5 @@
+// RedisStore: sessions kept encrypted in Redis, shared by every instance.
+
 package logout
 
 import (

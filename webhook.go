@@ -1,3 +1,5 @@
+// The webhook receiver: the provider's signed user.logout events.
+
 package logout
 
 import (
