@@ -86,7 +86,7 @@ func (h *Handler) EndSessionByHandle(w http.ResponseWriter, r *http.Request, han
 	if !ended {
 		return ErrNoSession
 	}
-	fire(ctx, h.onEnd, SessionEnd{Reason: EndByUser, Issuer: s.Issuer, Subject: s.Subject, Handle: handle})
+	reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndByUser, Issuer: s.Issuer, Subject: s.Subject, Handle: handle})
 	if n, ok := h.store.(handleNamer); ok && n.handleOf(token) == handle {
 		h.jar.expire(w, h.jar.read(r))
 	}
@@ -115,11 +115,11 @@ func (h *Handler) EndOtherSessions(w http.ResponseWriter, r *http.Request) (int,
 		return 0, err
 	}
 	if _, enumerates := oe.(*RedisStore); !enumerates {
-		fire(ctx, h.onEnd, SessionEnd{Reason: EndOtherDevices, Issuer: s.Issuer, Subject: s.Subject})
+		reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndOtherDevices, Issuer: s.Issuer, Subject: s.Subject})
 	}
 	_ = newToken // the stores keep the caller's token
 	for _, handle := range ended {
-		fire(ctx, h.onEnd, SessionEnd{Reason: EndOtherDevices, Issuer: s.Issuer, Subject: s.Subject, Handle: handle})
+		reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndOtherDevices, Issuer: s.Issuer, Subject: s.Subject, Handle: handle})
 	}
 	if h.backstop != nil && s.Subject != "" {
 		h.backstop.endOthers(s.Subject, s.SessionID)

@@ -191,7 +191,7 @@ func (b *BackChannelHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// retry into a "replayed" refusal and the session would live on.
 	// iat counts whole seconds: a sub-only token ends the sessions begun
 	// within the second it names too.
-	n, err := revoke(ctx, b.revoker, b.onEnd, EndBackChannel, tok.Issuer, tok.Subject, tok.SessionID, tok.IssuedAt.Truncate(time.Second).Add(time.Second-time.Millisecond))
+	n, err := revokeAndReport(ctx, b.revoker, b.onEnd, EndBackChannel, tok.Issuer, tok.Subject, tok.SessionID, tok.IssuedAt.Truncate(time.Second).Add(time.Second-time.Millisecond))
 	if err != nil {
 		b.fail(w, r, err)
 		return

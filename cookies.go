@@ -110,9 +110,9 @@ func (j cookieJar) chunkName(i int) string {
 	return j.name + "." + strconv.Itoa(i)
 }
 
-// sent is what a request carries of the session cookie, from one parse of its
-// Cookie header.
-type sent struct {
+// carriedCookie is what a request carries of the session cookie, from one
+// parse of its Cookie header.
+type carriedCookie struct {
 	token  string   // the joined token, or "" when absent or inconsistent
 	chunks []string // names of the NAME.i cookies present, i >= 1
 }
@@ -120,11 +120,11 @@ type sent struct {
 // read finds the session token in the request, joined from its chunks. The
 // first chunk's count says exactly which chunks to join; leftovers from an
 // earlier, larger session are noted for expiry and otherwise ignored.
-func (j cookieJar) read(r *http.Request) sent {
+func (j cookieJar) read(r *http.Request) carriedCookie {
 	var first string
 	var found bool
 	var parts [maxChunks]string
-	var out sent
+	var out carriedCookie
 	prefix := j.name + "."
 	for _, c := range r.Cookies() {
 		if c.Name == j.name {
@@ -175,7 +175,7 @@ func (j cookieJar) read(r *http.Request) sent {
 
 // write sets the token, in as many chunks as it needs, and expires chunks
 // left over from a larger session that the request still carries.
-func (j cookieJar) write(w http.ResponseWriter, old sent, token string, expires time.Time) error {
+func (j cookieJar) write(w http.ResponseWriter, old carriedCookie, token string, expires time.Time) error {
 	if len(token) > maxCookieTokenLen {
 		return fmt.Errorf("logout: session token is %d bytes, more than %d cookies can hold", len(token), maxChunks)
 	}
@@ -197,7 +197,7 @@ func (j cookieJar) write(w http.ResponseWriter, old sent, token string, expires 
 }
 
 // expire removes the session cookie and every chunk the request carried.
-func (j cookieJar) expire(w http.ResponseWriter, old sent) {
+func (j cookieJar) expire(w http.ResponseWriter, old carriedCookie) {
 	http.SetCookie(w, expired(j.cookie(j.name, "")))
 	j.expireChunks(w, old, 1)
 }
@@ -205,7 +205,7 @@ func (j cookieJar) expire(w http.ResponseWriter, old sent) {
 // expireChunks expires each chunk NAME.i with i >= from that the request
 // carried. Only present chunks are touched, so a small session's logout sends
 // one Set-Cookie, not maxChunks.
-func (j cookieJar) expireChunks(w http.ResponseWriter, old sent, from int) {
+func (j cookieJar) expireChunks(w http.ResponseWriter, old carriedCookie, from int) {
 	for _, name := range old.chunks {
 		if i, _ := strconv.Atoi(name[len(j.name)+1:]); i >= from {
 			http.SetCookie(w, expired(j.cookie(name, "")))

@@ -58,7 +58,7 @@ type Handler struct {
 // gets 200 and JSON naming the URL the page must navigate to. Every answer
 // carries Cache-Control: no-store.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.serve(w, r, false)
+	h.logout(w, r, false)
 }
 
 // Everywhere returns a handler that logs out like ServeHTTP and also ends
@@ -71,10 +71,10 @@ func (h *Handler) Everywhere() http.Handler {
 	if _, ok := h.store.(Revoker); !ok {
 		panic(fmt.Sprintf("logout: Everywhere needs a store that can end a user's other sessions (a RedisStore or a RevocableCookieStore), not a %T", h.store))
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, true) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.logout(w, r, true) })
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool) {
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool) {
 	// No answer of a logout endpoint, refusals included, may be cached.
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "private, no-cache, no-store, must-revalidate")
@@ -105,7 +105,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 		if errors.As(storeErr, &lapsed) {
 			// Over for the app, but its ID token still helps the provider,
 			// and its user is still the one to sign out everywhere.
-			h.lapsed(ctx, lapsed)
+			h.reportLapsed(ctx, lapsed)
 			ended = lapsed.s
 		}
 		if errors.Is(storeErr, ErrNoSession) {
@@ -113,10 +113,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, everywhere bool)
 		}
 		acknowledged = storeErr == nil && lapsed == nil && (ended.Subject != "" || ended.IDToken != "")
 		if acknowledged {
-			fire(ctx, h.onEnd, SessionEnd{Reason: EndLogout, Issuer: ended.Issuer, Subject: ended.Subject, SessionID: ended.SessionID, Handle: h.handleOf(token)})
+			reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndLogout, Issuer: ended.Issuer, Subject: ended.Subject, SessionID: ended.SessionID, Handle: h.handleOf(token)})
 		}
 		if everywhere && storeErr == nil && ended.Subject != "" {
-			_, storeErr = revoke(ctx, h.store.(Revoker), h.onEnd, EndEverywhere, ended.Issuer, ended.Subject, "", time.Now())
+			_, storeErr = revokeAndReport(ctx, h.store.(Revoker), h.onEnd, EndEverywhere, ended.Issuer, ended.Subject, "", time.Now())
 		}
 		cancel()
 	}

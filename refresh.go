@@ -156,7 +156,7 @@ func (h *Handler) refused(ctx context.Context, token string, s Session) refreshR
 	if _, err := h.store.End(ctx, token); err != nil && !errors.Is(err, ErrNoSession) {
 		return refreshResult{err: err}
 	}
-	fire(ctx, h.onEnd, SessionEnd{Reason: EndRefreshRefused, Issuer: s.Issuer, Subject: s.Subject, SessionID: s.SessionID, Handle: handle})
+	reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndRefreshRefused, Issuer: s.Issuer, Subject: s.Subject, SessionID: s.SessionID, Handle: handle})
 	h.log.LogAttrs(ctx, slog.LevelInfo, "logout: the provider refused the refresh token; session ended",
 		slog.String("sub", s.Subject), slog.String("session", fingerprint(token)))
 	return refreshResult{err: ErrNoSession}

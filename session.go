@@ -26,7 +26,7 @@ func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session
 			return err
 		}
 		if err == nil {
-			fire(ctx, h.onEnd, SessionEnd{Reason: EndReplaced, Issuer: old.Issuer, Subject: old.Subject, SessionID: old.SessionID, Handle: handle})
+			reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndReplaced, Issuer: old.Issuer, Subject: old.Subject, SessionID: old.SessionID, Handle: handle})
 		}
 	}
 	now := time.Now()
@@ -117,7 +117,7 @@ func (h *Handler) Middleware(next http.Handler) http.Handler {
 			if errors.As(l.err, &lapsed) {
 				// Seen ending: report it once, and take the cookie away so
 				// the next requests do not bring it again.
-				h.lapsed(ctx, lapsed)
+				h.reportLapsed(ctx, lapsed)
 				h.jar.expire(w, carried)
 			}
 			cancel()

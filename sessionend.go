@@ -48,19 +48,20 @@ type SessionEnd struct {
 	Handle string
 }
 
-// fire calls the hook, if any, with a context the caller's cancellation does
-// not reach.
-func fire(ctx context.Context, hook func(context.Context, SessionEnd), e SessionEnd) {
+// reportEnd calls the hook, if any, with a context the caller's
+// cancellation does not reach.
+func reportEnd(ctx context.Context, hook func(context.Context, SessionEnd), e SessionEnd) {
 	if hook != nil {
 		hook(context.WithoutCancel(ctx), e)
 	}
 }
 
-// revoke ends the sessions of the provider session sid or, with no sid, the
-// user's sessions begun at or before before, and reports each ending to hook.
+// revokeAndReport ends the sessions of the provider session sid or, with no
+// sid, the user's sessions begun at or before before, and reports each ending
+// to hook.
 // Only this package's RedisStore itself reports each session: a store that
 // wraps one gets its own EndSID and EndSubject called, and one event.
-func revoke(ctx context.Context, rv Revoker, hook func(context.Context, SessionEnd), reason EndReason, issuer, subject, sid string, before time.Time) (int, error) {
+func revokeAndReport(ctx context.Context, rv Revoker, hook func(context.Context, SessionEnd), reason EndReason, issuer, subject, sid string, before time.Time) (int, error) {
 	if hr, ok := rv.(*RedisStore); ok {
 		var handles []string
 		var err error
@@ -73,7 +74,7 @@ func revoke(ctx context.Context, rv Revoker, hook func(context.Context, SessionE
 			return 0, err
 		}
 		for _, h := range handles {
-			fire(ctx, hook, SessionEnd{Reason: reason, Issuer: issuer, Subject: subject, SessionID: sid, Handle: h})
+			reportEnd(ctx, hook, SessionEnd{Reason: reason, Issuer: issuer, Subject: subject, SessionID: sid, Handle: h})
 		}
 		return len(handles), nil
 	}
@@ -85,7 +86,7 @@ func revoke(ctx context.Context, rv Revoker, hook func(context.Context, SessionE
 		n, err = rv.EndSubject(ctx, issuer, subject, before)
 	}
 	if err == nil {
-		fire(ctx, hook, SessionEnd{Reason: reason, Issuer: issuer, Subject: subject, SessionID: sid})
+		reportEnd(ctx, hook, SessionEnd{Reason: reason, Issuer: issuer, Subject: subject, SessionID: sid})
 	}
 	return n, err
 }
@@ -113,9 +114,9 @@ func cookieHandle(handle []byte) string {
 	return hashKey("handle\x00" + string(handle))
 }
 
-// lapsed reports a session a store found expired or idle.
-func (h *Handler) lapsed(ctx context.Context, e *lapsedError) {
-	fire(ctx, h.onEnd, SessionEnd{Reason: e.reason, Issuer: e.s.Issuer, Subject: e.s.Subject, SessionID: e.s.SessionID, Handle: e.handle})
+// reportLapsed reports a session a store found expired or idle.
+func (h *Handler) reportLapsed(ctx context.Context, e *lapsedError) {
+	reportEnd(ctx, h.onEnd, SessionEnd{Reason: e.reason, Issuer: e.s.Issuer, Subject: e.s.Subject, SessionID: e.s.SessionID, Handle: e.handle})
 }
 
 // handleOf names the token's session for SessionEnd, when there is a hook to

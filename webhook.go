@@ -206,7 +206,7 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// can predate it.
 		before = now
 	}
-	n, err := revoke(ctx, h.revoker, h.onEnd, EndWebhook, h.issuer, ev.Subject, ev.SessionID, before)
+	n, err := revokeAndReport(ctx, h.revoker, h.onEnd, EndWebhook, h.issuer, ev.Subject, ev.SessionID, before)
 	if err != nil {
 		h.fail(w, r, err)
 		return
