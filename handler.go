@@ -74,6 +74,7 @@ func (h *Handler) Everywhere() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.logout(w, r, true) })
 }
 
+// logout is the flow of ServeHTTP and Everywhere, in six steps.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool) {
 	// No answer of a logout endpoint, refusals included, may be cached.
 	hdr := w.Header()
@@ -139,8 +140,8 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 		hdr.Set("Clear-Site-Data", `"cookies", "storage"`)
 	}
 
-	// The provider's session of a session this logout saw ends from the
-	// server too, whatever the store did.
+	// 4. Have the backstop end the provider's session from the server too,
+	// whatever the store did, in case the browser never gets there.
 	if h.backstop != nil && everywhere && ended.Subject != "" {
 		h.backstop.endOthers(ended.Subject, ended.SessionID)
 	}
@@ -148,6 +149,9 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 		h.backstop.endSession(ended.SessionID)
 	}
 
+	// 5. Tell the app what happened: a store failure to OnError (and, with
+	// FailOnStoreError, a 503 instead of the redirect), a logout that ended
+	// a session to OnLogout.
 	if storeErr != nil {
 		h.log.LogAttrs(r.Context(), slog.LevelError, "logout: session store failed; the session may outlive this logout",
 			slog.String("session", fingerprint(token)), slog.Any("error", storeErr))
@@ -166,16 +170,15 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 		}
 	}
 
-	if ended.IDToken == "" {
-		ended.IDToken = h.plainIDToken(r)
-	}
-
-	// 4. Send the browser through the provider's logout, always: the
+	// 6. Send the browser through the provider's logout, always: the
 	// provider finds its session by its own cookie, which the browser
 	// carries whatever this app's store knew, so even with no session here
 	// (a second click, a store failure) the provider's may be alive. How
 	// the browser comes back depends on what the provider can trust; see
 	// EndSessionURL.
+	if ended.IDToken == "" {
+		ended.IDToken = h.plainIDToken(r)
+	}
 	h.reply(w, r, 0, h.EndSessionURL(ended.IDToken, postLogout, rand.Text()), "")
 }
 
