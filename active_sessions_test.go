@@ -266,7 +266,7 @@ func TestSignOutHandlers(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(readAll(t, resp), `"ended":1`) {
 		t.Errorf("other devices from a script: %d", resp.StatusCode)
 	}
-	if _, err := logout.New(logout.Config{Store: newMiniStore(t), EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout, SessionsPage: "//evil.example"}); err == nil {
+	if _, err := logout.New(t.Context(), logout.Config{Store: newMiniStore(t), EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout, SessionsPage: "//evil.example"}); err == nil {
 		t.Error("a SessionsPage on another host was accepted")
 	}
 }

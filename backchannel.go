@@ -97,8 +97,9 @@ type replayGuard interface {
 }
 
 // NewBackChannelHandler fetches the issuer's discovery document and its keys
-// and returns the handler. ctx bounds both. Keys that cannot be fetched now
-// are logged, not fatal: the first logout token fetches them again.
+// and returns the handler: that is all the I/O it does, each fetch bounded by
+// ctx and by 10 seconds, whichever ends first. Keys that cannot be fetched
+// now are logged, not fatal: the first logout token fetches them again.
 func NewBackChannelHandler(ctx context.Context, cfg BackChannelConfig) (*BackChannelHandler, error) {
 	if _, err := checkURL("BackChannelConfig.Issuer", cfg.Issuer); err != nil {
 		return nil, err
@@ -115,7 +116,9 @@ func NewBackChannelHandler(ctx context.Context, cfg BackChannelConfig) (*BackCha
 	if client == nil {
 		client = defaultHTTPClient()
 	}
-	provider, err := oidc.NewProvider(oidc.ClientContext(ctx, client), cfg.Issuer)
+	discoveryCtx, cancel := context.WithTimeout(ctx, discoveryTimeout)
+	defer cancel()
+	provider, err := oidc.NewProvider(oidc.ClientContext(discoveryCtx, client), cfg.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("logout: back-channel: %w", err)
 	}

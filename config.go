@@ -186,9 +186,13 @@ type CookieConfig struct {
 	InsecureHTTP bool
 }
 
-// New checks cfg and returns a Handler. With no EndSessionEndpoint it fetches
-// the issuer's discovery document, once.
-func New(cfg Config) (*Handler, error) {
+// New checks cfg and returns a Handler.
+//
+// With no EndSessionEndpoint it fetches the issuer's discovery document,
+// once, and that is all the I/O it does: the fetch is bounded by ctx and by
+// 10 seconds, whichever ends first. With EndSessionEndpoint set it does no
+// I/O.
+func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("logout: Config.Store is required")
 	}
@@ -225,7 +229,7 @@ func New(cfg Config) (*Handler, error) {
 		if client == nil {
 			client = defaultHTTPClient()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
 		defer cancel()
 		var err error
 		if endpoint, err = discoverEndSession(ctx, client, cfg.Issuer); err != nil {

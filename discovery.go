@@ -14,6 +14,10 @@ import (
 	"time"
 )
 
+// discoveryTimeout bounds New's fetch of the discovery document, whatever
+// the HTTP client and the caller's context.
+const discoveryTimeout = 10 * time.Second
+
 // discoverEndSession reads the provider's discovery document once and returns
 // its end_session_endpoint. The document must name the same issuer it was
 // fetched from, as OpenID Connect Discovery requires.

@@ -35,7 +35,7 @@
 //
 // Mount the handler like any other:
 //
-//	h, err := logout.New(logout.Config{ /* … */ })
+//	h, err := logout.New(ctx, logout.Config{ /* … */ })
 //	http.Handle("/logout", h)
 //
 // The same Handler gives the sign-in side its half ([Handler.StartSession],

@@ -1,6 +1,7 @@
 package logout_test
 
 import (
+	"context"
 	"log"
 	"net/http"
 	"os"
@@ -14,7 +15,7 @@ import (
 // mounted at /logout. A "Sign out" button is a form that POSTs there.
 func ExampleNew() {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	h, err := logout.New(logout.Config{
+	h, err := logout.New(context.Background(), logout.Config{
 		Store:                 logout.NewRedisStore(rdb),
 		Issuer:                os.Getenv("SCALEKIT_ENVIRONMENT_URL"), // https://acme.scalekit.dev
 		ClientID:              os.Getenv("SCALEKIT_CLIENT_ID"),
@@ -34,7 +35,7 @@ func ExampleNewCookieStore() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	h, err := logout.New(logout.Config{
+	h, err := logout.New(context.Background(), logout.Config{
 		Store:                 store,
 		EndSessionEndpoint:    "https://acme.scalekit.dev/oidc/logout",
 		PostLogoutRedirectURI: "https://app.example.com/logged-out",

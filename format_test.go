@@ -95,7 +95,7 @@ func TestWritesSessionFormat1(t *testing.T) {
 	if got := logout.SessionFormatOf(t, store, f.CookieName, signIn(t, h2, s)[0].Value); got != 2 {
 		t.Errorf("the default wrote format %d, want 2", got)
 	}
-	if _, err := logout.New(logout.Config{Store: store, EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout, SessionFormat: 3}); err == nil {
+	if _, err := logout.New(t.Context(), logout.Config{Store: store, EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout, SessionFormat: 3}); err == nil {
 		t.Error("SessionFormat 3 accepted")
 	}
 }

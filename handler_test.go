@@ -665,7 +665,7 @@ func TestDiscovery(t *testing.T) {
 				fmt.Fprint(w, tt.doc(srv.URL))
 			}))
 			defer srv.Close()
-			h, err := logout.New(logout.Config{
+			h, err := logout.New(t.Context(), logout.Config{
 				Store:                 newCookieStore(t),
 				Issuer:                srv.URL + "/", // a trailing slash must not give //paths
 				PostLogoutRedirectURI: testPostLogout,
@@ -735,7 +735,7 @@ func TestNewValidation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := logout.Config{Store: store, EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout}
 			tt.change(&cfg)
-			_, err := logout.New(cfg)
+			_, err := logout.New(t.Context(), cfg)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("New: %v, want an error containing %q", err, tt.wantErr)
 			}
@@ -748,7 +748,7 @@ func TestNewValidation(t *testing.T) {
 
 func TestLocalhostMayUseHTTP(t *testing.T) {
 	for _, u := range []string{"http://localhost:8080/logged-out", "http://127.0.0.1:8080/logged-out", "http://[::1]:8080/x", "http://app.localhost/x"} {
-		_, err := logout.New(logout.Config{Store: newCookieStore(t), EndSessionEndpoint: "http://127.0.0.1:8081/oidc/logout", PostLogoutRedirectURI: u})
+		_, err := logout.New(t.Context(), logout.Config{Store: newCookieStore(t), EndSessionEndpoint: "http://127.0.0.1:8081/oidc/logout", PostLogoutRedirectURI: u})
 		if err != nil {
 			t.Errorf("%s: %v", u, err)
 		}

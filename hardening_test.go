@@ -487,7 +487,7 @@ func TestProviderDownAtStartup(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			srv := httptest.NewServer(handler)
 			defer srv.Close()
-			_, err := logout.New(logout.Config{Store: newCookieStore(t), Issuer: srv.URL, PostLogoutRedirectURI: testPostLogout})
+			_, err := logout.New(t.Context(), logout.Config{Store: newCookieStore(t), Issuer: srv.URL, PostLogoutRedirectURI: testPostLogout})
 			if err == nil || !strings.Contains(err.Error(), "discovery") {
 				t.Errorf("New: %v, want a discovery error", err)
 			}
@@ -501,7 +501,7 @@ func TestProviderDownAtStartup(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := "http://" + l.Addr().String()
 	l.Close()
-	if _, err := logout.New(logout.Config{Store: newCookieStore(t), Issuer: dead, PostLogoutRedirectURI: testPostLogout}); err == nil || !strings.Contains(err.Error(), "refused") {
+	if _, err := logout.New(t.Context(), logout.Config{Store: newCookieStore(t), Issuer: dead, PostLogoutRedirectURI: testPostLogout}); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("New with the provider unreachable: %v, want connection refused", err)
 	}
 }

@@ -89,7 +89,7 @@ func newHandler(t testing.TB, store logout.SessionStore, change func(*logout.Con
 	if change != nil {
 		change(&cfg)
 	}
-	h, err := logout.New(cfg)
+	h, err := logout.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -344,18 +344,18 @@ func TestMiddlewareWithChi(t *testing.T) {
 
 // IdleTimeout needs a store that can renew, and room in the session format.
 func TestIdleTimeoutConfig(t *testing.T) {
-	_, err := logout.New(logout.Config{Store: plainStore{newMiniStore(t)}, EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout, IdleTimeout: time.Minute})
+	_, err := logout.New(t.Context(), logout.Config{Store: plainStore{newMiniStore(t)}, EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout, IdleTimeout: time.Minute})
 	if err == nil {
 		t.Error("IdleTimeout with a store that is not a Renewer: accepted")
 	}
-	_, err = logout.New(logout.Config{Store: newCookieStore(t), EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout, IdleTimeout: time.Minute, SessionFormat: 1})
+	_, err = logout.New(t.Context(), logout.Config{Store: newCookieStore(t), EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout, IdleTimeout: time.Minute, SessionFormat: 1})
 	if err == nil {
 		t.Error("IdleTimeout on a cookie store with SessionFormat 1: accepted")
 	}
-	if _, err = logout.New(logout.Config{Store: newMiniStore(t), EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout, IdleTimeout: time.Minute, SessionFormat: 1}); err != nil {
+	if _, err = logout.New(t.Context(), logout.Config{Store: newMiniStore(t), EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout, IdleTimeout: time.Minute, SessionFormat: 1}); err != nil {
 		t.Errorf("IdleTimeout on Redis with SessionFormat 1: %v (Redis keeps idleness in TTLs)", err)
 	}
-	if _, err = logout.New(logout.Config{Store: plainStore{newMiniStore(t)}, EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout}); err != nil {
+	if _, err = logout.New(t.Context(), logout.Config{Store: plainStore{newMiniStore(t)}, EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout}); err != nil {
 		t.Errorf("a store of the user's own without IdleTimeout: %v", err)
 	}
 }

@@ -103,7 +103,7 @@ func TestScalekitGuideCookies(t *testing.T) {
 	if got := location(t, serve(h, r)).Query().Get("id_token_hint"); got != "" {
 		t.Errorf("a malformed idToken cookie became id_token_hint %q", got)
 	}
-	if _, err := logout.New(logout.Config{Store: newCookieStore(t), EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout, IDTokenCookie: "idToken"}); err == nil {
+	if _, err := logout.New(t.Context(), logout.Config{Store: newCookieStore(t), EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout, IDTokenCookie: "idToken"}); err == nil {
 		t.Error("IDTokenCookie without a ClearCookies entry was accepted")
 	}
 }

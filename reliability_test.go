@@ -216,7 +216,7 @@ func TestRevocationOutlivesSessions(t *testing.T) {
 	if _, err := store.Load(ctx, fresh); err != nil {
 		t.Errorf("a session begun after the revocation: %v, want it alive", err)
 	}
-	if _, err := logout.New(logout.Config{Store: store, EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout,
+	if _, err := logout.New(t.Context(), logout.Config{Store: store, EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout,
 		SessionLifetime: 36 * time.Hour}); err == nil || !strings.Contains(err.Error(), "Lifetime") {
 		t.Errorf("New with SessionLifetime 36 h over a 24 h list: %v, want a Lifetime error", err)
 	}
@@ -429,12 +429,12 @@ func TestScalekitPostLogoutRules(t *testing.T) {
 				cfg.PostLogoutRedirectURI = testPostLogout
 				cfg.AllowedPostLogoutRedirectURIs = []string{tt.uri}
 			}
-			_, err := logout.New(cfg)
+			_, err := logout.New(t.Context(), cfg)
 			if err == nil || !strings.Contains(err.Error(), tt.rule) {
 				t.Errorf("%s (allowed list %v): %v, want an error naming %q", tt.name, allowed, err, tt.rule)
 			}
 			cfg.SkipScalekitURIRules = true
-			_, err = logout.New(cfg)
+			_, err = logout.New(t.Context(), cfg)
 			if wantOK := tt.rule == "query" || tt.rule == "256"; wantOK != (err == nil) {
 				t.Errorf("%s with SkipScalekitURIRules: %v", tt.name, err)
 			}

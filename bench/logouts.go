@@ -108,7 +108,7 @@ func logoutTable(rdb *redis.Client) table {
 		{"logout.CookieStore", cookieStore},
 		{"logout.RevocableCookieStore", revocable},
 	} {
-		h, err := logout.New(logout.Config{Store: s.store, EndSessionEndpoint: endSession, PostLogoutRedirectURI: postLogout, Logger: quiet})
+		h, err := logout.New(context.Background(), logout.Config{Store: s.store, EndSessionEndpoint: endSession, PostLogoutRedirectURI: postLogout, Logger: quiet})
 		check(err)
 		t.systems = append(t.systems, system{s.name, ours, h, func() []*http.Cookie {
 			n := users.Add(1)

@@ -146,7 +146,7 @@ func requestTable(rdb *redis.Client) table {
 		// cookie.
 		{"logout.CookieStore, every request renews", cookieStore, idleTimeout / 5},
 	} {
-		h, err := logout.New(logout.Config{Store: s.store, EndSessionEndpoint: endSession, PostLogoutRedirectURI: postLogout, IdleTimeout: idleTimeout, Logger: quiet})
+		h, err := logout.New(context.Background(), logout.Config{Store: s.store, EndSessionEndpoint: endSession, PostLogoutRedirectURI: postLogout, IdleTimeout: idleTimeout, Logger: quiet})
 		check(err)
 		page := h.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s, err := logout.SessionFromContext(r.Context())

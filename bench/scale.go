@@ -46,7 +46,7 @@ func scaleRun(w *strings.Builder, rdb *redis.Client, mon *monitor, big, conc int
 		n   int
 	}{{small, 1000}, {rdb, big}} {
 		store := logout.NewRedisStore(c.rdb)
-		h, err := logout.New(logout.Config{Store: store, EndSessionEndpoint: endSession, PostLogoutRedirectURI: postLogout, Logger: quiet})
+		h, err := logout.New(ctx, logout.Config{Store: store, EndSessionEndpoint: endSession, PostLogoutRedirectURI: postLogout, Logger: quiet})
 		check(err)
 		srv := httptest.NewServer(h)
 		defer srv.Close()

@@ -204,7 +204,7 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 		// The panel says when the backstop will look at a session.
 		cfg.OnLogout = func(_ *http.Request, ended logout.Session) { a.backstops.scheduled(ended.SessionID) }
 	}
-	if d.Logout, err = logout.New(cfg); err != nil {
+	if d.Logout, err = logout.New(ctx, cfg); err != nil {
 		return nil, err
 	}
 	a.logout = d.Logout

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"log"
 	"net/http"
@@ -52,7 +53,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	h, err := logout.New(logout.Config{
+	h, err := logout.New(context.Background(), logout.Config{
 		Store:                 store,
 		Issuer:                os.Getenv("SCALEKIT_ENVIRONMENT_URL"),
 		ClientID:              os.Getenv("SCALEKIT_CLIENT_ID"),

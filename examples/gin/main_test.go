@@ -15,7 +15,7 @@ import (
 func TestLogoutThroughGin(t *testing.T) {
 	gin.SetMode(gin.TestMode)
 	store, _ := logout.NewCookieStore(make([]byte, 32))
-	h, err := logout.New(logout.Config{
+	h, err := logout.New(t.Context(), logout.Config{
 		Store:                 store,
 		EndSessionEndpoint:    "https://acme.scalekit.dev/oidc/logout",
 		PostLogoutRedirectURI: "https://app.example.com/logged-out",

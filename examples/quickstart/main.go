@@ -44,7 +44,7 @@ func newApp(ctx context.Context, issuer, clientID, clientSecret, appURL string, 
 	if err != nil {
 		return nil, err
 	}
-	h, err := logout.New(logout.Config{
+	h, err := logout.New(ctx, logout.Config{
 		Store:                 logout.NewRedisStore(rdb),
 		Issuer:                issuer,
 		ClientID:              clientID,
