@@ -698,15 +698,10 @@ func TestWebhookFromScalekit(t *testing.T) {
 		t.Run(storeName(cookie), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			prefix := fmt.Sprintf("logout-test:%d:%s:", time.Now().UnixNano(), t.Name())
+			prefix := keyPrefix(t, realRedis(t))
 			key := newKey(t)
 			instance := func() (*logout.Handler, logout.SessionStore, *http.ServeMux, *httptest.Server) {
 				rdb := realRedis(t) // each instance has its own client
-				t.Cleanup(func() {
-					if keys, _ := rdb.Keys(context.Background(), prefix+"*").Result(); len(keys) > 0 {
-						rdb.Del(context.Background(), keys...)
-					}
-				})
 				var store logout.SessionStore
 				if cookie {
 					list := logout.NewRevocationList(rdb)
