@@ -376,7 +376,13 @@ func waitClusterOK(t testing.TB, addr string) {
 func Chromium(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("LOGOUT_CHROMIUM"); p != "" {
-		return p
+		// exec.LookPath checks that the file exists and is executable,
+		// so a wrong path reads as what it is, not as a fork/exec error.
+		path, err := exec.LookPath(p)
+		if err != nil {
+			SkipOrFail(t, "LOGOUT_CHROMIUM=%s is not a Chromium binary: %v", p, err)
+		}
+		return path
 	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if p, err := exec.LookPath(name); err == nil {
