@@ -1,11 +1,37 @@
 package scalekittest
 
+// The end-session endpoint, /oidc/logout, and the record of every request it
+// received.
+
 import (
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 )
+
+// LogoutRequest records one request to /oidc/logout, for tests to check how
+// it arrived and what the server made of it.
+type LogoutRequest struct {
+	Method         string
+	Params         url.Values // the query or form parameters
+	HadCookie      bool       // the request carried the server's session cookie
+	SecFetchMode   string     // "navigate" for a top-level navigation
+	SecFetchDest   string     // "document" for a top-level navigation
+	IDTokenSubject string     // sub of a valid id_token_hint
+	ClientID       string     // the client named by the hint or by client_id
+	EndedSession   string     // the ses_… it ended, or ""
+	Status         int
+	RedirectedTo   string
+	Error          string // the error page's message, or ""
+}
+
+// LogoutRequests returns every request /oidc/logout has received.
+func (s *Server) LogoutRequests() []LogoutRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.logouts)
+}
 
 // endSession is /oidc/logout, by GET or POST. It checks the request first and
 // on any error shows a 400 page, ends nothing and redirects nowhere. Then it

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -237,29 +235,6 @@ func (s *Server) shutdown(stopHTTP func()) {
 	stopHTTP()
 	close(s.stop)
 	s.bg.Wait()
-}
-
-// LogoutRequest records one request to /oidc/logout, for tests to check how
-// it arrived and what the server made of it.
-type LogoutRequest struct {
-	Method         string
-	Params         url.Values // the query or form parameters
-	HadCookie      bool       // the request carried the server's session cookie
-	SecFetchMode   string     // "navigate" for a top-level navigation
-	SecFetchDest   string     // "document" for a top-level navigation
-	IDTokenSubject string     // sub of a valid id_token_hint
-	ClientID       string     // the client named by the hint or by client_id
-	EndedSession   string     // the ses_… it ended, or ""
-	Status         int
-	RedirectedTo   string
-	Error          string // the error page's message, or ""
-}
-
-// LogoutRequests returns every request /oidc/logout has received.
-func (s *Server) LogoutRequests() []LogoutRequest {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.logouts)
 }
 
 func (s *Server) routes() http.Handler {
