@@ -19,14 +19,6 @@ const SessionCookie = "skit_session"
 // BackChannelLogoutEvent is the event a back-channel logout token carries.
 const BackChannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
 
-// Session statuses, as the session API reports them.
-const (
-	StatusActive  = "active"
-	StatusExpired = "expired" // ended by the idle or absolute timeout
-	StatusRevoked = "revoked" // ended through the session API (or a reused refresh token)
-	StatusLogout  = "logout"  // ended by the user at /oidc/logout
-)
-
 // ErrNotFound is returned (wrapped) for an unknown session or user.
 var ErrNotFound = errors.New("scalekittest: not found")
 

@@ -1,10 +1,21 @@
 package scalekittest
 
+// The environment's sessions: their states, the policy that expires them,
+// and the session API's operations on them, whichever protocol asks.
+
 import (
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+)
+
+// Session statuses, as the session API reports them.
+const (
+	StatusActive  = "active"
+	StatusExpired = "expired" // ended by the idle or absolute timeout
+	StatusRevoked = "revoked" // ended through the session API (or a reused refresh token)
+	StatusLogout  = "logout"  // ended by the user at /oidc/logout
 )
 
 // Session is a snapshot of one of the environment's sessions.
