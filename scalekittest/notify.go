@@ -1,5 +1,8 @@
 package scalekittest
 
+// How the environment tells apps that a session ended: back-channel logout
+// tokens and user.logout webhooks, delivered and retried in the background.
+
 import (
 	"bytes"
 	"context"
@@ -15,6 +18,9 @@ import (
 	"strings"
 	"time"
 )
+
+// BackChannelLogoutEvent is the event a back-channel logout token carries.
+const BackChannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
 
 // DeliveryKind tells a back-channel logout token from a webhook event.
 type DeliveryKind string

@@ -16,9 +16,6 @@ import (
 // SessionCookie is the name of the server's own session cookie.
 const SessionCookie = "skit_session"
 
-// BackChannelLogoutEvent is the event a back-channel logout token carries.
-const BackChannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
-
 // ErrNotFound is returned (wrapped) for an unknown session or user.
 var ErrNotFound = errors.New("scalekittest: not found")
 
