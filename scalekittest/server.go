@@ -1,5 +1,8 @@
 package scalekittest
 
+// The server itself: starting and stopping it, its routes, and the discovery
+// document that describes them.
+
 import (
 	"context"
 	"crypto/rand"
