@@ -1,16 +1,16 @@
 package scalekittest
 
+// The session API over REST, as Scalekit's API reference gives it: JSON with
+// the protocol's own field names, every field present (null when unset),
+// errors as {"code", "message", "details"} with the gRPC code. The gRPC side
+// (grpc.go) answers the same calls from the same data.
+
 import (
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 )
-
-// The session API over REST, as Scalekit's API reference gives it: JSON with
-// the protocol's own field names, every field present (null when unset),
-// errors as {"code", "message", "details"} with the gRPC code. The gRPC side
-// (grpc.go) answers the same calls from the same data.
 
 func (s *Server) restGetSession(w http.ResponseWriter, r *http.Request) {
 	if apiErr := s.authorizeAPI(r); apiErr != nil {

@@ -1,5 +1,8 @@
 package scalekittest
 
+// The authorization endpoint: the sign-in form, single sign-on on a live
+// session, and the record of what each sign-in showed.
+
 import (
 	"errors"
 	"fmt"

@@ -1,5 +1,8 @@
 package scalekittest
 
+// A browser for tests: a client that navigates as a user would, and SignIn,
+// which fills in whichever sign-in form shows.
+
 import (
 	"context"
 	"errors"

@@ -1,15 +1,15 @@
 package scalekittest
 
+// The environment's side of the upstream provider: which sign-ins go there,
+// the browser's round trip there and back, and the record of each
+// authorization that tests read through [Server.Authorizations].
+
 import (
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 )
-
-// The environment's side of the upstream provider: which sign-ins go there,
-// the browser's round trip there and back, and the record of each
-// authorization that tests read through [Server.Authorizations].
 
 // authorization is an [Authorization] with the ID its forms carry, so that
 // a form post and a return from the upstream find their record.

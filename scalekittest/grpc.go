@@ -1,5 +1,10 @@
 package scalekittest
 
+// The session API over gRPC, as Scalekit's official SDKs call it: unary
+// calls to scalekit.v1.sessions.SessionService on the environment URL over
+// HTTP/2. Messages are encoded here by hand from the field numbers of
+// Scalekit's published API definitions; only what these four calls carry.
+
 import (
 	"encoding/base64"
 	"encoding/binary"
@@ -11,11 +16,6 @@ import (
 	"strings"
 	"time"
 )
-
-// The session API over gRPC, as Scalekit's official SDKs call it: unary
-// calls to scalekit.v1.sessions.SessionService on the environment URL over
-// HTTP/2. Messages are encoded here by hand from the field numbers of
-// Scalekit's published API definitions; only what these four calls carry.
 
 const sessionService = "/scalekit.v1.sessions.SessionService/"
 

@@ -1,5 +1,8 @@
 package scalekittest
 
+// The token endpoint: the authorization-code, refresh-token and
+// client-credentials grants, and the tokens they issue.
+
 import (
 	"crypto/sha256"
 	"encoding/base64"

@@ -1,5 +1,8 @@
 package scalekittest
 
+// The upstream identity provider, on an origin of its own: its sessions, its
+// sign-in form, its logout, and the codes it hands the environment.
+
 import (
 	"errors"
 	"fmt"
