@@ -32,9 +32,17 @@ type Config struct {
 	IdleTimeout     time.Duration
 	AbsoluteTimeout time.Duration
 
-	// AccessTokenLifetime is how long access tokens live. Zero means five
-	// minutes, Scalekit's default.
+	// AccessTokenLifetime is how long the access tokens of a sign-in or a
+	// refresh live. Zero means five minutes, the default the guides give
+	// (developer-docs src/content/docs/authenticate/fsa/multiapp/web-app.mdx,
+	// "Token roles").
 	AccessTokenLifetime time.Duration
+
+	// ClientCredentialsLifetime is how long a client_credentials access
+	// token, the session API's key, lives. Zero means 86,399 seconds, the
+	// expires_in of every documented example of that grant's reply
+	// (developer-docs src/content/docs/guides/authenticate-scalekit-api.mdx).
+	ClientCredentialsLifetime time.Duration
 
 	// HintlessLogout is what /oidc/logout does with a request that names a
 	// client_id or a post_logout_redirect_uri but carries no id_token_hint.
@@ -59,21 +67,49 @@ type Config struct {
 	// is refused with invalid_grant either way.
 	RefreshReuseRevokesSession bool
 
-	// DeliveryAttempts bounds the attempts at each back-channel or webhook
-	// delivery. Zero means 4: the first and the 3 retries Scalekit documents
-	// for webhooks.
-	DeliveryAttempts int
-	// DeliveryRetryDelay is the wait before the first retry; it doubles for
-	// each next one. Zero means 100ms.
-	DeliveryRetryDelay time.Duration
-	// HTTPClient makes deliveries. Nil means a client with a 5-second
-	// timeout.
+	// WebhookLowerCaseStatus spells the status of a user.logout webhook's
+	// user_session in lower case (logout, revoked, expired), as the session
+	// API does (sessions.pb.go in scalekit-inc/scalekit-sdk-go;
+	// sessionsSessionDetails in developer-docs openapi/scalekit.yaml). By
+	// default it is upper case (LOGOUT, REVOKED, EXPIRED), as the webhook's
+	// own example in that reference shows it (ACTIVE). Undocumented which
+	// one Scalekit sends: a receiver should compare without regard to case,
+	// and a test can run under both.
+	WebhookLowerCaseStatus bool
+
+	// DeliveryRetryDelays are the waits before each retry of a webhook or
+	// back-channel delivery, in order: one attempt, then one more after each
+	// wait, until one is delivered. Nil means the schedule Scalekit's
+	// webhook guide details: 5 seconds, 30 seconds, 2 minutes, 5 minutes
+	// and 15 minutes, six attempts over about 22 minutes
+	// (developer-docs src/content/docs/authenticate/implement-workflows/
+	// implement-webhooks.mdx, "Retry schedule"). The guides also say "up
+	// to 3 times" (same page, above) and "after 1, 5 and 15 minutes"
+	// (guides/dashboard/auth-logs.mdx); the detailed schedule is the one
+	// taken. An empty, non-nil slice means no retry. Tests pass short
+	// waits, such as a millisecond each.
+	DeliveryRetryDelays []time.Duration
+	// DeliveryTimeout is how long each attempt waits for the receiver's
+	// answer. Zero means 10 seconds, the window the webhook guide gives
+	// (implement-webhooks.mdx, "Webhook response requirements").
+	DeliveryTimeout time.Duration
+	// HTTPClient makes deliveries. Nil means a plain client; every attempt
+	// is bounded by DeliveryTimeout either way.
 	HTTPClient *http.Client
 
-	// Upstream runs an upstream identity provider beside the environment,
-	// for the users of its domains and the requests that name its
-	// organization or connection. Off unless it names one of them.
-	Upstream UpstreamConfig
+	// Users and Organizations are created at start, before any sign-in:
+	// a test names its users' IDs, roles and metadata instead of taking
+	// the ones a first sign-in makes up. [Server.AddUser] and
+	// [Server.AddOrganization] add more later.
+	Users         []User
+	Organizations []Organization
+
+	// Upstreams are the upstream identity providers, each behind an
+	// enterprise SSO connection of its own, as an organization's Okta or
+	// Entra ID sits behind Scalekit. Each runs beside the environment on
+	// an origin of its own, for the users of its domains and the requests
+	// that name its organization or connection.
+	Upstreams []UpstreamConfig
 
 	// Now is the environment's clock, for tests that move time to expire
 	// sessions and tokens. It is called from the server's goroutines, so it

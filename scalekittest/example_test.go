@@ -117,7 +117,7 @@ func ExampleConfig_idleTimeout() {
 // does not document.
 func ExampleUpstreamConfig() {
 	fake, err := scalekittest.New(scalekittest.Config{
-		Upstream: scalekittest.UpstreamConfig{Domains: []string{"sso.example"}, ForwardPrompt: true},
+		Upstreams: []scalekittest.UpstreamConfig{{Domains: []string{"sso.example"}, ForwardPrompt: true}},
 	})
 	if err != nil {
 		panic(err)
@@ -163,7 +163,7 @@ func ExampleUpstreamConfig() {
 		panic(err)
 	}
 	resp.Body.Close()
-	_, alive := fake.Upstream().SessionOf(browser)
+	_, alive := fake.Upstreams()[0].SessionOf(browser)
 	fmt.Println("upstream session alive after logout:", alive)
 	signIn("next sign-in:", "login_hint=grace@sso.example")
 	signIn("with prompt=login:", "login_hint=grace@sso.example&prompt=login")

@@ -225,6 +225,11 @@ func appendSessionDetails(b []byte, d sessionDetails) []byte {
 	b = appendString(b, 11, d.Status)
 	var dev []byte
 	dev = appendString(dev, 12, d.Device.UserAgent)
+	dev = appendString(dev, 13, d.Device.OS)
+	dev = appendString(dev, 14, d.Device.OSVersion)
+	dev = appendString(dev, 15, d.Device.Browser)
+	dev = appendString(dev, 16, d.Device.BrowserVersion)
+	dev = appendString(dev, 17, d.Device.DeviceType)
 	dev = appendString(dev, 19, d.Device.IP)
 	b = appendBytes(b, 12, dev)
 	b = appendTimestamp(b, 13, d.LastActiveAt)

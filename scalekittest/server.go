@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,12 +33,14 @@ type Server struct {
 	cfg      Config
 	now      func() time.Time
 	srv      *http.Server
-	up       *Upstream // nil without one
+	ups      []*Upstream          // in the order of Config.Upstreams
+	upByConn map[string]*Upstream // by connection ID
 	listener net.Listener
 	http     *http.Client
 	secret   []byte // the webhook key
 	envID    string
-	orgID    string
+	orgID    string // the default organization
+	connID   string // the connection of the environment's own sign-in form
 	stop     chan struct{}
 	bg       sync.WaitGroup
 
@@ -47,62 +50,76 @@ type Server struct {
 	clients    map[string]*Client
 	users      map[string]*User // by email
 	userByID   map[string]*User
+	orgs       map[string]*Organization
 	sessions   map[string]*session
 	codes      map[string]*authCode
 	refresh    map[string]*refreshGrant
 	apiTokens  map[string]time.Time // jti of client_credentials tokens -> expiry
-	logouts    []LogoutRequest
+	logouts    []*LogoutRequest
 	authzs     []*authorization
 	authzByID  map[string]*authorization
 	pending    map[string]*federation // sign-ins gone upstream, by state
+	idpLogouts map[string]*idpLogout  // logouts gone upstream, by state
 	deliveries []*Delivery
 	inflight   int
 	settled    chan struct{} // closed when inflight drops to zero
 }
 
+// defaultRetryDelays is the webhook guide's schedule; see
+// [Config.DeliveryRetryDelays].
+var defaultRetryDelays = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 5 * time.Minute, 15 * time.Minute}
+
 // New starts an environment as cfg describes. Close it when done.
-func New(cfg Config) (*Server, error) {
+func New(cfg Config) (_ *Server, err error) {
 	s := &Server{
-		cfg:       cfg,
-		now:       cfg.Now,
-		http:      cfg.HTTPClient,
-		envID:     newID("env_"),
-		orgID:     newID("org_"),
-		stop:      make(chan struct{}),
-		clients:   map[string]*Client{},
-		users:     map[string]*User{},
-		userByID:  map[string]*User{},
-		sessions:  map[string]*session{},
-		codes:     map[string]*authCode{},
-		refresh:   map[string]*refreshGrant{},
-		apiTokens: map[string]time.Time{},
-		authzByID: map[string]*authorization{},
-		pending:   map[string]*federation{},
+		cfg:        cfg,
+		now:        cfg.Now,
+		http:       cfg.HTTPClient,
+		envID:      newID("env_"),
+		orgID:      newID("org_"),
+		connID:     newID("conn_"),
+		stop:       make(chan struct{}),
+		upByConn:   map[string]*Upstream{},
+		clients:    map[string]*Client{},
+		users:      map[string]*User{},
+		userByID:   map[string]*User{},
+		orgs:       map[string]*Organization{},
+		sessions:   map[string]*session{},
+		codes:      map[string]*authCode{},
+		refresh:    map[string]*refreshGrant{},
+		apiTokens:  map[string]time.Time{},
+		authzByID:  map[string]*authorization{},
+		pending:    map[string]*federation{},
+		idpLogouts: map[string]*idpLogout{},
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.http == nil {
-		s.http = &http.Client{Timeout: 5 * time.Second}
+		s.http = &http.Client{}
 	}
 	if s.cfg.AccessTokenLifetime == 0 {
 		s.cfg.AccessTokenLifetime = 5 * time.Minute
 	}
-	if s.cfg.DeliveryAttempts == 0 {
-		s.cfg.DeliveryAttempts = 4
+	if s.cfg.ClientCredentialsLifetime == 0 {
+		s.cfg.ClientCredentialsLifetime = 86399 * time.Second
 	}
-	if s.cfg.DeliveryRetryDelay == 0 {
-		s.cfg.DeliveryRetryDelay = 100 * time.Millisecond
+	if s.cfg.DeliveryRetryDelays == nil {
+		s.cfg.DeliveryRetryDelays = defaultRetryDelays
+	}
+	s.cfg.DeliveryRetryDelays = slices.Clone(s.cfg.DeliveryRetryDelays)
+	if s.cfg.DeliveryTimeout == 0 {
+		s.cfg.DeliveryTimeout = 10 * time.Second
 	}
 	if err := s.checkConfig(); err != nil {
 		return nil, err
 	}
-	for _, c := range cfg.Clients {
-		if err := s.AddClient(c); err != nil {
+	s.orgs[s.orgID] = &Organization{ID: s.orgID, DisplayName: "Default organization"}
+	for _, o := range cfg.Organizations {
+		if _, err := s.AddOrganization(o); err != nil {
 			return nil, err
 		}
 	}
-	s.RotateKey()
 
 	addr := cfg.Addr
 	if addr == "" {
@@ -114,10 +131,29 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.listener = l
 	s.URL = "http://" + l.Addr().String()
-	if err := s.startUpstream(); err != nil {
-		l.Close()
+	defer func() {
+		if err != nil {
+			l.Close()
+			for _, up := range s.ups {
+				up.listener.Close()
+			}
+		}
+	}()
+	if err := s.startUpstreams(); err != nil {
 		return nil, err
 	}
+	for _, c := range cfg.Clients {
+		if err := s.AddClient(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, u := range cfg.Users {
+		if _, err := s.AddUser(u); err != nil {
+			return nil, err
+		}
+	}
+	s.RotateKey()
+
 	// One port serves browsers over HTTP/1.1 and the SDKs' gRPC over
 	// unencrypted HTTP/2, as Scalekit serves both on the environment URL.
 	var protocols http.Protocols
@@ -129,9 +165,9 @@ func New(cfg Config) (*Server, error) {
 		defer s.bg.Done()
 		s.srv.Serve(l)
 	}()
-	if s.up != nil {
+	for _, up := range s.ups {
 		s.bg.Add(1)
-		go s.up.serve()
+		go up.serve()
 	}
 	if d := s.sweepInterval(); d > 0 {
 		s.bg.Add(1)
@@ -153,14 +189,14 @@ func NewServer() *Server {
 func (s *Server) checkConfig() error {
 	c := s.cfg
 	switch {
-	case c.IdleTimeout < 0 || c.AbsoluteTimeout < 0 || c.AccessTokenLifetime < 0:
+	case c.IdleTimeout < 0 || c.AbsoluteTimeout < 0 || c.AccessTokenLifetime < 0 || c.ClientCredentialsLifetime < 0:
 		return errors.New("scalekittest: timeouts and lifetimes cannot be negative")
-	case c.DeliveryAttempts < 0 || c.DeliveryRetryDelay < 0:
-		return errors.New("scalekittest: delivery attempts and delay cannot be negative")
+	case c.DeliveryTimeout < 0 || slices.ContainsFunc(c.DeliveryRetryDelays, func(d time.Duration) bool { return d < 0 }):
+		return errors.New("scalekittest: delivery timeout and retry delays cannot be negative")
 	case c.HintlessLogout < RefuseHintlessLogout || c.HintlessLogout > RedirectHintlessLogout:
 		return fmt.Errorf("scalekittest: unknown HintlessLogout %d", c.HintlessLogout)
 	}
-	if err := s.checkUpstream(); err != nil {
+	if err := s.checkUpstreams(); err != nil {
 		return err
 	}
 	for _, u := range c.WebhookURLs {
@@ -191,26 +227,26 @@ func (s *Server) WebhookSecret() string {
 	return "whsec_" + base64.StdEncoding.EncodeToString(s.secret)
 }
 
-// Close stops the server, and its upstream provider, at once: open
+// Close stops the server, and its upstream providers, at once: open
 // connections are closed and pending deliveries abandoned.
 func (s *Server) Close() {
 	s.shutdown(func() {
 		s.srv.Close()
-		if s.up != nil {
-			s.up.srv.Close()
+		for _, up := range s.ups {
+			up.srv.Close()
 		}
 	})
 }
 
-// Shutdown stops the server, and its upstream provider, gracefully: it
+// Shutdown stops the server, and its upstream providers, gracefully: it
 // stops accepting requests, waits for those in progress, then abandons
 // pending delivery retries.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.shutdown(func() {
 		err = s.srv.Shutdown(ctx)
-		if s.up != nil {
-			err = errors.Join(err, s.up.srv.Shutdown(ctx))
+		for _, up := range s.ups {
+			err = errors.Join(err, up.srv.Shutdown(ctx))
 		}
 	})
 	return err
@@ -235,13 +271,19 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /keys", s.jwks)
 	mux.HandleFunc("GET /oauth/authorize", s.authorize)
 	mux.HandleFunc("POST /oauth/authorize", s.signInForm)
-	mux.HandleFunc("GET /sso/callback", s.ssoCallback)
+	// Each connection's URLs, as the API reference shows them for an OIDC
+	// connection (developer-docs openapi/scalekit.yaml,
+	// connectionsOIDCConnectionConfig: redirect_uri and
+	// post_logout_redirect_uri).
+	mux.HandleFunc("GET /sso/v1/oidc/{connection_id}/callback", s.ssoCallback)
+	mux.HandleFunc("GET /sso/v1/oidc/{connection_id}/logout/callback", s.idpLogoutCallback)
 	mux.HandleFunc("POST /oauth/token", s.token)
 	mux.HandleFunc("/oidc/logout", s.endSession)
 	mux.HandleFunc("GET /api/v1/sessions/{session_id}", s.restGetSession)
 	mux.HandleFunc("POST /api/v1/sessions/{session_id}/revoke", s.restRevokeSession)
 	mux.HandleFunc("GET /api/v1/users/{user_id}/sessions", s.restUserSessions)
 	mux.HandleFunc("POST /api/v1/users/{user_id}/sessions/revoke", s.restRevokeUserSessions)
+	s.inspectionRoutes(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isGRPC(r) {
 			s.serveGRPC(w, r)
@@ -262,6 +304,12 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		"grant_types_supported":                 []string{"authorization_code", "refresh_token", "client_credentials"},
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": []string{"RS256"},
+		// Every SDK and guide sends the secret in the form
+		// (client_secret_post: scalekit-sdk-node src/scalekit.ts,
+		// authenticateWithCode; developer-docs src/content/docs/guides/
+		// authenticate-scalekit-api.mdx); the MCP guide registers a client
+		// with client_secret_basic (developer-docs src/content/docs/
+		// authenticate/mcp/additional-reading.mdx). Both are accepted.
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"code_challenge_methods_supported":      []string{"S256"},
 		"scopes_supported":                      []string{"openid", "email", "profile", "offline_access"},
