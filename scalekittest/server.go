@@ -40,9 +40,14 @@ type Server struct {
 	secret   []byte // the webhook key
 	envID    string
 	orgID    string // the default organization
-	connID   string // the connection of the environment's own sign-in form
-	stop     chan struct{}
-	bg       sync.WaitGroup
+	// connID is the connection of the environment's own sign-in form. An
+	// ID token's amr always names the connection that signed the user in
+	// (developer-docs src/content/docs/authenticate/fsa/complete-login.mdx);
+	// which one a sign-in without enterprise SSO names is undocumented, so
+	// the environment has one of its own.
+	connID string
+	stop   chan struct{}
+	bg     sync.WaitGroup
 
 	mu         sync.Mutex
 	closed     bool
