@@ -216,6 +216,8 @@ func checkRequest(client *Client, q url.Values) *authorizeError {
 	method := q.Get("code_challenge_method")
 	prompts := strings.Fields(q.Get("prompt"))
 	switch {
+	case q.Get("response_type") == "":
+		return &authorizeError{"invalid_request", "response_type is required"}
 	case q.Get("response_type") != "code":
 		return &authorizeError{"unsupported_response_type", "only code"}
 	case !slices.Contains(strings.Fields(q.Get("scope")), "openid"):

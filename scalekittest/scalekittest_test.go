@@ -346,6 +346,7 @@ func TestAuthorizeRefusesBadRequests(t *testing.T) {
 		{"unregistered redirect", url.Values{"redirect_uri": {"https://evil.example/cb"}}, ""},
 		{"redirect with a query", url.Values{"redirect_uri": {callback + "?x=1"}}, ""},
 		{"token flow", url.Values{"response_type": {"token"}}, "unsupported_response_type"},
+		{"no response_type", url.Values{"response_type": nil}, "invalid_request"},
 		{"no openid scope", url.Values{"scope": {"email"}}, "invalid_scope"},
 		{"plain PKCE", url.Values{"code_challenge_method": {"plain"}, "code_challenge": {"abc"}}, "invalid_request"},
 		{"a method without a challenge", url.Values{"code_challenge_method": {"S256"}}, "invalid_request"},
