@@ -71,10 +71,15 @@ const WebhookLogoutEvent = "user.logout"
 // A user.logout event that names a session (data.user_session.session_id)
 // ends the app sessions opened under it. One that names only the user
 // (data.user.id, or user_session.user_id) ends every app session of that
-// user that began at or before the logout: user_session.logout_at, or
-// without it the event's occurred_at, or without that the delivery's
-// webhook-timestamp, and never later than now. A user who signed in again
-// after the logout, however late the delivery, stays signed in.
+// user that began at or before the logout: user_session.logout_at (set when
+// the user logged out), or expired_at (set when an administrator revoked
+// the session or it timed out), or without either the event's occurred_at,
+// or without that the delivery's webhook-timestamp, and never later than
+// now. A user who signed in again after the logout, however late the
+// delivery, stays signed in. The event's type decides: user_session.status
+// is read in upper or lower case alike (Scalekit's webhook example spells
+// it ACTIVE, its session API logout) and logged, and an event whose status
+// still says active ends the sessions all the same.
 //
 // The webhook-id is remembered in the shared store once the sessions are
 // ended, never before, until the delivery's signature could no longer pass
@@ -218,7 +223,8 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "logout: webhook not recorded; a replay would be handled again", slog.String("id", id), slog.Any("error", err))
 	}
 	h.log.LogAttrs(r.Context(), slog.LevelInfo, "logout: webhook",
-		slog.String("id", id), slog.String("sub", ev.Subject), slog.String("sid", ev.SessionID), slog.Int("ended", n))
+		slog.String("id", id), slog.String("sub", ev.Subject), slog.String("sid", ev.SessionID),
+		slog.String("status", fmt.Sprintf("%.32s", ev.Status)), slog.Int("ended", n))
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -339,6 +345,7 @@ type webhookEvent struct {
 	Type        string
 	SessionID   string    // the provider session that ended, or ""
 	Subject     string    // the user; "" only when a session is named
+	Status      string    // the session's status, lower case, or ""
 	LoggedOutAt time.Time // zero when the event gives no time
 }
 
@@ -378,6 +385,10 @@ func parseWebhookEvent(body []byte) (webhookEvent, error) {
 	if ev.SessionID, err = jsonString(session, "session_id"); err != nil {
 		return ev, err
 	}
+	if ev.Status, err = jsonString(session, "status"); err != nil {
+		return ev, err
+	}
+	ev.Status = strings.ToLower(ev.Status)
 	if ev.Subject, err = jsonString(user, "id"); err != nil {
 		return ev, err
 	}
@@ -393,6 +404,9 @@ func parseWebhookEvent(body []byte) (webhookEvent, error) {
 		return ev, errors.New("the event names neither a session nor a user")
 	}
 	if ev.LoggedOutAt, err = jsonTime(session, "logout_at"); err != nil || !ev.LoggedOutAt.IsZero() {
+		return ev, err
+	}
+	if ev.LoggedOutAt, err = jsonTime(session, "expired_at"); err != nil || !ev.LoggedOutAt.IsZero() {
 		return ev, err
 	}
 	ev.LoggedOutAt, err = jsonTime(top, "occurred_at")

@@ -22,18 +22,25 @@ import (
 )
 
 type options struct {
-	// Addr is the app's address; IDPAddr and UpstreamAddr are the embedded
-	// Scalekit's and its upstream identity provider's.
-	Addr, IDPAddr, UpstreamAddr    string
+	// Addr is the app's address; IDPAddr is the embedded Scalekit's, and
+	// UpstreamAddr and SLOUpstreamAddr are its two upstream identity
+	// providers': for ssoDomain, with IdP logout off, and for sloDomain,
+	// with it on.
+	Addr, IDPAddr                  string
+	UpstreamAddr, SLOUpstreamAddr  string
 	Issuer, ClientID, ClientSecret string
 	Store, RedisURL                string
 	// CookieKey seals cookie sessions; instances that share sessions share
 	// it. Nil means a random key.
 	CookieKey []byte
 	// Fake configures the embedded Scalekit environment; its Addr and the
-	// demo's own client are filled in, and unless it names an upstream
-	// identity provider, one for ssoDomain.
+	// demo's own client are filled in, and unless it names upstream
+	// identity providers, the demo's two connections: one for ssoDomain
+	// with IdP logout off, one for sloDomain with it on.
 	Fake scalekittest.Config
+	// ForwardPrompt makes the embedded Scalekit pass prompt=login on to
+	// the demo's upstream providers.
+	ForwardPrompt bool
 	// Reauthenticate is the handler's ReauthenticateAfterLogout.
 	Reauthenticate bool
 	// PostLogoutWithClientID is the logout handler's option of that name.
@@ -102,7 +109,6 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 	d.closers = append(d.closers, func() { l.Close() })
 	d.AppURL = "http://" + l.Addr().String()
 
-	var upstream scalekittest.UpstreamConfig
 	if o.Issuer == "" {
 		// The embedded Scalekit registers the app with the credentials
 		// given, so that a person can call its session API with them.
@@ -110,11 +116,15 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 		o.ClientSecret = cmp.Or(o.ClientSecret, rand.Text())
 		fake := o.Fake
 		fake.Addr = o.IDPAddr
-		if len(fake.Upstream.Domains) == 0 && fake.Upstream.OrganizationID == "" && fake.Upstream.ConnectionID == "" {
-			fake.Upstream.Domains = []string{ssoDomain}
+		if len(fake.Upstreams) == 0 {
+			// Two enterprise connections that differ only in Scalekit's
+			// "Enable IDP logout" switch, so that the panel can show what
+			// it changes after "Sign out".
+			fake.Upstreams = []scalekittest.UpstreamConfig{
+				{Domains: []string{ssoDomain}, Addr: o.UpstreamAddr, ForwardPrompt: o.ForwardPrompt},
+				{Domains: []string{sloDomain}, Addr: o.SLOUpstreamAddr, ForwardPrompt: o.ForwardPrompt, IDPLogoutRequired: true},
+			}
 		}
-		fake.Upstream.Addr = o.UpstreamAddr
-		upstream = fake.Upstream
 		fake.IdleTimeout, fake.AbsoluteTimeout = o.IDPIdleTimeout, o.IDPAbsoluteTimeout
 		client := scalekittest.Client{
 			ID:                     o.ClientID,
@@ -170,7 +180,6 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 		issuer:     o.Issuer,
 		verifier:   provider.Verifier(&oidc.Config{ClientID: o.ClientID}),
 		fake:       d.Fake,
-		upstream:   upstream,
 		instance:   strings.TrimPrefix(d.AppURL, "http://"),
 		storeKind:  o.Store,
 		backstops:  newBackstopLog(delay),
@@ -280,11 +289,9 @@ type app struct {
 	ends       *endingLog
 
 	// What the layer panel shows besides the app's own session: the
-	// embedded Scalekit (nil against a real provider) and how its upstream
-	// behaves, this instance's address, the store, and when the backstop
-	// looks at each session.
+	// embedded Scalekit (nil against a real provider), this instance's
+	// address, the store, and when the backstop looks at each session.
 	fake      *scalekittest.Server
-	upstream  scalekittest.UpstreamConfig
 	instance  string
 	storeKind string
 	backstops *backstopLog
@@ -358,12 +365,11 @@ func (a *app) home(w http.ResponseWriter, r *http.Request) {
 type pageData struct {
 	logout.Session
 	Ends, IdleEnds string // when the session ends: at the latest, and if left idle
-	// SSOOrganization is the organization whose SSO connection "Sign in
-	// with SSO" asks for (the embedded upstream's), or "".
-	SSOOrganization string
-	SSODomain       string
-	Embedded        bool // the embedded Scalekit runs: its own actions show
-	Layers          panel
+	// SSO are the "Sign in with SSO" buttons, one per connection of the
+	// embedded Scalekit.
+	SSO      []ssoButton
+	Embedded bool // the embedded Scalekit runs: its own actions show
+	Layers   panel
 	// Sessions is the "Active sessions" card of a signed-in page.
 	Sessions *sessionsCard
 }
@@ -371,9 +377,19 @@ type pageData struct {
 func (a *app) pageData(r *http.Request, s logout.Session) pageData {
 	data := pageData{Session: s, Embedded: a.fake != nil, Layers: a.panel(r, s)}
 	if a.fake != nil {
-		data.SSOOrganization, data.SSODomain = a.fake.Upstream().OrganizationID, ssoDomain
+		for _, up := range a.fake.Upstreams() {
+			data.SSO = append(data.SSO, ssoButton{Organization: up.OrganizationID, Domain: strings.Join(up.Domains, ", "), IDPLogout: up.IDPLogoutRequired})
+		}
 	}
 	return data
+}
+
+// ssoButton is a "Sign in with SSO" button: it names the organization of
+// one of the embedded Scalekit's connections, as Scalekit's SDKs let an app
+// do.
+type ssoButton struct {
+	Organization, Domain string
+	IDPLogout            bool // the connection's "Enable IDP logout"
 }
 
 func (a *app) loggedOut(w http.ResponseWriter, r *http.Request) {
