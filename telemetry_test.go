@@ -847,3 +847,30 @@ func TestTraceDeliveries(t *testing.T) {
 	}
 	o.checkClean(t, "usr_alice", "usr_bob", "ses_1", e.secret, "ada@example.com")
 }
+
+// BenchmarkLogoutTelemetry times a logout on a CookieStore (no I/O, so the
+// instrumentation's share shows) with telemetry off, with no provider
+// installed, and with the SDK installed, sampling every span.
+func BenchmarkLogoutTelemetry(b *testing.B) {
+	store := newCookieStore(b)
+	noops := func(c *logout.Config) {
+		c.MeterProvider, c.TracerProvider = metricnoop.NewMeterProvider(), tracenoop.NewTracerProvider()
+	}
+	sdk := func(c *logout.Config) {
+		c.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		c.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	}
+	for _, c := range []struct {
+		name   string
+		change func(*logout.Config)
+	}{{"off", noops}, {"no provider", nil}, {"SDK", sdk}} {
+		b.Run(c.name, func(b *testing.B) {
+			h, _ := newHandler(b, store, c.change)
+			r := logoutRequest(http.MethodPost, signIn(b, h, testSession()))
+			b.ReportAllocs()
+			for b.Loop() {
+				h.ServeHTTP(httptest.NewRecorder(), r)
+			}
+		})
+	}
+}
