@@ -2,6 +2,8 @@ package main
 
 import (
 	"net/http"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -93,5 +95,23 @@ func TestDemoMetricsMoveOnSignOut(t *testing.T) {
 	}
 	if got := scrape(t, d, "logout_provider_duration_seconds_count", `logout_provider_operation="revoke_session"`, `logout_provider_outcome="ok"`); got != 1 {
 		t.Errorf("logout_provider_duration_seconds_count for the revocation = %v, want 1", got)
+	}
+
+	// The production guide's command, as written, against this demo.
+	guide, err := os.ReadFile("../../docs/production.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(guide), "<!-- runnable: against the demo -->\n```sh\n")
+	if len(blocks) < 2 {
+		t.Fatal("docs/production.md has no command to run against the demo")
+	}
+	for _, b := range blocks[1:] {
+		command, _, _ := strings.Cut(b, "```")
+		command = strings.ReplaceAll(command, "http://127.0.0.1:8080", d.AppURL)
+		out, err := exec.Command("bash", "-c", "set -euo pipefail\n"+command).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "logout_requests_total{") {
+			t.Errorf("the guide's %q against the demo: %v\n%s", strings.TrimSpace(command), err, out)
+		}
 	}
 }
