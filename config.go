@@ -181,9 +181,9 @@ type Config struct {
 	//	logout.requests                       {logout}    logout.outcome: ended, no_session, store_error, refused;
 	//	  (counter)                                       logout.refused.reason (refused only): method, cross_origin, bad_request;
 	//	                                                  logout.everywhere: true for Everywhere, else false
-	//	logout.sessions.ended                 {session}   logout.end.reason: the [EndReason], one of logout, everywhere,
+	//	logout.sessions.ended                 {session}   logout.end.reason: the EndReason, one of logout, everywhere,
 	//	  (counter)                                       other-devices, ended-by-user, back-channel, webhook,
-	//	                                                  refresh-refused, idle, expired, replaced (one per [SessionEnd])
+	//	                                                  refresh-refused, idle, expired, replaced (one per SessionEnd)
 	//	logout.store.duration                 s           logout.store.operation: end, load, renew, save, update, end_sid,
 	//	  (histogram)                                     end_subject, seen, remember, list, end_handle, end_others;
 	//	                                                  logout.store.outcome: ok, no_session, not_confirmed, timeout, error
