@@ -65,6 +65,7 @@ type backstop struct {
 	log      *slog.Logger
 	onError  func(context.Context, error)
 	sem      chan struct{}
+	tel      *telemetry
 
 	ctx    context.Context // canceled when Close gives up waiting
 	cancel context.CancelFunc
@@ -77,14 +78,16 @@ type backstop struct {
 
 type backstopJob struct {
 	timer *time.Timer
+	due   time.Time     // when its grace period ends
 	what  BackstopError // names the job; Err is filled on failure
-	work  func(context.Context) error
+	// work does the job and reports whether it ended a provider session.
+	work func(context.Context) (bool, error)
 }
 
-func newBackstop(p *Provider, delay time.Duration, log *slog.Logger, onError func(context.Context, error)) *backstop {
+func newBackstop(p *Provider, delay time.Duration, log *slog.Logger, onError func(context.Context, error), tel *telemetry) *backstop {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &backstop{
-		provider: p, delay: delay, log: log, onError: onError,
+		provider: p, delay: delay, log: log, onError: onError, tel: tel,
 		sem: make(chan struct{}, backstopConcurrency), ctx: ctx, cancel: cancel,
 		pending: map[*backstopJob]struct{}{},
 	}
@@ -93,22 +96,22 @@ func newBackstop(p *Provider, delay time.Duration, log *slog.Logger, onError fun
 // endSession ends the provider session sid after the grace period, if it is
 // still active then.
 func (b *backstop) endSession(sid string) {
-	b.schedule(b.delay, BackstopError{SessionID: sid}, func(ctx context.Context) error {
-		return b.provider.EndSession(ctx, sid)
+	b.schedule(b.delay, BackstopError{SessionID: sid}, func(ctx context.Context) (bool, error) {
+		return b.provider.endSession(ctx, sid)
 	})
 }
 
 // endOthers ends, at once, every active provider session of the user except
 // keep: those are on other devices, where no navigation will come.
 func (b *backstop) endOthers(userID, keep string) {
-	b.schedule(0, BackstopError{UserID: userID}, func(ctx context.Context) error {
-		_, err := b.provider.EndOtherSessions(ctx, userID, keep)
-		return err
+	b.schedule(0, BackstopError{UserID: userID}, func(ctx context.Context) (bool, error) {
+		n, err := b.provider.EndOtherSessions(ctx, userID, keep)
+		return n > 0, err
 	})
 }
 
-func (b *backstop) schedule(delay time.Duration, what BackstopError, work func(context.Context) error) {
-	j := &backstopJob{what: what, work: work}
+func (b *backstop) schedule(delay time.Duration, what BackstopError, work func(context.Context) (bool, error)) {
+	j := &backstopJob{what: what, work: work, due: time.Now().Add(delay)}
 	b.mu.Lock()
 	var refused error
 	switch {
@@ -123,8 +126,11 @@ func (b *backstop) schedule(delay time.Duration, what BackstopError, work func(c
 	}
 	b.mu.Unlock()
 	if refused != nil {
+		b.tel.backstop(backstopDropped)
 		go b.fail(j, refused) // reported off the request path, as every failure
+		return
 	}
+	b.tel.backstop(backstopScheduled)
 }
 
 func (b *backstop) run(j *backstopJob) {
@@ -138,18 +144,23 @@ func (b *backstop) run(j *backstopJob) {
 	case b.sem <- struct{}{}:
 		defer func() { <-b.sem }()
 	case <-b.ctx.Done():
+		b.tel.backstop(backstopDropped)
 		b.fail(j, errAbandoned)
 		return
 	}
+	ctx, span := b.tel.span(b.ctx, spanBackstopJob, internalSpan)
+	defer span.End()
 	wait := backstopFirstRetry
 	for attempt := 1; ; attempt++ {
-		err := j.work(b.ctx)
+		ended, err := j.work(ctx)
 		if err == nil {
+			b.tel.backstop(jobFinished(ended))
 			b.log.LogAttrs(b.ctx, slog.LevelInfo, "logout: backstop ended the provider session",
 				slog.String("sid", j.what.SessionID), slog.String("user", j.what.UserID))
 			return
 		}
 		if attempt == backstopAttempts || b.ctx.Err() != nil {
+			b.tel.backstop(backstopFailed)
 			b.fail(j, err)
 			return
 		}
@@ -158,6 +169,7 @@ func (b *backstop) run(j *backstopJob) {
 		case <-t.C:
 		case <-b.ctx.Done():
 			t.Stop()
+			b.tel.backstop(backstopFailed)
 			b.fail(j, fmt.Errorf("%w after %v", errAbandoned, err))
 			return
 		}
@@ -203,9 +215,25 @@ func (b *backstop) close(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 	for _, j := range waiting {
+		b.tel.backstop(backstopDropped)
 		b.fail(j, errAbandoned)
 		b.wg.Done()
 	}
 	<-done // running jobs see the cancellation and return
 	return ctx.Err()
+}
+
+// stats reports how many jobs wait or run, and how long the oldest of them
+// whose grace period is over has been due (0 when none is): the queue's
+// depth and its lag, for the metrics.
+func (b *backstop) stats(context.Context) (depth int, oldestDue time.Duration, err error) {
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for j := range b.pending {
+		if late := now.Sub(j.due); late > oldestDue {
+			oldestDue = late
+		}
+	}
+	return len(b.pending), oldestDue, nil
 }

@@ -65,6 +65,8 @@
 //   - The provider's side: provider.go ([Provider], its session API),
 //     backstop.go (ending the provider session from the server),
 //     discovery.go.
+//   - Running it: telemetry.go (the OpenTelemetry metrics and spans every
+//     flow reports; [Config.MeterProvider] lists them).
 //
 // The package scalekittest runs a fake Scalekit for tests, and
 // cmd/fakescalekit serves it to apps in any language; cmd/logoutdemo is a

@@ -55,7 +55,11 @@ func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) (Session, erro
 	res := h.refreshes.do(carried.token, func() refreshResult {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout+2*h.provider.timeout)
 		defer cancel()
-		return h.refresh(ctx, carried.token, seen)
+		ctx, span := h.tel.span(ctx, spanRefresh, internalSpan)
+		defer span.End()
+		res := h.refresh(ctx, carried.token, seen)
+		h.tel.refresh(ctx, span, res)
+		return res
 	})
 	if res.err != nil {
 		if errors.Is(res.err, ErrNoSession) {
@@ -72,9 +76,10 @@ func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) (Session, erro
 }
 
 type refreshResult struct {
-	s     Session
-	token string
-	err   error
+	s       Session
+	token   string
+	err     error
+	outcome refreshOutcome // rotated or refused when this refresh did either; see refreshOutcomeOf
 }
 
 func (h *Handler) refresh(ctx context.Context, token, seen string) refreshResult {
@@ -134,7 +139,7 @@ func (h *Handler) refresh(ctx context.Context, token, seen string) refreshResult
 		return refreshResult{err: err}
 	}
 	h.log.LogAttrs(ctx, slog.LevelInfo, "logout: session refreshed", slog.String("sub", s.Subject), slog.String("session", fingerprint(token)))
-	return refreshResult{s: next, token: newToken}
+	return refreshResult{s: next, token: newToken, outcome: refreshRotated}
 }
 
 // refused handles the provider's refusal of the refresh token: if it is
@@ -159,7 +164,7 @@ func (h *Handler) refused(ctx context.Context, token string, s Session) refreshR
 	reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndRefreshRefused, Issuer: s.Issuer, Subject: s.Subject, SessionID: s.SessionID, Handle: handle})
 	h.log.LogAttrs(ctx, slog.LevelInfo, "logout: the provider refused the refresh token; session ended",
 		slog.String("sub", s.Subject), slog.String("session", fingerprint(token)))
-	return refreshResult{err: ErrNoSession}
+	return refreshResult{err: ErrNoSession, outcome: refreshRefused}
 }
 
 // awaitRefresh waits until the lease on the session's refresh is free, then

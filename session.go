@@ -21,7 +21,9 @@ func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session
 	carried := h.jar.read(r)
 	if carried.token != "" {
 		handle := h.handleOf(carried.token)
-		old, err := h.store.End(ctx, carried.token)
+		sctx, call := h.tel.store(ctx, storeEnd)
+		old, err := h.store.End(sctx, carried.token)
+		call.end(err)
 		if err != nil && !errors.Is(err, ErrNoSession) {
 			return err
 		}
@@ -39,7 +41,9 @@ func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session
 	if s.LastSeen.IsZero() {
 		s.LastSeen = now
 	}
-	token, err := h.store.Save(ctx, s)
+	sctx, call := h.tel.store(ctx, storeSave)
+	token, err := h.store.Save(sctx, s)
+	call.end(err)
 	if err != nil {
 		return err
 	}
@@ -84,10 +88,15 @@ func (h *Handler) Session(r *http.Request) (Session, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
 	if rn, ok := h.store.(Renewer); ok && h.idle > 0 {
+		ctx, call := h.tel.store(ctx, storeRenew)
 		s, _, err := rn.Renew(ctx, token, h.idle)
+		call.end(err)
 		return s, err
 	}
-	return h.store.Load(ctx, token)
+	ctx, call := h.tel.store(ctx, storeLoad)
+	s, err := h.store.Load(ctx, token)
+	call.end(err)
+	return s, err
 }
 
 // Middleware loads the request's session once, renews it for the idle
@@ -108,10 +117,14 @@ func (h *Handler) Middleware(next http.Handler) http.Handler {
 			ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 			var token string
 			if rn, ok := h.store.(Renewer); ok {
+				ctx, call := h.tel.store(ctx, storeRenew)
 				l.s, token, l.err = rn.Renew(ctx, carried.token, h.idle)
+				call.end(l.err)
 			} else {
+				ctx, call := h.tel.store(ctx, storeLoad)
 				token = carried.token
 				l.s, l.err = h.store.Load(ctx, carried.token)
+				call.end(l.err)
 			}
 			var lapsed *lapsedError
 			if errors.As(l.err, &lapsed) {
@@ -168,13 +181,17 @@ func (h *Handler) UpdateSession(w http.ResponseWriter, r *http.Request, s Sessio
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
 	if s.IssuedAt.IsZero() {
-		cur, err := h.store.Load(ctx, carried.token)
+		sctx, call := h.tel.store(ctx, storeLoad)
+		cur, err := h.store.Load(sctx, carried.token)
+		call.end(err)
 		if err != nil {
 			return err
 		}
 		s.IssuedAt = cur.IssuedAt
 	}
-	newToken, err := h.store.Update(ctx, carried.token, s)
+	sctx, call := h.tel.store(ctx, storeUpdate)
+	newToken, err := h.store.Update(sctx, carried.token, s)
+	call.end(err)
 	if err != nil {
 		return err
 	}

@@ -157,6 +157,11 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 	if err != nil {
 		return nil, err
 	}
+	meters, metrics, stopMetrics, err := newMetrics()
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, stopMetrics)
 	provider, err := oidc.NewProvider(ctx, o.Issuer)
 	if err != nil {
 		return nil, err
@@ -165,7 +170,7 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 	// from the server (the backstop) and refresh tokens.
 	var api *logout.Provider
 	if o.ClientSecret != "" {
-		if api, err = logout.NewProvider(logout.ProviderConfig{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.ClientSecret}); err != nil {
+		if api, err = logout.NewProvider(logout.ProviderConfig{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.ClientSecret, MeterProvider: meters}); err != nil {
 			return nil, err
 		}
 	}
@@ -181,6 +186,7 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 		verifier:   provider.Verifier(&oidc.Config{ClientID: o.ClientID}),
 		fake:       d.Fake,
 		instance:   strings.TrimPrefix(d.AppURL, "http://"),
+		metrics:    metrics,
 		storeKind:  o.Store,
 		backstops:  newBackstopLog(delay),
 		oauth: oauth2.Config{
@@ -206,8 +212,9 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 		Logger:                    log,
 		// One function hears of every ending: this handler's, the
 		// back-channel receiver's and the webhook receiver's.
-		OnSessionEnd: d.ends.sessionEnded,
-		SessionsPage: sessionsPage,
+		OnSessionEnd:  d.ends.sessionEnded,
+		SessionsPage:  sessionsPage,
+		MeterProvider: meters,
 	}
 	if api != nil {
 		// The panel says when the backstop will look at a session.
@@ -221,17 +228,18 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 	if o.WebhookSecret != "" {
 		if a.webhooks, err = logout.NewWebhookHandler(logout.WebhookConfig{
 			Secrets: []string{o.WebhookSecret}, Issuer: o.Issuer, Store: store, Logger: log,
-			OnSessionEnd: d.ends.sessionEnded,
+			OnSessionEnd: d.ends.sessionEnded, MeterProvider: meters,
 		}); err != nil {
 			return nil, err
 		}
 	}
 	if a.backChannel, err = logout.NewBackChannelHandler(ctx, logout.BackChannelConfig{
-		Issuer:       o.Issuer,
-		ClientID:     o.ClientID,
-		Store:        store,
-		Logger:       log,
-		OnSessionEnd: d.ends.sessionEnded,
+		Issuer:        o.Issuer,
+		ClientID:      o.ClientID,
+		Store:         store,
+		Logger:        log,
+		OnSessionEnd:  d.ends.sessionEnded,
+		MeterProvider: meters,
 	}); err != nil {
 		return nil, err
 	}
@@ -295,6 +303,9 @@ type app struct {
 	instance  string
 	storeKind string
 	backstops *backstopLog
+
+	// metrics serves the package's OpenTelemetry metrics to Prometheus.
+	metrics http.Handler
 }
 
 func (a *app) routes() http.Handler {
@@ -327,6 +338,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("/sessions/others", a.logout.SignOutOtherDevices())
 	mux.Handle("/backchannel-logout", a.backChannel)
 	mux.Handle("/webhooks/scalekit", a.webhooks)
+	mux.Handle("GET /metrics", a.metrics)
 	return mux
 }
 
