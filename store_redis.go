@@ -117,13 +117,17 @@ const (
 )
 
 // redisRef is what a token names: the session's keys and its encryption key.
+// The strings share one allocation.
 type redisRef struct {
 	session string // PREFIX{usertag}:s:HASH(id)
-	index   string // PREFIX{usertag}:u, a hash of field HASH(id) -> index entry
+	base    int    // the length of PREFIX{usertag}
 	tag     string // the user tag, hex
-	field   string
-	key     []byte
+	field   string // HASH(id), hex
+	key     [keyLen]byte
 }
+
+// index is the user's index: a hash from each session's field to its entry.
+func (ref redisRef) index() string { return ref.session[:ref.base] + ":u" }
 
 // Save stores a new session under a fresh random ID.
 func (r *RedisStore) Save(ctx context.Context, s Session) (string, error) {
@@ -141,7 +145,7 @@ func (r *RedisStore) Save(ctx context.Context, s Session) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	keys := []string{ref.session, ref.index}
+	keys := []string{ref.session, ref.index()}
 	args := []any{blob, ttl.Milliseconds(), ref.field, indexEntry(s), unixMilli(r.clock()), strings.TrimSuffix(ref.session, ref.field), life.Milliseconds()}
 	if s.SessionID == "" {
 		_, err = within(ctx, r.calls, func() (any, error) { return saveScript.Run(ctx, r.rdb, keys, args...).Result() })
@@ -241,7 +245,7 @@ func (r *RedisStore) update(ctx context.Context, ref redisRef, token, version st
 	if err != nil {
 		return "", err
 	}
-	keys := []string{ref.session, ref.index}
+	keys := []string{ref.session, ref.index()}
 	args := []any{blob, ttl.Milliseconds(), ref.field, indexEntry(s), life.Milliseconds(), version}
 	var n int
 	if s.SessionID == "" {
@@ -418,11 +422,14 @@ func (r *RedisStore) parse(token string) (redisRef, bool) {
 	if len(token) != redisToken {
 		return redisRef{}, false
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(raw) != rawToken {
+	// Decoded on the stack: a request's token costs no allocation here.
+	var src [redisToken]byte
+	var raw [rawToken]byte
+	copy(src[:], token)
+	if n, err := base64.RawURLEncoding.Decode(raw[:], src[:]); err != nil || n != rawToken {
 		return redisRef{}, false
 	}
-	return r.ref(raw), true
+	return r.ref(raw[:]), true
 }
 
 func (r *RedisStore) ref(raw []byte) redisRef {
@@ -430,16 +437,28 @@ func (r *RedisStore) ref(raw []byte) redisRef {
 	// bit changed names a key that does not exist: tampering can neither
 	// read nor delete a session.
 	idHash := sha256.Sum256(raw[:idLen+keyLen])
-	field := hex.EncodeToString(idHash[:16])
-	tag := hex.EncodeToString(raw[idLen+keyLen:])
-	base := r.KeyPrefix + "{" + tag + "}"
-	return redisRef{
-		session: base + ":s:" + field,
-		index:   base + ":u",
-		tag:     tag,
-		field:   field,
-		key:     raw[idLen : idLen+keyLen],
+	var tag [2 * tagLen]byte
+	var field [32]byte
+	hex.Encode(tag[:], raw[idLen+keyLen:])
+	hex.Encode(field[:], idHash[:16])
+	var b strings.Builder
+	b.Grow(len(r.KeyPrefix) + len("{}:s:") + len(tag) + len(field))
+	b.WriteString(r.KeyPrefix)
+	b.WriteByte('{')
+	b.Write(tag[:])
+	b.WriteByte('}')
+	base := b.Len()
+	b.WriteString(":s:")
+	b.Write(field[:])
+	session := b.String()
+	ref := redisRef{
+		session: session,
+		base:    base,
+		tag:     session[len(r.KeyPrefix)+1 : base-1],
+		field:   session[len(session)-len(field):],
 	}
+	copy(ref.key[:], raw[idLen:idLen+keyLen])
+	return ref
 }
 
 func (r *RedisStore) sidPointer(issuer, sid string) string {
@@ -454,7 +473,7 @@ func sidTag(issuer, sid string) string {
 }
 
 func (r *RedisStore) open(ref redisRef, blob []byte) (Session, error) {
-	aead, err := newAEAD(ref.key)
+	aead, err := newAEAD(ref.key[:])
 	if err != nil {
 		return Session{}, err
 	}
@@ -480,7 +499,7 @@ func (r *RedisStore) clock() time.Time {
 }
 
 func (r *RedisStore) seal(ref redisRef, s Session) ([]byte, error) {
-	aead, err := newAEAD(ref.key)
+	aead, err := newAEAD(ref.key[:])
 	if err != nil {
 		return nil, err
 	}
