@@ -102,8 +102,8 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 	if token != "" {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
 		ended, storeErr = h.store.End(ctx, token)
-		var lapsed *lapsedError
-		if errors.As(storeErr, &lapsed) {
+		lapsed := asLapsed(storeErr)
+		if lapsed != nil {
 			// Over for the app, but its ID token still helps the provider,
 			// and its user is still the one to sign out everywhere.
 			h.reportLapsed(ctx, lapsed)
@@ -163,8 +163,10 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 			return
 		}
 	} else if acknowledged {
-		h.log.LogAttrs(r.Context(), slog.LevelInfo, "logout",
-			slog.String("sub", ended.Subject), slog.String("session", fingerprint(token)))
+		if h.log.Enabled(r.Context(), slog.LevelInfo) { // the fingerprint costs a hash
+			h.log.LogAttrs(r.Context(), slog.LevelInfo, "logout",
+				slog.String("sub", ended.Subject), slog.String("session", fingerprint(token)))
+		}
 		if h.onLogout != nil {
 			h.onLogout(r, ended)
 		}
