@@ -27,6 +27,7 @@ type Handler struct {
 	clientID       string // sent only without an ID token; "" when not allowed
 	postLogout     string
 	allowed        []string
+	escaped        map[string]string // each allowed URI, query-escaped
 	jar            cookieJar
 	clear          []*http.Cookie
 	idTokenCookie  string
@@ -312,7 +313,11 @@ func (h *Handler) EndSessionURL(idTokenHint, postLogoutRedirectURI, state string
 			sep = '&'
 			b.WriteString(k)
 			b.WriteByte('=')
-			b.WriteString(url.QueryEscape(v))
+			if e, ok := h.escaped[v]; ok {
+				b.WriteString(e)
+			} else {
+				b.WriteString(url.QueryEscape(v))
+			}
 		}
 		if h.endSessionBase != "" {
 			b.WriteByte('?')
