@@ -5,8 +5,11 @@ package logout
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,11 +73,27 @@ func NewRevocationList(rdb redis.UniversalClient) *RevocationList {
 const allTime = 9_999_999_999_999
 
 func (l *RevocationList) handleKey(handle []byte) string {
-	return l.KeyPrefix + "h:" + hashKey(string(handle))
+	return recordKey(l.KeyPrefix, "h", handle)
 }
 
 func (l *RevocationList) key(kind, issuer, value string) string {
-	return l.KeyPrefix + kind + ":" + hashKey(issuer+"\x00"+value)
+	var buf [256]byte // on the stack, unless issuer and value are longer
+	return recordKey(l.KeyPrefix, kind, append(append(append(buf[:0], issuer...), 0), value...))
+}
+
+// recordKey is prefix+kind+":"+hashKey(value) in one allocation: a request
+// reads up to four records.
+func recordKey(prefix, kind string, value []byte) string {
+	sum := sha256.Sum256(value)
+	var h [32]byte
+	hex.Encode(h[:], sum[:16])
+	var b strings.Builder
+	b.Grow(len(prefix) + len(kind) + 1 + len(h))
+	b.WriteString(prefix)
+	b.WriteString(kind)
+	b.WriteByte(':')
+	b.Write(h[:])
+	return b.String()
 }
 
 func (l *RevocationList) durability() durability {
@@ -125,11 +144,12 @@ func (l *RevocationList) revokeOthers(ctx context.Context, issuer, subject strin
 // revoked reads the session's records in one round trip. Only a nil reply
 // means "no record"; any other error fails closed.
 func (l *RevocationList) revoked(ctx context.Context, handle []byte, s Session) (bool, error) {
-	keys := []string{l.handleKey(handle), l.key("others", s.Issuer, s.Subject), l.key("sub", s.Issuer, s.Subject)}
+	var keyArray, valArray [4]string // on the stack
+	keys := append(keyArray[:0], l.handleKey(handle), l.key("others", s.Issuer, s.Subject), l.key("sub", s.Issuer, s.Subject))
 	if s.SessionID != "" {
 		keys = append(keys, l.key("sid", s.Issuer, s.SessionID))
 	}
-	vals := make([]string, len(keys))
+	vals := valArray[:len(keys)]
 	if !l.cluster {
 		args := make([]any, 1+len(keys))
 		args[0] = "mget"
@@ -148,6 +168,7 @@ func (l *RevocationList) revoked(ctx context.Context, handle []byte, s Session) 
 		// GET each, pipelined. The pipeline's own error is only the first
 		// command's, and a nil reply there is normal: read every command's.
 		cmds := make([]*redis.StringCmd, len(keys))
+		keys := slices.Clone(keys) // the pipeline may outlive this call
 		_, err := within(ctx, l.calls, func() ([]redis.Cmder, error) {
 			return l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for i, k := range keys {
