@@ -75,6 +75,7 @@ type RedisStore struct {
 	calls   redisCalls
 	cluster bool
 	idle    time.Duration    // the Handler's idle timeout, once bound
+	idleMs  any              // idle in milliseconds, boxed once for GETEX
 	format  byte             // the format to write; 0 means the latest
 	now     func() time.Time // nil means time.Now
 
@@ -201,7 +202,11 @@ func (r *RedisStore) Renew(ctx context.Context, token string, idle time.Duration
 	if !ok {
 		return Session{}, "", ErrNoSession
 	}
-	getex := redis.NewStringCmd(ctx, "getex", ref.session, "px", idle.Milliseconds())
+	var px any = r.idleMs
+	if idle != r.idle || px == nil {
+		px = idle.Milliseconds()
+	}
+	getex := redis.NewStringCmd(ctx, "getex", ref.session, "px", px)
 	err := r.calls.process(ctx, r.rdb, getex)
 	if errors.Is(err, redis.Nil) {
 		return Session{}, "", ErrNoSession
@@ -394,6 +399,7 @@ func (r *RedisStore) ttls(s Session) (ttl, life time.Duration, err error) {
 func (r *RedisStore) bind(b binding) SessionStore {
 	cp := *r
 	cp.idle = b.idle
+	cp.idleMs = b.idle.Milliseconds()
 	cp.format = b.format
 	return &cp
 }
