@@ -37,7 +37,7 @@ func benchSession() logout.Session {
 var benchUsers atomic.Int64
 
 // benchHandler is a Handler on store that logs nothing.
-func benchHandler(b *testing.B, store logout.SessionStore, change func(*logout.Config)) *logout.Handler {
+func benchHandler(b testing.TB, store logout.SessionStore, change func(*logout.Config)) *logout.Handler {
 	b.Helper()
 	h, _ := newHandler(b, store, func(c *logout.Config) {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -49,7 +49,7 @@ func benchHandler(b *testing.B, store logout.SessionStore, change func(*logout.C
 }
 
 // benchSignIn starts a new session through h and returns its cookies.
-func benchSignIn(b *testing.B, h *logout.Handler) []*http.Cookie {
+func benchSignIn(b testing.TB, h *logout.Handler) []*http.Cookie {
 	b.Helper()
 	rec := httptest.NewRecorder()
 	if err := h.StartSession(rec, httptest.NewRequest(http.MethodGet, testAppOrigin+"/callback", nil), benchSession()); err != nil {
@@ -100,7 +100,7 @@ func benchLogoutHandler(b *testing.B, h http.Handler, next func() *http.Request)
 // benchRedis is a client of the real Redis, with ContextTimeoutEnabled as
 // asked (the stores then call it directly, or each call in a goroutine of
 // its own), and a key prefix of the benchmark's own, removed at the end.
-func benchRedis(b *testing.B, contextTimeout bool) (*redis.Client, string) {
+func benchRedis(b testing.TB, contextTimeout bool) (*redis.Client, string) {
 	s, shared := realRedisStore(b) // for its prefix and its cleanup
 	o := shared.Options()
 	rdb := redis.NewClient(&redis.Options{
@@ -128,7 +128,7 @@ var benchStoreKinds = []struct {
 	{"redis-goroutine", func(b *testing.B) logout.SessionStore { return benchRedisStore(b, false) }},
 }
 
-func benchRedisStore(b *testing.B, contextTimeout bool) *logout.RedisStore {
+func benchRedisStore(b testing.TB, contextTimeout bool) *logout.RedisStore {
 	rdb, prefix := benchRedis(b, contextTimeout)
 	s := logout.NewRedisStore(rdb)
 	s.KeyPrefix = prefix
@@ -137,7 +137,7 @@ func benchRedisStore(b *testing.B, contextTimeout bool) *logout.RedisStore {
 
 // benchRevocableStore is a RevocableCookieStore whose list lives in the real
 // Redis under a key prefix of its own.
-func benchRevocableStore(b *testing.B, contextTimeout bool) *logout.RevocableCookieStore {
+func benchRevocableStore(b testing.TB, contextTimeout bool) *logout.RevocableCookieStore {
 	rdb, prefix := benchRedis(b, contextTimeout)
 	list := logout.NewRevocationList(rdb)
 	list.KeyPrefix = prefix + "rev:"
