@@ -25,10 +25,10 @@ func TestAllocationCeilings(t *testing.T) {
 		store        func(t *testing.T) logout.SessionStore
 		logout, page float64
 	}{
-		{"CookieStore", func(t *testing.T) logout.SessionStore { return newCookieStore(t) }, 24, 15},
-		{"RevocableCookieStore", func(t *testing.T) logout.SessionStore { return benchRevocableStore(t, true) }, 34, 32},
-		{"RedisStore", func(t *testing.T) logout.SessionStore { return benchRedisStore(t, true) }, 36, 27},
-		{"RedisStore, client without ContextTimeoutEnabled", func(t *testing.T) logout.SessionStore { return benchRedisStore(t, false) }, 40, 31},
+		{"CookieStore", func(t *testing.T) logout.SessionStore { return newCookieStore(t) }, 23, 14},
+		{"RevocableCookieStore", func(t *testing.T) logout.SessionStore { return benchRevocableStore(t, true) }, 33, 31},
+		{"RedisStore", func(t *testing.T) logout.SessionStore { return benchRedisStore(t, true) }, 34, 25},
+		{"RedisStore, client without ContextTimeoutEnabled", func(t *testing.T) logout.SessionStore { return benchRedisStore(t, false) }, 38, 29},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

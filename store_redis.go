@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -186,7 +187,7 @@ func (r *RedisStore) Load(ctx context.Context, token string) (Session, error) {
 	if err != nil {
 		return Session{}, fmt.Errorf("logout: redis load: %w", err)
 	}
-	return r.open(ref, []byte(get.Val()))
+	return r.openReply(ref, get)
 }
 
 // Renew loads the session and pushes its idle expiry, in one command:
@@ -214,7 +215,7 @@ func (r *RedisStore) Renew(ctx context.Context, token string, idle time.Duration
 	if err != nil {
 		return Session{}, "", fmt.Errorf("logout: redis renew: %w", err)
 	}
-	s, err := r.open(ref, []byte(getex.Val()))
+	s, err := r.openReply(ref, getex)
 	if err != nil {
 		return Session{}, "", err
 	}
@@ -317,6 +318,8 @@ func (r *RedisStore) End(ctx context.Context, token string) (Session, error) {
 }
 
 // openReply opens what a command read: ErrNoSession when it read nothing.
+// The reply is opened where go-redis read it, without a copy: Open only
+// reads its ciphertext, and writes the plaintext to memory of its own.
 func (r *RedisStore) openReply(ref redisRef, get *redis.StringCmd) (Session, error) {
 	switch err := get.Err(); {
 	case errors.Is(err, redis.Nil):
@@ -324,7 +327,8 @@ func (r *RedisStore) openReply(ref redisRef, get *redis.StringCmd) (Session, err
 	case err != nil:
 		return Session{}, fmt.Errorf("logout: redis end: %w", err)
 	}
-	return r.open(ref, []byte(get.Val()))
+	blob := get.Val()
+	return r.open(ref, unsafe.Slice(unsafe.StringData(blob), len(blob)))
 }
 
 // EndSubject ends every session of the user that began before the given
