@@ -37,7 +37,7 @@ import (
 // Its calls return by their context's deadline on the two paths [RedisStore]
 // describes: directly on a client whose options set ContextTimeoutEnabled
 // (a ClusterClient once a call was answered in time), in a goroutine per
-// call, at four allocations and a few microseconds of CPU, on any other.
+// call, at four allocations and several microseconds of CPU, on any other.
 //
 // Set the fields before the list is first used; it is then safe for
 // concurrent use.
