@@ -5,6 +5,7 @@ package logout
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -109,6 +110,19 @@ type lapsedError struct {
 
 func (e *lapsedError) Error() string        { return ErrNoSession.Error() }
 func (e *lapsedError) Is(target error) bool { return target == ErrNoSession }
+
+// asLapsed returns the lapsedError in err's chain, if any. A nil err, every
+// request's, costs nothing: errors.As makes its target escape.
+func asLapsed(err error) *lapsedError {
+	if err == nil {
+		return nil
+	}
+	var lapsed *lapsedError
+	if errors.As(err, &lapsed) {
+		return lapsed
+	}
+	return nil
+}
 
 // handleNamer is a store that can name a token's session as ListSessions
 // does.
