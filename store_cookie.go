@@ -408,7 +408,7 @@ func (c *sealer) open(token string) (Session, []byte, error) {
 		if idleSince(s, c.idle, now) {
 			return Session{}, nil, &lapsedError{reason: EndIdle, s: s, handle: cookieHandle(plain[:handleLen])}
 		}
-		return s, plain[:handleLen], nil
+		return s, plain[:handleLen:handleLen], nil // capped: the strings of s live in the rest
 	}
 	return Session{}, nil, ErrNoSession
 }
