@@ -355,11 +355,21 @@ func (s *Server) userSessionPage(q sessionQuery) (sessionPage, *apiError) {
 	if !validID(q.userID, "usr_") {
 		return sessionPage{}, &apiError{codeInvalidArgument, "user_id must match ^usr_[0-9]+$"}
 	}
-	for _, st := range q.statuses {
-		if st != StatusActive && st != StatusExpired && st != StatusRevoked && st != StatusLogout {
+	// The schema spells the statuses in lower case (developer-docs
+	// openapi/scalekit.yaml, sessionsUserSessionFilter status; the same in
+	// the Node SDK's jsdoc of getUserSessions), while the reference's code
+	// samples for GetUserSessions, in all four languages, send
+	// status: ['ACTIVE'] (openapi/scalekit.yaml, x-codeSamples of
+	// /api/v1/users/{user_id}/sessions). Both spellings are taken, over
+	// REST and gRPC alike.
+	statuses := make([]string, len(q.statuses))
+	for i, st := range q.statuses {
+		statuses[i] = strings.ToLower(st)
+		if !slices.Contains([]string{StatusActive, StatusExpired, StatusRevoked, StatusLogout}, statuses[i]) {
 			return sessionPage{}, &apiError{codeInvalidArgument, "filter.status must be active, expired, revoked or logout"}
 		}
 	}
+	q.statuses = statuses
 	if !q.start.IsZero() && !q.end.IsZero() && !q.end.After(q.start) {
 		return sessionPage{}, &apiError{codeInvalidArgument, "filter.end_time must be after filter.start_time"}
 	}
