@@ -34,8 +34,9 @@ type Client struct {
 	RedirectURIs           []string
 	PostLogoutRedirectURIs []string
 	// BackChannelLogoutURIs each receive a logout token whenever a session
-	// the client signed into ends, unless the client itself asked for it.
-	// They are absolute http(s) URLs: the environment calls them itself.
+	// the client signed into ends, however it ended: the client's own
+	// logout at /oidc/logout included. They are absolute http(s) URLs: the
+	// environment calls them itself.
 	BackChannelLogoutURIs []string
 }
 

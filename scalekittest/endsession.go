@@ -130,7 +130,7 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 		rec.HadCookie = true
 		s.mu.Lock()
 		if ses := s.live(c.Value); ses != nil {
-			s.end(ses, StatusLogout, s.now(), clientID)
+			s.end(ses, StatusLogout, s.now())
 			rec.EndedSession = ses.id
 			if up := s.upByConn[ses.conn]; up != nil && up.IDPLogoutRequired {
 				idp = up

@@ -132,16 +132,21 @@ func (s *Server) SendLogoutToken(ctx context.Context, uri, token string) error {
 }
 
 // notifyLocked queues the notifications of an ended session: a logout token
-// to each back-channel URI of each client it signed into but except, and a
-// user.logout event to each webhook URL. The caller holds s.mu.
-func (s *Server) notifyLocked(ses Session, except string) {
+// to each back-channel URI of each client it signed into, and a user.logout
+// event to each webhook URL. The client whose logout at /oidc/logout ended
+// the session is notified like the others: the back-channel logout URL is
+// called "regardless of how the logout was initiated", the user's own
+// logout included (developer-docs src/content/docs/guides/dashboard/
+// redirects.mdx, "Back channel logout URL"), and no source leaves the
+// initiating app out. The caller holds s.mu.
+func (s *Server) notifyLocked(ses Session) {
 	if s.closed {
 		return
 	}
 	var queue []*Delivery
 	for _, id := range ses.Clients {
 		c := s.clients[id]
-		if c == nil || id == except {
+		if c == nil {
 			continue
 		}
 		for _, uri := range c.BackChannelLogoutURIs {

@@ -126,7 +126,7 @@ func (s *Server) ExpireSession(sessionID string) (Session, error) {
 		s.mu.Unlock()
 		return Session{}, fmt.Errorf("scalekittest: session %s has already ended (%s)", sessionID, ses.status)
 	}
-	s.end(ses, StatusExpired, s.now(), "")
+	s.end(ses, StatusExpired, s.now())
 	snap := s.snapshot(ses)
 	s.mu.Unlock()
 	return snap, nil
@@ -173,7 +173,7 @@ func (s *Server) applyPolicy(ses *session) {
 		}
 	}
 	if !at.IsZero() && !s.now().Before(at) {
-		s.end(ses, StatusExpired, at, "")
+		s.end(ses, StatusExpired, at)
 	}
 }
 
@@ -209,18 +209,18 @@ func (s *Server) sweepEvery(d time.Duration) {
 }
 
 // end sets a final status and notifies every client the session signed
-// into except the one that asked (by back channel), and every webhook. The
-// upstream session behind it lives on: only a logout in the browser can
-// take the user through the upstream's own logout (see
+// into (by back channel), the one whose logout ended it included, and every
+// webhook. The upstream session behind it lives on: only a logout in the
+// browser can take the user through the upstream's own logout (see
 // [UpstreamConfig.IDPLogoutRequired]). The caller holds s.mu.
-func (s *Server) end(ses *session, status string, at time.Time, except string) {
+func (s *Server) end(ses *session, status string, at time.Time) {
 	ses.status, ses.ended = status, at
 	for tok, g := range s.refresh {
 		if g.session == ses {
 			delete(s.refresh, tok)
 		}
 	}
-	s.notifyLocked(s.snapshot(ses), except)
+	s.notifyLocked(s.snapshot(ses))
 }
 
 func (s *Server) userSessions(userID string) []*session {
@@ -307,7 +307,7 @@ func (s *Server) revokeSession(id string) (Session, *apiError) {
 	}
 	s.applyPolicy(ses)
 	if ses.status == StatusActive {
-		s.end(ses, StatusRevoked, s.now(), "")
+		s.end(ses, StatusRevoked, s.now())
 	} else if !s.cfg.RevokeEndedSessionSucceeds {
 		return Session{}, &apiError{codeFailedPrecondition, "session has already ended (" + ses.status + ")"}
 	}
@@ -327,7 +327,7 @@ func (s *Server) revokeUserSessions(userID string) ([]Session, *apiError) {
 	now := s.now()
 	for _, ses := range s.userSessions(userID) {
 		if ses.status == StatusActive {
-			s.end(ses, StatusRevoked, now, "")
+			s.end(ses, StatusRevoked, now)
 			out = append(out, s.snapshot(ses))
 		}
 	}

@@ -129,7 +129,7 @@ func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request, client *Cl
 		return
 	case g.used:
 		if s.cfg.RefreshReuseRevokesSession && s.live(g.session.id) != nil {
-			s.end(g.session, StatusRevoked, s.now(), "")
+			s.end(g.session, StatusRevoked, s.now())
 		}
 		s.mu.Unlock()
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "refresh token already used")
