@@ -58,6 +58,11 @@ func TestSessionAPIREST(t *testing.T) {
 	if clients := got["authenticated_clients"].([]any); len(clients) != 1 || clients[0].(map[string]any)["client_id"] != "skc_1" {
 		t.Errorf("authenticated_clients %v", clients)
 	}
+	// The default policy gives every session both expiry times, and the
+	// device a location object (empty: the fake has no geolocation).
+	if loc, ok := got["device"].(map[string]any)["location"].(map[string]any); got["idle_expires_at"] == nil || got["absolute_expires_at"] == nil || !ok || loc["city"] != "" {
+		t.Errorf("idle_expires_at %v, absolute_expires_at %v, device %v; want both times and a location", got["idle_expires_at"], got["absolute_expires_at"], got["device"])
+	}
 
 	status, got = rest(t, s, token, "POST", "/api/v1/sessions/"+sidB+"/revoke")
 	revoked := got["revoked_session"].(map[string]any)

@@ -27,10 +27,24 @@ type Config struct {
 	WebhookSecret string
 
 	// IdleTimeout ends a session that saw no sign-in or refresh for that
-	// long; AbsoluteTimeout ends it that long after it began. Zero turns a
-	// timeout off, as it is by default.
+	// long; AbsoluteTimeout ends it that long after it began. Zero means
+	// 7 days and 30 days. Scalekit documents no default session policy:
+	// these are the timeouts the API reference's user.logout example
+	// shows, idle_expires_at 7 days after last_active_at and
+	// absolute_expires_at 30 days after created_at (developer-docs
+	// openapi/scalekit.yaml, webhooks user.logout). A session always has
+	// both expiry times, as the example and UserAuthEventData, where only
+	// expired_at and logout_at may be null, have them.
 	IdleTimeout     time.Duration
 	AbsoluteTimeout time.Duration
+	// NoIdleTimeout turns the idle timeout off, as the dashboard's switch
+	// does (idle_session_timeout_enabled, developer-docs
+	// openapi/scalekit.yaml, organizationsOrganizationSessionPolicySettings):
+	// a session then ends only at its absolute timeout, and its
+	// idle_expires_at, which the reference never shows null, reports that
+	// moment (undocumented: strictest reading, the earliest the session
+	// can end).
+	NoIdleTimeout bool
 
 	// AccessTokenLifetime is how long the access tokens of a sign-in or a
 	// refresh live. Zero means five minutes, the default the guides give

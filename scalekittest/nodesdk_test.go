@@ -180,7 +180,10 @@ func TestNodeSDK(t *testing.T) {
 		len(list(got, "authenticatedClients")) != 1 || obj(list(got, "authenticatedClients")[0].(map[string]any), "")["clientId"] != clientID {
 		t.Errorf("session.getSession: %v", got)
 	}
-	row("session.getSession", "status active, userId "+user.ID+", authenticatedClients ["+clientID+"]")
+	if dev, _ := got["device"].(map[string]any); got["idleExpiresAt"] == nil || got["absoluteExpiresAt"] == nil || dev["location"] == nil {
+		t.Errorf("session.getSession: idleExpiresAt %v, absoluteExpiresAt %v, device %v; want both times and a location", got["idleExpiresAt"], got["absoluteExpiresAt"], got["device"])
+	}
+	row("session.getSession", "status active, userId "+user.ID+", authenticatedClients ["+clientID+"], both expiry times, device.location")
 	got = getJSON(t, http.MethodGet, appURL+"/admin/users/"+user.ID+"/sessions?status=active", "")
 	if sessions := list(got, "sessions"); got["totalSize"] != 2.0 || len(sessions) != 2 {
 		t.Errorf("session.getUserSessions: %v, want the two active sessions", got)

@@ -295,6 +295,7 @@ func (s *Server) logoutEvent(ses Session) string {
 		status = strings.ToLower(ses.Status)
 	}
 	dev := deviceOf(ses.UserAgent, ses.IPAddress)
+	connType, connProvider := connectionKind(s, ses.ConnectionID)
 	event := map[string]any{
 		"spec_version":    "1",
 		"id":              newID("evt_"),
@@ -312,9 +313,12 @@ func (s *Server) logoutEvent(ses Session) string {
 					"id": u.ProfileID, "given_name": u.GivenName, "family_name": u.FamilyName, "name": u.Name(),
 					"email_verified": true, "metadata": map[string]string{}, "custom_attributes": nil,
 					"external_identities": []map[string]any{{
-						"connection_id": ses.ConnectionID, "connection_type": connectionType(s, ses.ConnectionID),
+						"connection_id": ses.ConnectionID, "connection_type": connType, "connection_provider": connProvider,
 						"connection_user_id": u.Email, "is_social": false,
+						// The fake reads the profile from the connection at
+						// each sign-in: last synced then.
 						"created_time": rfc3339(u.CreatedAt), "last_login_time": rfc3339(u.LastLoginAt),
+						"last_synced_time": rfc3339(u.LastLoginAt),
 					}},
 					"gender": "", "groups": nil, "locale": "", "phone_number": "", "phone_number_verified": false,
 					"picture": "", "preferred_username": "",
@@ -329,7 +333,7 @@ func (s *Server) logoutEvent(ses Session) string {
 				// The example spells the device type as a title ("Desktop").
 				"device": map[string]any{
 					"browser": dev.Browser, "browser_version": dev.BrowserVersion, "device_type": titleCase(dev.DeviceType),
-					"ip": dev.IP, "location": nil, "os": dev.OS, "os_version": dev.OSVersion, "user_agent": dev.UserAgent,
+					"ip": dev.IP, "location": dev.Location, "os": dev.OS, "os_version": dev.OSVersion, "user_agent": dev.UserAgent,
 				},
 			},
 		},
@@ -339,14 +343,18 @@ func (s *Server) logoutEvent(ses Session) string {
 	return strings.TrimSpace(b.String())
 }
 
-// connectionType is how the webhook's external_identities name the kind of
-// connection: OIDC for an upstream's, PASSWORDLESS for the environment's
-// own email form.
-func connectionType(s *Server, conn string) string {
+// connectionKind is how the webhook's external_identities name the
+// connection that signed the user in, by its type and its provider, two
+// values of the API reference's enums (developer-docs
+// openapi/scalekit.yaml, connectionsConnectionType and
+// commonsIdentityProviderType): an upstream's is an OIDC connection to a
+// provider of the organization's own (CUSTOM), the environment's email
+// form a PASSWORDLESS connection of Scalekit's (SCALEKIT).
+func connectionKind(s *Server, conn string) (typ, provider string) {
 	if s.upByConn[conn] != nil {
-		return "OIDC"
+		return "OIDC", "CUSTOM"
 	}
-	return "PASSWORDLESS"
+	return "PASSWORDLESS", "SCALEKIT"
 }
 
 // rfc3339 formats t, or gives null for the zero time.

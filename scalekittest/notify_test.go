@@ -216,6 +216,30 @@ func TestWebhookPayloadIsTheReferenceExample(t *testing.T) {
 			}
 			profile, _ := u["user_profile"].(map[string]any)
 			profileID, _ := profile["id"].(string)
+			// Only expired_at and logout_at may be null (UserAuthEventData);
+			// the example's device.location is an object, and its
+			// external identity has a provider and a sync time.
+			for _, k := range []string{"created_at", "updated_at", "last_active_at", "idle_expires_at", "absolute_expires_at"} {
+				if _, ok := us[k].(string); !ok {
+					t.Errorf("%s: user_session.%s is %v, want a time", how, k, us[k])
+				}
+			}
+			loc, _ := us["device"].(map[string]any)["location"].(map[string]any)
+			for _, k := range []string{"city", "latitude", "longitude", "region", "region_subdivision"} {
+				if _, ok := loc[k].(string); !ok {
+					t.Errorf("device.location.%s is %v, want a string, in %v", k, loc[k], us["device"])
+				}
+			}
+			ids, _ := profile["external_identities"].([]any)
+			if len(ids) != 1 {
+				t.Fatalf("external_identities %v, want one", profile["external_identities"])
+			}
+			id := ids[0].(map[string]any)
+			for _, k := range []string{"connection_id", "connection_type", "connection_provider", "connection_user_id", "created_time", "last_login_time", "last_synced_time"} {
+				if v, ok := id[k].(string); !ok || v == "" {
+					t.Errorf("external identity's %s is %v, want a string", k, id[k])
+				}
+			}
 			switch {
 			case ev["display_name"] != "User Logout" || ev["object"] != "User" || ev["spec_version"] != "1":
 				t.Errorf("envelope %v", ev)

@@ -29,8 +29,10 @@ type Session struct {
 	LastActiveAt   time.Time
 	// EndedAt is when it stopped being active; zero while it is.
 	EndedAt time.Time
-	// IdleExpiresAt and AbsoluteExpiresAt are when the timeouts end it;
-	// zero when that timeout is off.
+	// AbsoluteExpiresAt is when the absolute timeout ends it.
+	// IdleExpiresAt is when it ends if it stays idle: the idle timeout
+	// after LastActiveAt, or AbsoluteExpiresAt when that comes first or
+	// the idle timeout is off ([Config.NoIdleTimeout]).
 	IdleExpiresAt     time.Time
 	AbsoluteExpiresAt time.Time
 	UserAgent         string
@@ -163,29 +165,29 @@ func (s *Server) applyPolicy(ses *session) {
 	if ses.status != StatusActive {
 		return
 	}
-	var at time.Time
-	if s.cfg.IdleTimeout > 0 {
-		at = ses.active.Add(s.cfg.IdleTimeout)
-	}
-	if s.cfg.AbsoluteTimeout > 0 {
-		if abs := ses.created.Add(s.cfg.AbsoluteTimeout); at.IsZero() || abs.Before(at) {
-			at = abs
-		}
-	}
-	if !at.IsZero() && !s.now().Before(at) {
+	if _, at := s.expiry(ses); !s.now().Before(at) {
 		s.end(ses, StatusExpired, at)
 	}
 }
 
-// sweepInterval is how often expired sessions are found without anyone
-// asking, so apps hear of them; zero when no timeout is set.
-func (s *Server) sweepInterval() time.Duration {
-	shortest := s.cfg.IdleTimeout
-	if shortest == 0 || (s.cfg.AbsoluteTimeout > 0 && s.cfg.AbsoluteTimeout < shortest) {
-		shortest = s.cfg.AbsoluteTimeout
+// expiry returns when the session's timeouts end it: absolute, after its
+// absolute timeout, and idle, if it sees no more activity (absolute at the
+// latest).
+func (s *Server) expiry(ses *session) (absolute, idle time.Time) {
+	absolute = ses.created.Add(s.cfg.AbsoluteTimeout)
+	idle = absolute
+	if at := ses.active.Add(s.cfg.IdleTimeout); !s.cfg.NoIdleTimeout && at.Before(absolute) {
+		idle = at
 	}
-	if shortest == 0 {
-		return 0
+	return absolute, idle
+}
+
+// sweepInterval is how often expired sessions are found without anyone
+// asking, so apps hear of them.
+func (s *Server) sweepInterval() time.Duration {
+	shortest := s.cfg.AbsoluteTimeout
+	if !s.cfg.NoIdleTimeout {
+		shortest = min(shortest, s.cfg.IdleTimeout)
 	}
 	return min(max(shortest/4, 50*time.Millisecond), time.Second)
 }
@@ -246,12 +248,7 @@ func (s *Server) snapshot(ses *session) Session {
 		Clients: slices.Clone(ses.clients), CreatedAt: ses.created, LastActiveAt: ses.active, EndedAt: ses.ended,
 		UserAgent: ses.userAgent, IPAddress: ses.ip, ConnectionID: ses.conn, UpstreamSessionID: ses.upstream,
 	}
-	if s.cfg.IdleTimeout > 0 {
-		out.IdleExpiresAt = ses.active.Add(s.cfg.IdleTimeout)
-	}
-	if s.cfg.AbsoluteTimeout > 0 {
-		out.AbsoluteExpiresAt = ses.created.Add(s.cfg.AbsoluteTimeout)
-	}
+	out.AbsoluteExpiresAt, out.IdleExpiresAt = s.expiry(ses)
 	return out
 }
 
