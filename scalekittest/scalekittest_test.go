@@ -353,6 +353,10 @@ func TestAuthorizeRefusesBadRequests(t *testing.T) {
 		{"public client without PKCE", url.Values{"client_id": {"skc_spa"}}, "invalid_request"},
 		{"prompt=none with another prompt", url.Values{"prompt": {"none login"}}, "invalid_request"},
 		{"prompt=none without a session", url.Values{"prompt": {"none"}}, "login_required"},
+		// sso/reference/sso-integration-errors.mdx
+		{"unknown organization", url.Values{"organization_id": {"org_999"}}, "invalid_organization_id"},
+		{"organization not an ID", url.Values{"organization_id": {"acme"}}, "invalid_organization_id"},
+		{"unknown connection", url.Values{"connection_id": {"conn_999"}}, "invalid_connection_id"},
 	}
 	for _, tt := range tests {
 		q := url.Values{}
@@ -381,6 +385,40 @@ func TestAuthorizeRefusesBadRequests(t *testing.T) {
 		}
 		if a := s.Authorizations(); a[len(a)-1].Error != tt.errorCode {
 			t.Errorf("%s: recorded error %q, want %q", tt.name, a[len(a)-1].Error, tt.errorCode)
+		}
+	}
+}
+
+// An organization or connection the environment has lets the sign-in go
+// on, an organization without an upstream to the environment's own form;
+// an unknown one is refused even when a live session could have answered.
+func TestOrganizationAndConnectionMustExist(t *testing.T) {
+	s := newServer(t, scalekittest.Config{Organizations: []scalekittest.Organization{{ID: "org_42"}}})
+	c, tok := signIn(t, s, "ada@example.com")
+	ownConn := claimsOf(t, tok.IDToken)["amr"].([]any)[0].(string)
+	tests := []struct {
+		params url.Values
+		error  string // "" for a code
+	}{
+		{url.Values{"organization_id": {"org_42"}}, ""},
+		{url.Values{"organization_id": {s.DefaultOrganization().ID}}, ""},
+		{url.Values{"connection_id": {ownConn}}, ""},
+		{url.Values{"organization_id": {"org_43"}}, "invalid_organization_id"},
+		{url.Values{"organization_id": {"org_42"}, "connection_id": {"conn_1"}}, "invalid_connection_id"},
+	}
+	for _, tt := range tests {
+		q := url.Values{"client_id": {"skc_1"}, "redirect_uri": {callback}, "response_type": {"code"}, "scope": {"openid"}, "state": {"st"}}
+		for k, v := range tt.params {
+			q[k] = v
+		}
+		resp, err := c.Get(s.URL + "/oauth/authorize?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := resp.Location()
+		if loc == nil || loc.Query().Get("error") != tt.error || (tt.error == "") != loc.Query().Has("code") || loc.Query().Get("state") != "st" {
+			t.Errorf("%v with a live session: %d to %v, want the callback with error %q", tt.params, resp.StatusCode, loc, tt.error)
 		}
 	}
 }
