@@ -188,19 +188,19 @@ func TestIDTokenVerifiesAndCarriesScalekitClaims(t *testing.T) {
 // permissions, the scope string, a tkn_ jti), not the scopes array of
 // machine-to-machine tokens; the ID token's amr names the connection.
 func TestAccessTokenClaims(t *testing.T) {
-	s := newServer(t, scalekittest.Config{Users: []scalekittest.User{
-		{Email: "grace@example.com", Roles: []string{"admin"}, Permissions: []string{"users:read"}, ExternalID: "ext_7"}}})
+	s := newServer(t, scalekittest.Config{Organizations: []scalekittest.Organization{{ID: "org_42", ExternalID: "acme"}},
+		Users: []scalekittest.User{{Email: "grace@example.com", Roles: []string{"admin"}, Permissions: []string{"users:read"}, ExternalID: "ext_7", OrganizationID: "org_42"}}})
 	p, err := oidc.NewProvider(context.Background(), s.Issuer())
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		email, xuid string
-		roles       []any
-		permissions []any
+		email, xuid, xoid string
+		roles             []any
+		permissions       []any
 	}{
-		{"ada@example.com", "", []any{"member"}, []any{}},
-		{"grace@example.com", "ext_7", []any{"admin"}, []any{"users:read"}},
+		{"ada@example.com", "", "", []any{"member"}, []any{}},
+		{"grace@example.com", "ext_7", "acme", []any{"admin"}, []any{"users:read"}},
 	}
 	for _, tt := range tests {
 		_, tok := signIn(t, s, tt.email)
@@ -220,6 +220,14 @@ func TestAccessTokenClaims(t *testing.T) {
 			t.Errorf("%s: jti %q, xuid %q; want tkn_ and digits, %q", tt.email, jti, xuid, tt.xuid)
 		case claims["client_id"] != "skc_1" || !scalekitID.MatchString(claims["sid"].(string)) || !scalekitID.MatchString(claims["oid"].(string)):
 			t.Errorf("%s: access token claims %v, want client_id, sid and oid", tt.email, claims)
+		}
+		// xoid, the organization's external ID, in both tokens when it
+		// has one (complete-login.mdx).
+		if xoid, _ := claims["xoid"].(string); xoid != tt.xoid {
+			t.Errorf("%s: access token's xoid %q, want %q", tt.email, xoid, tt.xoid)
+		}
+		if xoid, _ := claimsOf(t, tok.IDToken)["xoid"].(string); xoid != tt.xoid {
+			t.Errorf("%s: ID token's xoid %q, want %q", tt.email, xoid, tt.xoid)
 		}
 		amr, _ := claimsOf(t, tok.IDToken)["amr"].([]any)
 		ses, _ := s.Session(claims["sid"].(string))

@@ -330,7 +330,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		"code_challenge_methods_supported":      []string{"S256"},
 		"scopes_supported":                      []string{"openid", "email", "profile", "offline_access"},
 		"claims_supported": []string{"iss", "aud", "azp", "sub", "oid", "exp", "iat", "at_hash", "c_hash", "amr",
-			"email", "email_verified", "name", "given_name", "family_name", "sid", "client_id", "nonce"},
+			"email", "email_verified", "name", "given_name", "family_name", "sid", "client_id", "nonce", "xoid"},
 		"backchannel_logout_supported":         true,
 		"backchannel_logout_session_supported": true,
 	})
