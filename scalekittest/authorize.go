@@ -201,7 +201,7 @@ func (s *Server) checkClient(q url.Values) (*Client, error) {
 	switch {
 	case client == nil:
 		return nil, errors.New("invalid_client: unknown client_id")
-	case !slices.Contains(client.RedirectURIs, q.Get("redirect_uri")):
+	case !redirectURIRegistered(client.RedirectURIs, q.Get("redirect_uri")):
 		return nil, errors.New("invalid_request: redirect_uri is not registered")
 	}
 	return client, nil

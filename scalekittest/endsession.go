@@ -176,10 +176,10 @@ func (s *Server) postLogoutURIRegistered(clientID, target string) bool {
 	defer s.mu.Unlock()
 	if clientID != "" {
 		c := s.clients[clientID]
-		return c != nil && slices.Contains(c.PostLogoutRedirectURIs, target)
+		return c != nil && redirectURIRegistered(c.PostLogoutRedirectURIs, target)
 	}
 	for _, c := range s.clients {
-		if slices.Contains(c.PostLogoutRedirectURIs, target) {
+		if redirectURIRegistered(c.PostLogoutRedirectURIs, target) {
 			return true
 		}
 	}

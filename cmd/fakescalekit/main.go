@@ -10,9 +10,11 @@
 // -public registers the client without a secret, as a single-page or
 // native app is: it signs in with PKCE and redeems its code with its
 // client_id and code_verifier alone. A redirect URI that breaks one of
-// Scalekit's rules (a query, a fragment, over 256 characters) stops it at
-// start-up with the rule named; a custom scheme such as myapp://callback is
-// fine. More clients, users, organizations and upstream providers come from
+// Scalekit's rules (a query, a fragment, over 256 characters, a wildcard
+// outside the outermost label of the host name) stops it at start-up with
+// the rule named; a custom scheme such as myapp://callback is fine, and so
+// is a wildcard where Scalekit allows one in development, as in
+// http://*.app.localhost:3000/callback. More clients, users, organizations and upstream providers come from
 // a JSON file given with -config:
 //
 //	{"clients": [{"id": "skc_1", "secret": "…", "redirect_uris": ["…"],

@@ -159,6 +159,8 @@ func TestBadFlags(t *testing.T) {
 		{"post-logout URI with query", []string{"-client-id", "skc_1", "-post-logout-uri", "http://localhost/out?x=1"}, "must have no query"},
 		{"redirect URI with a fragment", []string{"-client-id", "skc_1", "-redirect-uri", "http://localhost/cb#x"}, "must have no fragment"},
 		{"redirect URI too long", []string{"-client-id", "skc_1", "-redirect-uri", "http://localhost/" + strings.Repeat("a", 240)}, "at most 256"},
+		{"wildcard under a top-level name", []string{"-client-id", "skc_1", "-redirect-uri", "http://*.localhost:3000/cb"}, "top-level domain"},
+		{"wildcard in the path", []string{"-client-id", "skc_1", "-redirect-uri", "http://app.localhost:3000/*"}, "host name"},
 		{"public client with a secret", []string{"-client-id", "skc_1", "-public", "-client-secret", "x"}, "a public client has no secret"},
 		{"bad retry delays", []string{"-client-id", "skc_1", "-delivery-retry-delays", "soon"}, "-delivery-retry-delays"},
 		{"bad duration", []string{"-client-id", "skc_1", "-idle-timeout", "soon"}, "invalid value"},
