@@ -91,6 +91,15 @@ type Config struct {
 	// and a test can run under both.
 	WebhookLowerCaseStatus bool
 
+	// WebhookAny2xx counts any 2xx answer to a webhook as delivered, as the
+	// dashboard's log guide describes success ("a 2xx status code":
+	// developer-docs src/content/docs/guides/dashboard/auth-logs.mdx,
+	// "Webhook delivery statuses"). By default only 200, 201 and 202 do,
+	// the answers the webhook guide lists (implement-webhooks.mdx, "Return
+	// success responses"), and a 204 is a failure that is retried: the
+	// sources disagree, and the default is the stricter of the two.
+	WebhookAny2xx bool
+
 	// DeliveryRetryDelays are the waits before each retry of a webhook or
 	// back-channel delivery, in order: one attempt, then one more after each
 	// wait, until one is delivered. Nil means the schedule Scalekit's

@@ -173,11 +173,15 @@ func (s *Server) notifyLocked(ses Session) {
 // delivered reports whether a receiver's answer counts as delivered: for a
 // webhook, 200, 201 or 202, the answers the webhook guide lists as success
 // (developer-docs src/content/docs/authenticate/implement-workflows/
-// implement-webhooks.mdx, "Handle success responses"); for a back-channel
-// logout token, 200, or 204, which OpenID Connect Back-Channel Logout 1.0
-// (section 2.8) asks providers to accept too.
-func delivered(kind DeliveryKind, status int) bool {
+// implement-webhooks.mdx, "Return success responses"), or any 2xx with
+// [Config.WebhookAny2xx]; for a back-channel logout token, 200, or 204,
+// which OpenID Connect Back-Channel Logout 1.0 (section 2.8) asks providers
+// to accept too.
+func (s *Server) delivered(kind DeliveryKind, status int) bool {
 	if kind == WebhookDelivery {
+		if s.cfg.WebhookAny2xx {
+			return status >= 200 && status <= 299
+		}
 		return status == http.StatusOK || status == http.StatusCreated || status == http.StatusAccepted
 	}
 	return status == http.StatusOK || status == http.StatusNoContent
@@ -221,7 +225,7 @@ func (s *Server) deliver(d *Delivery) {
 		attemptCtx, done := context.WithTimeout(ctx, s.cfg.DeliveryTimeout)
 		status, err := s.post(attemptCtx, d)
 		done()
-		ok := err == nil && delivered(d.Kind, status)
+		ok := err == nil && s.delivered(d.Kind, status)
 		s.mu.Lock()
 		d.Attempts, d.LastStatus, d.LastError, d.Delivered = attempt, status, "", ok
 		if err != nil {

@@ -300,39 +300,48 @@ func TestDeliveriesRetryAndGiveUp(t *testing.T) {
 	}
 }
 
-// Scalekit's webhook guide counts 200, 201 and 202 as delivered; a
-// back-channel logout token is delivered by 200, or 204, which OpenID
-// Connect Back-Channel Logout asks providers to accept. Any other answer is
-// retried.
+// Scalekit's webhook guide counts 200, 201 and 202 as delivered, its log
+// guide any 2xx (WebhookAny2xx); a back-channel logout token is delivered
+// by 200, or 204, which OpenID Connect Back-Channel Logout asks providers
+// to accept. Any other answer is retried.
 func TestDeliveredAnswers(t *testing.T) {
 	tests := []struct {
-		status             int
-		webhook, backChann bool
+		status                         int
+		webhook, webhookAny, backChann bool
 	}{
-		{http.StatusOK, true, true},
-		{http.StatusCreated, true, false},
-		{http.StatusAccepted, true, false},
-		{http.StatusNoContent, false, true},
-		{http.StatusFound, false, false},
+		{http.StatusOK, true, true, true},
+		{http.StatusCreated, true, true, false},
+		{http.StatusAccepted, true, true, false},
+		{http.StatusNoContent, false, true, true},
+		{http.StatusResetContent, false, true, false},
+		{http.StatusFound, false, false, false},
+		{http.StatusServiceUnavailable, false, false, false},
 	}
 	for _, tt := range tests {
-		rc := newReceiver(t)
-		rc.answer("/hook", tt.status)
-		rc.answer("/bc", tt.status)
-		s := newServer(t, scalekittest.Config{WebhookURLs: []string{rc.URL + "/hook"}, DeliveryRetryDelays: []time.Duration{time.Millisecond}})
-		if err := s.AddClient(scalekittest.Client{ID: "skc_1", Secret: "secret", RedirectURIs: []string{callback}, BackChannelLogoutURIs: []string{rc.URL + "/bc"}}); err != nil {
-			t.Fatal(err)
-		}
-		_, tok := signIn(t, s, "ada@example.com")
-		if _, err := s.RevokeSession(claimsOf(t, tok.IDToken)["sid"].(string)); err != nil {
-			t.Fatal(err)
-		}
-		settle(t, s)
-		for _, d := range s.Deliveries() {
-			want := map[scalekittest.DeliveryKind]bool{scalekittest.WebhookDelivery: tt.webhook, scalekittest.BackChannelDelivery: tt.backChann}[d.Kind]
-			attempts := map[bool]int{true: 1, false: 2}[want]
-			if d.Delivered != want || d.Attempts != attempts || d.LastStatus != tt.status {
-				t.Errorf("%d to a %s: delivered %v after %d attempts (last %d); want %v after %d", tt.status, d.Kind, d.Delivered, d.Attempts, d.LastStatus, want, attempts)
+		for _, any2xx := range []bool{false, true} {
+			rc := newReceiver(t)
+			rc.answer("/hook", tt.status)
+			rc.answer("/bc", tt.status)
+			s := newServer(t, scalekittest.Config{WebhookURLs: []string{rc.URL + "/hook"}, WebhookAny2xx: any2xx, DeliveryRetryDelays: []time.Duration{time.Millisecond}})
+			if err := s.AddClient(scalekittest.Client{ID: "skc_1", Secret: "secret", RedirectURIs: []string{callback}, BackChannelLogoutURIs: []string{rc.URL + "/bc"}}); err != nil {
+				t.Fatal(err)
+			}
+			_, tok := signIn(t, s, "ada@example.com")
+			if _, err := s.RevokeSession(claimsOf(t, tok.IDToken)["sid"].(string)); err != nil {
+				t.Fatal(err)
+			}
+			settle(t, s)
+			webhook := tt.webhook
+			if any2xx {
+				webhook = tt.webhookAny
+			}
+			for _, d := range s.Deliveries() {
+				want := map[scalekittest.DeliveryKind]bool{scalekittest.WebhookDelivery: webhook, scalekittest.BackChannelDelivery: tt.backChann}[d.Kind]
+				attempts := map[bool]int{true: 1, false: 2}[want]
+				if d.Delivered != want || d.Attempts != attempts || d.LastStatus != tt.status {
+					t.Errorf("%d to a %s (WebhookAny2xx %v): delivered %v after %d attempts (last %d); want %v after %d",
+						tt.status, d.Kind, any2xx, d.Delivered, d.Attempts, d.LastStatus, want, attempts)
+				}
 			}
 		}
 	}

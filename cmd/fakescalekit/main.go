@@ -159,6 +159,7 @@ func parseFlags(args []string, stderr io.Writer) (scalekittest.Config, error) {
 	fs.Var(&webhooks, "webhook-url", "URL that receives user.logout webhooks (repeatable)")
 	fs.StringVar(&cfg.WebhookSecret, "webhook-secret", "", "webhook signing secret, whsec_<base64> (default: a random one, printed)")
 	fs.BoolVar(&cfg.WebhookLowerCaseStatus, "webhook-lowercase-status", false, "user.logout webhooks spell the session status in lower case, as the session API does (default: upper case, as the API reference's webhook example does)")
+	fs.BoolVar(&cfg.WebhookAny2xx, "webhook-any-2xx", false, "count any 2xx answer to a webhook as delivered, as Scalekit's webhook log guide says (default: only 200, 201 and 202, as its webhook guide lists)")
 	fs.StringVar(&retryDelays, "delivery-retry-delays", "", "waits before each retry of a webhook or back-channel delivery, such as 1s,1s; none for no retry (default: 5s,30s,2m,5m,15m, Scalekit's webhook guide)")
 	fs.DurationVar(&cfg.DeliveryTimeout, "delivery-timeout", 0, "how long each delivery attempt waits for an answer (0: 10s, Scalekit's window)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "end sessions idle this long (0: 168h, the idle timeout of the API reference's user.logout example)")
