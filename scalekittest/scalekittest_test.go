@@ -518,11 +518,16 @@ func TestDiscovery(t *testing.T) {
 		Issuer      string   `json:"issuer"`
 		EndSession  string   `json:"end_session_endpoint"`
 		GrantTypes  []string `json:"grant_types_supported"`
+		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
 		BackChannel bool     `json:"backchannel_logout_supported"`
+		Revocation  *string  `json:"revocation_endpoint"`
 	}
 	json.NewDecoder(resp.Body).Decode(&doc)
+	// Public clients authenticate with none; no revocation endpoint, whose
+	// path Scalekit does not document.
 	if doc.Issuer != s.URL || doc.EndSession != s.URL+"/oidc/logout" || !doc.BackChannel ||
-		strings.Join(doc.GrantTypes, " ") != "authorization_code refresh_token client_credentials" {
+		strings.Join(doc.GrantTypes, " ") != "authorization_code refresh_token client_credentials" ||
+		strings.Join(doc.AuthMethods, " ") != "client_secret_basic client_secret_post none" || doc.Revocation != nil {
 		t.Errorf("discovery %+v", doc)
 	}
 }

@@ -325,8 +325,12 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		// authenticateWithCode; developer-docs src/content/docs/guides/
 		// authenticate-scalekit-api.mdx); the MCP guide registers a client
 		// with client_secret_basic (developer-docs src/content/docs/
-		// authenticate/mcp/additional-reading.mdx). Both are accepted.
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		// authenticate/mcp/additional-reading.mdx). Both are accepted. A
+		// public client sends no secret at all, its client_id and PKCE
+		// verifier alone (none: developer-docs src/content/docs/
+		// authenticate/fsa/multiapp/single-page-app.mdx and
+		// native-app.mdx).
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
 		"code_challenge_methods_supported":      []string{"S256"},
 		"scopes_supported":                      []string{"openid", "email", "profile", "offline_access"},
 		"claims_supported": []string{"iss", "aud", "azp", "sub", "oid", "exp", "iat", "at_hash", "c_hash", "amr",
