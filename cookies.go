@@ -240,10 +240,22 @@ func (j cookieJar) reauthMarked(r *http.Request) bool {
 func (j cookieJar) signedOutName() string { return j.name + "-signed-out" }
 
 func (j cookieJar) markSignedOut(w http.ResponseWriter) {
+	http.SetCookie(w, j.signedOutCookie())
+}
+
+// clearSignedOut takes the signal back, as a sign-in within its minute
+// must: the other tabs would otherwise hear that the browser signed out.
+func (j cookieJar) clearSignedOut(w http.ResponseWriter, r *http.Request) {
+	if _, err := r.Cookie(j.signedOutName()); err == nil {
+		http.SetCookie(w, expired(j.signedOutCookie()))
+	}
+}
+
+func (j cookieJar) signedOutCookie() *http.Cookie {
 	c := j.cookie(j.signedOutName(), "1")
 	c.HttpOnly = false
 	c.MaxAge = 60
-	http.SetCookie(w, c)
+	return c
 }
 
 // expired turns c into its own deletion: same name, path, domain and security

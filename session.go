@@ -14,7 +14,9 @@ import (
 // call it from the sign-in callback once the ID token is verified. A session
 // the request already carried is ended first, so sign-in always starts a new
 // one (no session fixation). A zero IssuedAt becomes now and a zero Expiry
-// now plus Config.SessionLifetime.
+// now plus Config.SessionLifetime. A signed-out signal the browser still
+// holds from a logout is expired (see [Handler.BroadcastScript]), so that
+// the other tabs do not hear of a logout the user has just undone.
 func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session) error {
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
@@ -46,6 +48,7 @@ func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session
 	if h.jar.reauthMarked(r) {
 		h.jar.clearReauth(w)
 	}
+	h.jar.clearSignedOut(w, r)
 	return h.jar.write(w, carried, token, s.Expiry)
 }
 
