@@ -148,8 +148,11 @@ func (r *RedisStore) loadVersion(ctx context.Context, token string) (Session, st
 		return Session{}, "", fmt.Errorf("logout: redis load: %w", err)
 	}
 	s, err := r.open(ref, blob)
+	if err != nil {
+		return Session{}, "", r.dropLapsed(ctx, ref, err)
+	}
 	sum := sha1.Sum(blob)
-	return s, hex.EncodeToString(sum[:]), err
+	return s, hex.EncodeToString(sum[:]), nil
 }
 
 func (r *RedisStore) updateIfVersion(ctx context.Context, token, version string, s Session) (string, error) {
