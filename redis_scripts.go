@@ -202,6 +202,39 @@ end
 return 1
 `
 
+// endHandleScript ends a cookie session by recording its handle, unless a
+// revocation ended it already; the same reading of the records as
+// RevocationList.revoked. One node only: the records live in different
+// slots.
+//
+// KEYS: 1 the handle's record, 2 the user's other-devices record ("ms
+// handle"), 3 the user's record ("ms"), 4 (optional) the sid's record
+// ("ms").
+// ARGV: 1 the handle record's TTL in ms, 2 the session's start in Unix ms,
+// 3 the session's handle as the other-devices record names it.
+// Reply: 1 ended by this call; 0 ended before (its handle recorded, or a
+// revocation covers it).
+var endHandleScript = redis.NewScript(`
+local issued = tonumber(ARGV[2])
+local others = redis.call('GET', KEYS[2])
+if others then
+  local at, keep = string.match(others, '^(%d+) (%S*)')
+  if at and issued <= tonumber(at) and keep ~= ARGV[3] then
+    return 0
+  end
+end
+for i = 3, #KEYS do
+  local at = tonumber(redis.call('GET', KEYS[i]) or '')
+  if at and issued <= at then
+    return 0
+  end
+end
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return 1
+end
+return 0
+`)
+
 // refreshedScript records a cookie session's refresh, unless another refresh
 // recorded its own first, and leaves the new cookie value for the requests
 // that still carry the old one.

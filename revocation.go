@@ -76,23 +76,60 @@ func (l *RevocationList) durability() durability {
 	return durability{replicas: l.WaitReplicas, timeout: l.WaitTimeout}
 }
 
-// endHandle records the session as ended; only the first caller gets true.
-func (l *RevocationList) endHandle(ctx context.Context, handle []byte, ttl time.Duration) (bool, error) {
+// endHandle records the session as ended, unless a revocation of its sid,
+// its user or its user's other devices ended it already; only the first
+// caller gets true. On one node it is one script; where the records live in
+// different slots (Cluster, Ring), the record is set while they are read,
+// side by side.
+func (l *RevocationList) endHandle(ctx context.Context, handle []byte, s Session, ttl time.Duration) (bool, error) {
 	key := l.handleKey(handle)
+	ttl = max(ttl, 0) + time.Minute
+	if l.cluster {
+		return l.endHandleSharded(ctx, handle, s, ttl)
+	}
+	keys := l.recordKeys(handle, s)
+	var end *redis.Cmd
+	err := l.durability().write(ctx, l.rdb, key, func(c redis.Cmdable) {
+		args := []any{ttl.Milliseconds(), unixMilli(s.IssuedAt), cookieHandle(handle)}
+		if p, ok := c.(redis.Pipeliner); ok {
+			end = endHandleScript.Eval(ctx, p, keys, args...) // a pipeline cannot fall back on NOSCRIPT
+		} else {
+			end = endHandleScript.Run(ctx, c.(redis.Scripter), keys, args...)
+		}
+	})
+	if err == nil {
+		var n int
+		if n, err = end.Int(); err == nil {
+			return n == 1, nil
+		}
+	}
+	return false, fmt.Errorf("logout: redis revocation: %w", err)
+}
+
+func (l *RevocationList) endHandleSharded(ctx context.Context, handle []byte, s Session, ttl time.Duration) (bool, error) {
+	key := l.handleKey(handle)
+	var revoked bool
+	var checkErr error
+	checked := make(chan struct{})
+	go func() {
+		defer close(checked)
+		revoked, checkErr = l.revoked(ctx, handle, s)
+	}()
 	var set *redis.StatusCmd
 	err := l.durability().write(ctx, l.rdb, key, func(c redis.Cmdable) {
-		set = c.SetArgs(ctx, key, "1", redis.SetArgs{Mode: "NX", TTL: max(ttl, 0) + time.Minute})
+		set = c.SetArgs(ctx, key, "1", redis.SetArgs{Mode: "NX", TTL: ttl})
 	})
-	if err != nil {
-		return false, fmt.Errorf("logout: redis revocation: %w", err)
+	<-checked
+	if err == nil {
+		_, err = set.Result()
 	}
-	switch _, err := set.Result(); {
-	case errors.Is(err, redis.Nil):
-		return false, nil
-	case err != nil:
+	switch {
+	case errors.Is(err, ErrNotConfirmed), err != nil && !errors.Is(err, redis.Nil):
 		return false, fmt.Errorf("logout: redis revocation: %w", err)
+	case checkErr != nil:
+		return false, checkErr
 	}
-	return true, nil
+	return err == nil && !revoked, nil
 }
 
 // revoke records that sessions under the sid or subject that began up to at
@@ -132,13 +169,20 @@ func (l *RevocationList) revokeOthers(ctx context.Context, issuer, subject strin
 	return nil
 }
 
-// revoked reads the session's records in one round trip. Only a nil reply
-// means "no record"; any other error fails closed.
-func (l *RevocationList) revoked(ctx context.Context, handle []byte, s Session) (bool, error) {
+// recordKeys are the records that may end the session: its handle's, its
+// user's other devices', its user's, and its sid's when it has one.
+func (l *RevocationList) recordKeys(handle []byte, s Session) []string {
 	keys := []string{l.handleKey(handle), l.key("others", s.Issuer, s.Subject), l.key("sub", s.Issuer, s.Subject)}
 	if s.SessionID != "" {
 		keys = append(keys, l.key("sid", s.Issuer, s.SessionID))
 	}
+	return keys
+}
+
+// revoked reads the session's records in one round trip. Only a nil reply
+// means "no record"; any other error fails closed.
+func (l *RevocationList) revoked(ctx context.Context, handle []byte, s Session) (bool, error) {
+	keys := l.recordKeys(handle, s)
 	vals := make([]string, len(keys))
 	if !l.cluster {
 		got, err := within(ctx, func() ([]any, error) { return l.rdb.MGet(ctx, keys...).Result() })

@@ -166,13 +166,25 @@ func (c *RevocableCookieStore) Update(ctx context.Context, token string, s Sessi
 }
 
 // End records the session as ended, in one command that only one caller can
-// win, and returns what it held to that caller.
+// win, and returns what it held to that caller. A session that a revocation
+// already ended (by its sid, its user or "sign out other devices") is not
+// there to end: ErrNoSession, as [RedisStore] answers. The same command
+// reads those records: one EVAL (on Cluster or a Ring, a SET and one GET
+// per record, sent together). A cookie that expired or idled out is checked
+// too, and its lapse reported only when no revocation came first.
 func (c *RevocableCookieStore) End(ctx context.Context, token string) (Session, error) {
 	s, handle, err := c.open(token)
-	if err != nil {
+	var lapsed *lapsedError
+	switch {
+	case errors.As(err, &lapsed):
+		s = lapsed.s
+	case err != nil:
 		return Session{}, err
 	}
-	first, err := c.list.endHandle(ctx, handle, s.Expiry.Sub(c.clock()))
+	if !s.IssuedAt.IsZero() && s.Expiry.Sub(s.IssuedAt) > c.list.Lifetime {
+		return Session{}, ErrNoSession // see checkRevoked
+	}
+	first, err := c.list.endHandle(ctx, handle, s, s.Expiry.Sub(c.clock()))
 	switch {
 	case errors.Is(err, ErrNotConfirmed):
 		return s, err // recorded on the primary: see RedisStore.End
@@ -180,6 +192,8 @@ func (c *RevocableCookieStore) End(ctx context.Context, token string) (Session, 
 		return Session{}, err
 	case !first:
 		return Session{}, ErrNoSession
+	case lapsed != nil:
+		return Session{}, lapsed
 	}
 	return s, nil
 }
@@ -312,7 +326,7 @@ const renewEvery = 10
 func (c *sealer) openIdle(token string, idle time.Duration) (Session, []byte, error) {
 	s, handle, err := c.open(token)
 	if err == nil && idleSince(s, idle, c.clock()) {
-		return Session{}, nil, &lapsedError{reason: EndIdle, s: s, handle: cookieHandle(handle)}
+		return Session{}, handle, &lapsedError{reason: EndIdle, s: s, handle: cookieHandle(handle)}
 	}
 	return s, handle, err
 }
@@ -400,14 +414,17 @@ func (c *sealer) open(token string) (Session, []byte, error) {
 		if err != nil {
 			return Session{}, nil, ErrNoSession
 		}
+		// A lapsed session's handle comes back with its error, for End to
+		// check what the server side knows of it.
+		handle := plain[:handleLen]
 		now := c.clock()
 		if !s.Expiry.After(now) {
-			return Session{}, nil, &lapsedError{reason: EndExpired, s: s, handle: cookieHandle(plain[:handleLen])}
+			return Session{}, handle, &lapsedError{reason: EndExpired, s: s, handle: cookieHandle(handle)}
 		}
 		if idleSince(s, c.idle, now) {
-			return Session{}, nil, &lapsedError{reason: EndIdle, s: s, handle: cookieHandle(plain[:handleLen])}
+			return Session{}, handle, &lapsedError{reason: EndIdle, s: s, handle: cookieHandle(handle)}
 		}
-		return s, plain[:handleLen], nil
+		return s, handle, nil
 	}
 	return Session{}, nil, ErrNoSession
 }
