@@ -99,10 +99,12 @@ func (b *backstop) endSession(sid string) {
 }
 
 // endOthers ends, at once, every active provider session of the user except
-// keep: those are on other devices, where no navigation will come.
-func (b *backstop) endOthers(userID, keep string) {
+// keep that began by before: those are on other devices, where no
+// navigation will come. Every attempt spares the sessions begun after
+// before, the moment the user asked.
+func (b *backstop) endOthers(userID, keep string, before time.Time) {
 	b.schedule(0, BackstopError{UserID: userID}, func(ctx context.Context) error {
-		_, err := b.provider.EndOtherSessions(ctx, userID, keep)
+		_, err := b.provider.endSessionsBefore(ctx, userID, keep, before)
 		return err
 	})
 }

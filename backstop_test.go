@@ -3,6 +3,7 @@ package logout_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -229,6 +230,80 @@ func TestEverywhereAtTheProvider(t *testing.T) {
 			}
 			if _, err := currentSession(h, phoneCookies); !errors.Is(err, logout.ErrNoSession) {
 				t.Errorf("the phone's app session: %v, want ended", err)
+			}
+		})
+	}
+}
+
+// listGate fails a Provider's first listing of a user's sessions with 503,
+// and holds the next until the test releases it.
+type listGate struct {
+	next     http.RoundTripper
+	mu       sync.Mutex
+	lists    int
+	failed   chan struct{}
+	released chan struct{}
+}
+
+func (g *listGate) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/v1/users/") {
+		g.mu.Lock()
+		g.lists++
+		n := g.lists
+		g.mu.Unlock()
+		if n == 1 {
+			close(g.failed)
+			return &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{"Content-Type": {"application/json"}},
+				Body: io.NopCloser(strings.NewReader(`{"code":14,"message":"unavailable"}`)), Request: r}, nil
+		}
+		<-g.released
+	}
+	return g.next.RoundTrip(r)
+}
+
+// "Sign out everywhere" and "sign out other devices" end, at the provider,
+// only the sessions begun before the click: a retry after a session-API
+// error spares a device the user signed in on while the job waited.
+func TestEndOthersRetrySparesLaterSignIns(t *testing.T) {
+	defer logout.SetBackstopRetry(10 * time.Millisecond)()
+	for _, way := range []string{"everywhere", "other devices"} {
+		t.Run(way, func(t *testing.T) {
+			e := newProvEnv(t, scalekittest.Config{})
+			gate := &listGate{next: e.calls, failed: make(chan struct{}), released: make(chan struct{})}
+			p, err := logout.NewProvider(logout.ProviderConfig{
+				Issuer: e.fake.Issuer(), ClientID: provClient, ClientSecret: provSecret, HTTPClient: &http.Client{Transport: gate},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs := &logSink{}
+			h := e.handler(t, newMiniStore(t), time.Hour, func(c *logout.Config) {
+				c.Provider = p
+				c.Logger = newLogger(logs)
+			})
+			here := e.signInAtFake(t, newJar(t), "ada@example.com")
+			phone := e.signInAtFake(t, newJar(t), "ada@example.com")
+			cookies := signIn(t, h, e.appSession(here))
+			signIn(t, h, e.appSession(phone))
+
+			if way == "everywhere" {
+				serve(h.Everywhere(), logoutRequest(http.MethodPost, cookies))
+			} else if _, err := h.EndOtherSessions(httptest.NewRecorder(), logoutRequest(http.MethodPost, cookies)); err != nil {
+				t.Fatal(err)
+			}
+			<-gate.failed
+			// The job waits to try again; meanwhile the user signs in on a
+			// new device.
+			later := e.signInAtFake(t, newJar(t), "ada@example.com")
+			close(gate.released)
+			waitFor(t, 5*time.Second, "the retry to finish", func() bool {
+				return strings.Contains(logs.String(), "backstop ended the provider session") && strings.Contains(logs.String(), here.UserID)
+			})
+			if got := status(t, e.fake, phone.SessionID); got != scalekittest.StatusRevoked {
+				t.Errorf("the phone's provider session (begun before the click): %s, want revoked", got)
+			}
+			if got := status(t, e.fake, later.SessionID); got != scalekittest.StatusActive {
+				t.Errorf("the provider session begun after the click: %s, want active", got)
 			}
 		})
 	}

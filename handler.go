@@ -81,6 +81,10 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 	hdr.Set("Cache-Control", "private, no-cache, no-store, must-revalidate")
 	hdr.Add("Vary", "Cookie")
 
+	// The moment the user asked: "everywhere" ends the sessions begun
+	// before it, here and at the provider.
+	clicked := time.Now()
+
 	// 1. Refuse anything that is not a same-origin logout, touching nothing.
 	if err := h.checkRequest(w, r); err != nil {
 		return
@@ -117,7 +121,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 			reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndLogout, Issuer: ended.Issuer, Subject: ended.Subject, SessionID: ended.SessionID, Handle: h.handleOf(token)})
 		}
 		if everywhere && storeErr == nil && ended.Subject != "" {
-			_, storeErr = revokeAndReport(ctx, h.store.(Revoker), h.onEnd, EndEverywhere, ended.Issuer, ended.Subject, "", time.Now())
+			_, storeErr = revokeAndReport(ctx, h.store.(Revoker), h.onEnd, EndEverywhere, ended.Issuer, ended.Subject, "", clicked)
 		}
 		cancel()
 	}
@@ -143,7 +147,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 	// 4. Have the backstop end the provider's session from the server too,
 	// whatever the store did, in case the browser never gets there.
 	if h.backstop != nil && everywhere && ended.Subject != "" {
-		h.backstop.endOthers(ended.Subject, ended.SessionID)
+		h.backstop.endOthers(ended.Subject, ended.SessionID, clicked)
 	}
 	if h.backstop != nil && ended.SessionID != "" {
 		h.backstop.endSession(ended.SessionID)
