@@ -236,13 +236,14 @@ return 0
 `)
 
 // refreshedScript records a cookie session's refresh, unless another refresh
-// recorded its own first, and leaves the new cookie value for the requests
-// that still carry the old one.
+// recorded its own first, with the newest cookie value for the holders of
+// older cookies, whose refresh token the refresh spent.
 //
-// KEYS: 1 the hash of the session's current refresh token, 2 the stash for
-// the old cookie's holders.
-// ARGV: 1 the hash the caller expects (or "" for a session never refreshed),
-// 2 the new hash, 3 its TTL in ms, 4 the sealed new cookie value.
+// KEYS: 1 the hash of the session's current refresh token, 2 the newest
+// cookie value.
+// ARGV: 1 the hash the caller expects (or that of the refresh token sealed
+// at sign-in, for a session never refreshed), 2 the new hash, 3 the TTL of
+// both in ms (the session's remaining life), 4 the sealed new cookie value.
 // Reply: 1 recorded; 0 another refresh came first.
 const refreshedScript = `
 local cur = redis.call('GET', KEYS[1])
@@ -250,7 +251,7 @@ if cur and cur ~= ARGV[1] then
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-redis.call('SET', KEYS[2], ARGV[4], 'PX', 60000)
+redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
 return 1
 `
 

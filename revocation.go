@@ -182,12 +182,24 @@ func (l *RevocationList) recordKeys(handle []byte, s Session) []string {
 // revoked reads the session's records in one round trip. Only a nil reply
 // means "no record"; any other error fails closed.
 func (l *RevocationList) revoked(ctx context.Context, handle []byte, s Session) (bool, error) {
-	keys := l.recordKeys(handle, s)
+	revoked, _, err := l.read(ctx, handle, s, l.recordKeys(handle, s))
+	return revoked, err
+}
+
+// records is revoked, and with it, in the same round trip, the hash of the
+// session's current refresh token ("" before its first refresh).
+func (l *RevocationList) records(ctx context.Context, handle []byte, s Session) (revoked bool, current string, err error) {
+	return l.read(ctx, handle, s, append(l.recordKeys(handle, s), l.refreshKey(handle, "rt")))
+}
+
+// read reads the records keys names (recordKeys, and after them the
+// current refresh's hash when asked for) in one round trip.
+func (l *RevocationList) read(ctx context.Context, handle []byte, s Session, keys []string) (bool, string, error) {
 	vals := make([]string, len(keys))
 	if !l.cluster {
 		got, err := within(ctx, func() ([]any, error) { return l.rdb.MGet(ctx, keys...).Result() })
 		if err != nil {
-			return false, fmt.Errorf("logout: redis revocation check: %w", err)
+			return false, "", fmt.Errorf("logout: redis revocation check: %w", err)
 		}
 		for i, v := range got {
 			vals[i], _ = v.(string)
@@ -206,31 +218,39 @@ func (l *RevocationList) revoked(ctx context.Context, handle []byte, s Session) 
 			})
 		})
 		if err != nil && !errors.Is(err, redis.Nil) {
-			return false, fmt.Errorf("logout: redis revocation check: %w", err)
+			return false, "", fmt.Errorf("logout: redis revocation check: %w", err)
 		}
 		for i, c := range cmds {
 			v, err := c.Result()
 			if err != nil && !errors.Is(err, redis.Nil) {
-				return false, fmt.Errorf("logout: redis revocation check: %w", err)
+				return false, "", fmt.Errorf("logout: redis revocation check: %w", err)
 			}
 			vals[i] = v
 		}
 	}
+	n := 3 // recordKeys: the handle's, the other devices', the user's, and the sid's
+	if s.SessionID != "" {
+		n = 4
+	}
+	var current string
+	if len(vals) > n {
+		current = vals[n]
+	}
 	if vals[0] != "" {
-		return true, nil
+		return true, current, nil
 	}
 	issued := unixMilli(s.IssuedAt)
 	if at, keep, ok := strings.Cut(vals[1], " "); ok {
 		if ms, err := strconv.ParseInt(at, 10, 64); err == nil && issued <= ms && keep != cookieHandle(handle) {
-			return true, nil
+			return true, current, nil
 		}
 	}
-	for _, v := range vals[2:] {
+	for _, v := range vals[2:n] {
 		if at, err := strconv.ParseInt(v, 10, 64); err == nil && issued <= at {
-			return true, nil
+			return true, current, nil
 		}
 	}
-	return false, nil
+	return false, current, nil
 }
 
 func (l *RevocationList) seen(ctx context.Context, key string) (bool, error) {

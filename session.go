@@ -110,11 +110,15 @@ func (h *Handler) Middleware(next http.Handler) http.Handler {
 		if carried := h.jar.read(r); carried.token != "" {
 			ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 			var token string
-			if rn, ok := h.store.(Renewer); ok {
-				l.s, token, l.err = rn.Renew(ctx, carried.token, h.idle)
-			} else {
-				token = carried.token
-				l.s, l.err = h.store.Load(ctx, carried.token)
+			l.s, token, l.err = h.renew(ctx, carried.token)
+			if l.err == nil {
+				// A cookie whose session a refresh on this instance replaced
+				// (a store that shares nothing) gives way to the new one.
+				if next, ok := h.refreshes.settled.replacedBy(l.s.RefreshToken); ok {
+					if s, t, err := h.renew(ctx, next); err == nil {
+						l.s, token = s, t
+					}
+				}
 			}
 			var lapsed *lapsedError
 			if errors.As(l.err, &lapsed) {
@@ -132,6 +136,15 @@ func (h *Handler) Middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), loadedKey{}, l)))
 	})
+}
+
+// renew loads the token's session and records its use, where the store can.
+func (h *Handler) renew(ctx context.Context, token string) (Session, string, error) {
+	if rn, ok := h.store.(Renewer); ok {
+		return rn.Renew(ctx, token, h.idle)
+	}
+	s, err := h.store.Load(ctx, token)
+	return s, token, err
 }
 
 // SessionFromContext returns the session [Handler.Middleware] loaded for the
