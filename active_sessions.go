@@ -123,7 +123,7 @@ func (h *Handler) EndOtherSessions(w http.ResponseWriter, r *http.Request) (int,
 		reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndOtherDevices, Issuer: s.Issuer, Subject: s.Subject, Handle: handle})
 	}
 	if h.backstop != nil && s.Subject != "" {
-		h.backstop.endOthers(s.Subject, s.SessionID, clicked)
+		h.backstop.schedule(ctx, false, h.backstop.othersJob(s.Subject, s.SessionID, clicked))
 	}
 	return len(ended), nil
 }

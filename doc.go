@@ -64,7 +64,8 @@
 //     hears every ending).
 //   - The provider's side: provider.go ([Provider], its session API),
 //     backstop.go (ending the provider session from the server),
-//     discovery.go.
+//     backstop_redis.go (its jobs kept in Redis, which any instance
+//     finishes), discovery.go.
 //
 // The package scalekittest runs a fake Scalekit for tests, and
 // cmd/fakescalekit serves it to apps in any language; cmd/logoutdemo is a

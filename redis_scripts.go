@@ -265,3 +265,75 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 `
+
+// The scripts of the backstop's queue in Redis (backstop_redis.go): one
+// sorted set of jobs, each scored with the time it falls due in Unix
+// milliseconds of the server's own clock (TIME), which every instance
+// shares.
+
+// redisNow is the part of a script that reads the server's clock into now.
+const redisNow = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// scheduleScript records jobs.
+//
+// KEYS: 1 the queue.
+// ARGV: pairs of a delay in ms and a job.
+// Reply: the server's time in Unix ms.
+var scheduleScript = redis.NewScript(redisNow + `
+for i = 1, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[i]), ARGV[i + 1])
+end
+return now
+`)
+
+// claimScript claims due jobs: it moves each to a score past the longest an
+// attempt may take, so that no other instance claims it meanwhile, and so
+// that it falls due again should its claimer die.
+//
+// KEYS: 1 the queue.
+// ARGV: 1 how long a claim lasts in ms, 2 the most jobs to claim.
+// Reply: the jobs claimed.
+var claimScript = redis.NewScript(redisNow + `
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[2])
+for _, m in ipairs(due) do
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), m)
+end
+return due
+`)
+
+// finishScript settles a claimed job: removes it and, to try it again,
+// puts its next record in its place.
+//
+// KEYS: 1 the queue.
+// ARGV: 1 the job as claimed, 2 the delay in ms before the next attempt,
+// or -1 for none, 3 the job's next record.
+// Reply: 1 settled; 0 the job was not there (its claim had lapsed, and
+// another instance took it over).
+var finishScript = redis.NewScript(`
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+if tonumber(ARGV[2]) >= 0 then
+` + redisNow + `
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+end
+return 1
+`)
+
+// statsScript reads the queue's depth and how long its oldest job has been
+// due.
+//
+// KEYS: 1 the queue. ARGV: none.
+// Reply: the number of jobs, waiting or claimed; the ms since the earliest
+// one fell due (negative when none is due yet, 0 when the queue is empty).
+var statsScript = redis.NewScript(redisNow + `
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local overdue = 0
+if first[2] then
+  overdue = now - tonumber(first[2])
+end
+return {redis.call('ZCARD', KEYS[1]), overdue}
+`)
