@@ -27,10 +27,10 @@ import (
 //
 //   - Refreshes of one session never run side by side: requests of this
 //     instance share one refresh, and instances sharing a RedisStore or a
-//     RevocableCookieStore take turns through a lease in Redis that lasts
-//     as long as a refresh may (StoreTimeout plus twice the Provider's
-//     timeout). Each stores its tokens only if the stored refresh token is
-//     still the one it redeemed.
+//     RevocableCookieStore take turns through a lease in Redis that
+//     outlasts the longest a refresh may run (StoreTimeout plus twice the
+//     Provider's timeout, and 5 seconds more). Each stores its tokens only
+//     if the stored refresh token is still the one it redeemed.
 //   - A request that saw the session before another refresh replaced it
 //     gets that refresh's session, without a call to the provider, while
 //     its access token is still valid.
@@ -96,10 +96,13 @@ func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) (Session, erro
 }
 
 // refreshBound is the longest a refresh may take: its store calls and two
-// calls to the provider. The lease across instances lasts as long.
+// calls to the provider. The lease across instances lasts
+// refreshLeaseMargin longer.
 func (h *Handler) refreshBound() time.Duration {
 	return h.timeout + 2*h.provider.timeout
 }
+
+const refreshLeaseMargin = 5 * time.Second
 
 type refreshResult struct {
 	s     Session
@@ -123,7 +126,9 @@ func (h *Handler) refreshShared(ctx context.Context, rs refreshSync, token, seen
 			return refreshResult{err: err}
 		}
 	}
-	release, err := rs.lease(ctx, token, h.refreshBound())
+	// The lease outlives the refresh by a margin: whatever this refresh
+	// still does, no other instance redeems the same token meanwhile.
+	release, err := rs.lease(ctx, token, h.refreshBound()+refreshLeaseMargin)
 	if errors.Is(err, errLeaseHeld) {
 		return h.awaitRefresh(ctx, rs, token, seen)
 	}

@@ -48,8 +48,11 @@ func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session
 	if h.jar.reauthMarked(r) {
 		h.jar.clearReauth(w)
 	}
+	if err := h.jar.write(w, carried, token, s.Expiry); err != nil {
+		return err
+	}
 	h.jar.clearSignedOut(w, r)
-	return h.jar.write(w, carried, token, s.Expiry)
+	return nil
 }
 
 // PromptLogin reports whether the browser signed out with re-authentication
