@@ -48,7 +48,9 @@ func (h *Handler) ListSessions(r *http.Request, cursor string) ([]SessionInfo, s
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	list, next, err := l.ListSessions(ctx, s.Issuer, s.Subject, cursor)
+	sctx, call := h.tel.store(ctx, storeList)
+	list, next, err := l.ListSessions(sctx, s.Issuer, s.Subject, cursor)
+	call.end(err)
 	if err != nil {
 		return nil, "", err
 	}
@@ -79,7 +81,9 @@ func (h *Handler) EndSessionByHandle(w http.ResponseWriter, r *http.Request, han
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
 	defer cancel()
-	ended, err := l.EndHandle(ctx, s.Issuer, s.Subject, handle)
+	sctx, call := h.tel.store(ctx, storeEndHandle)
+	ended, err := l.EndHandle(sctx, s.Issuer, s.Subject, handle)
+	call.end(err)
 	if err != nil {
 		return err
 	}
@@ -111,7 +115,9 @@ func (h *Handler) EndOtherSessions(w http.ResponseWriter, r *http.Request) (int,
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
 	defer cancel()
-	newToken, ended, err := oe.endOthers(ctx, token, s)
+	sctx, call := h.tel.store(ctx, storeEndOthers)
+	newToken, ended, err := oe.endOthers(sctx, token, s)
+	call.end(err)
 	if err != nil {
 		return 0, err
 	}

@@ -19,6 +19,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // BackChannelConfig configures a [BackChannelHandler].
@@ -46,6 +48,13 @@ type BackChannelConfig struct {
 	// OnSessionEnd, if set, is called for every app session a logout token
 	// ends (see [SessionEnd]): give it the Handler's Config.OnSessionEnd.
 	OnSessionEnd func(ctx context.Context, e SessionEnd)
+	// MeterProvider and TracerProvider receive the deliveries' metrics
+	// (logout.deliveries with logout.delivery.kind back_channel, and the
+	// store calls'; see [Config.MeterProvider]) and a span per delivery
+	// (logout.back_channel). Nil means OpenTelemetry's global providers,
+	// read by NewBackChannelHandler.
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
 }
 
 // BackChannelHandler receives OpenID Connect Back-Channel Logout requests: the
@@ -81,7 +90,8 @@ type BackChannelHandler struct {
 	issuer   string
 	clientID string
 	revoker  Revoker
-	onEnd    func(context.Context, SessionEnd)
+	onEnd    endHook
+	tel      *telemetry
 	guard    replayGuard
 	skew     time.Duration
 	timeout  time.Duration
@@ -133,12 +143,14 @@ func NewBackChannelHandler(ctx context.Context, cfg BackChannelConfig) (*BackCha
 	if _, err := checkURL("back-channel: jwks_uri in the issuer's discovery document", doc.JWKSURI); err != nil {
 		return nil, err
 	}
+	tel := newTelemetry(cfg.MeterProvider, cfg.TracerProvider)
 	b := &BackChannelHandler{
 		keys:     &keySet{uri: doc.JWKSURI, client: client},
 		issuer:   cfg.Issuer,
 		clientID: cfg.ClientID,
 		revoker:  revoker,
-		onEnd:    cfg.OnSessionEnd,
+		onEnd:    endHook{cfg.OnSessionEnd, tel},
+		tel:      tel,
 		guard:    guard,
 		skew:     cmp.Or(cfg.ClockSkew, time.Minute),
 		timeout:  cmp.Or(cfg.StoreTimeout, 3*time.Second),
@@ -153,37 +165,45 @@ func NewBackChannelHandler(ctx context.Context, cfg BackChannelConfig) (*BackCha
 
 // ServeHTTP handles one back-channel logout request.
 func (b *BackChannelHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r, span := b.tel.request(r, spanBackChannel)
+	defer span.End()
 	w.Header().Set("Cache-Control", "no-store")
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
+		b.tel.delivery(r.Context(), span, deliveryBackChannel, deliveryRefusedMethod)
 		backChannelError(w, http.StatusMethodNotAllowed, "POST only")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
+		b.tel.delivery(r.Context(), span, deliveryBackChannel, deliveryRefusedMalformed)
 		backChannelError(w, http.StatusBadRequest, "malformed request")
 		return
 	}
 	raw := r.PostForm["logout_token"]
 	if len(raw) != 1 || raw[0] == "" {
+		b.tel.delivery(r.Context(), span, deliveryBackChannel, deliveryRefusedMalformed)
 		backChannelError(w, http.StatusBadRequest, "exactly one logout_token is required")
 		return
 	}
 	tok, err := b.verify(r.Context(), raw[0])
 	if err != nil {
-		b.refuse(w, r, err)
+		b.refuse(w, r, span, err)
 		return
 	}
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), b.timeout)
 	defer cancel()
 	jti := "jti\x00" + tok.Issuer + "\x00" + tok.TokenID
-	seen, err := b.guard.seen(ctx, jti)
+	sctx, call := b.tel.store(ctx, storeSeen)
+	seen, err := b.guard.seen(sctx, jti)
+	call.end(err)
 	if err != nil {
-		b.fail(w, r, err)
+		b.fail(w, r, span, err)
 		return
 	}
 	if seen {
+		b.tel.delivery(r.Context(), span, deliveryBackChannel, deliveryReplayed)
 		backChannelError(w, http.StatusBadRequest, "logout token replayed")
 		return
 	}
@@ -194,17 +214,23 @@ func (b *BackChannelHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// retry into a "replayed" refusal and the session would live on.
 	// iat counts whole seconds: a sub-only token ends the sessions begun
 	// within the second it names too.
-	n, err := revokeAndReport(ctx, b.revoker, b.onEnd, EndBackChannel, tok.Issuer, tok.Subject, tok.SessionID, tok.IssuedAt.Truncate(time.Second).Add(time.Second-time.Millisecond))
+	sctx, call = b.tel.store(ctx, revokeOp(tok.SessionID))
+	n, err := revokeAndReport(sctx, b.revoker, b.onEnd, EndBackChannel, tok.Issuer, tok.Subject, tok.SessionID, tok.IssuedAt.Truncate(time.Second).Add(time.Second-time.Millisecond))
+	call.end(err)
 	if err != nil {
-		b.fail(w, r, err)
+		b.fail(w, r, span, err)
 		return
 	}
-	if err := b.guard.remember(ctx, jti, tok.Expiry.Add(b.skew).Sub(b.now())); err != nil {
+	sctx, call = b.tel.store(ctx, storeRemember)
+	err = b.guard.remember(sctx, jti, tok.Expiry.Add(b.skew).Sub(b.now()))
+	call.end(err)
+	if err != nil {
 		// The sessions are ended; a replay would only end them again.
 		b.log.LogAttrs(r.Context(), slog.LevelWarn, "logout: back-channel token not recorded; a replay would be accepted", slog.Any("error", err))
 	}
 	b.log.LogAttrs(r.Context(), slog.LevelInfo, "logout: back-channel",
 		slog.String("sub", tok.Subject), slog.String("sid", tok.SessionID), slog.Int("ended", n))
+	b.tel.delivery(r.Context(), span, deliveryBackChannel, deliveryVerified)
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -216,23 +242,23 @@ func (b *BackChannelHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (b *BackChannelHandler) verify(ctx context.Context, raw string) (*logoutToken, error) {
 	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
-		return nil, fmt.Errorf("not a compact RS256 JWS: %w", err)
+		return nil, refusal(deliveryRefusedMalformed, fmt.Errorf("not a compact RS256 JWS: %w", err))
 	}
 	header := jws.Signatures[0].Header
 	if err := checkType(header.ExtraHeaders); err != nil {
-		return nil, err
+		return nil, refusal(deliveryRefusedTokenType, err)
 	}
 	now := b.now()
 	tok, err := b.checkClaims(jws.UnsafePayloadWithoutVerification(), now)
 	if err != nil {
-		return nil, err
+		return nil, refusal(deliveryRefusedClaims, err)
 	}
 	key, err := b.keys.key(ctx, header.KeyID, now)
 	if err != nil {
-		return nil, err
+		return nil, err // unknown (a signature no key of the issuer's made), or unavailable
 	}
 	if _, err := jws.Verify(key); err != nil {
-		return nil, fmt.Errorf("signature with kid %.64q: %w", header.KeyID, err)
+		return nil, refusal(deliveryRefusedSignature, fmt.Errorf("signature with kid %.64q: %w", header.KeyID, err))
 	}
 	return tok, nil
 }
@@ -240,13 +266,15 @@ func (b *BackChannelHandler) verify(ctx context.Context, raw string) (*logoutTok
 // refuse answers a token that failed verification. The description is fixed:
 // the reason would tell a forger which check to work on next, so it goes to
 // the log only.
-func (b *BackChannelHandler) refuse(w http.ResponseWriter, r *http.Request, err error) {
+func (b *BackChannelHandler) refuse(w http.ResponseWriter, r *http.Request, span trace.Span, err error) {
 	if errors.Is(err, errKeyUnavailable) {
 		b.log.LogAttrs(r.Context(), slog.LevelWarn, "logout: back-channel token's key is unavailable; the provider will retry", slog.String("reason", err.Error()))
+		b.tel.delivery(r.Context(), span, deliveryBackChannel, deliveryKeyUnavailable)
 		backChannelError(w, http.StatusServiceUnavailable, "signing key unavailable")
 		return
 	}
 	b.log.LogAttrs(r.Context(), slog.LevelWarn, "logout: back-channel token refused", slog.String("reason", err.Error()))
+	b.tel.delivery(r.Context(), span, deliveryBackChannel, refusalOf(err, deliveryRefusedSignature))
 	backChannelError(w, http.StatusBadRequest, "invalid logout token")
 }
 
@@ -454,8 +482,9 @@ func jsonKind(raw json.RawMessage) byte {
 	return raw[0]
 }
 
-func (b *BackChannelHandler) fail(w http.ResponseWriter, r *http.Request, err error) {
+func (b *BackChannelHandler) fail(w http.ResponseWriter, r *http.Request, span trace.Span, err error) {
 	b.log.LogAttrs(r.Context(), slog.LevelError, "logout: back-channel logout failed; the provider will retry", slog.Any("error", err))
+	b.tel.delivery(r.Context(), span, deliveryBackChannel, deliveryStoreUnavailable)
 	backChannelError(w, http.StatusServiceUnavailable, "session store unavailable")
 }
 

@@ -70,6 +70,7 @@ type backstop struct {
 	log      *slog.Logger
 	onError  func(context.Context, error)
 	sem      chan struct{}
+	tel      *telemetry
 	queue    *durableQueue // nil: jobs wait in this process only
 
 	ctx    context.Context // canceled when Close gives up waiting
@@ -107,13 +108,14 @@ func (b *backstop) othersJob(userID, keep string, before time.Time) backstopJob 
 	return backstopJob{ID: rand.Text(), User: userID, Keep: keep, Before: unixMilli(before)}
 }
 
-// do makes one attempt at the job.
-func (j backstopJob) do(ctx context.Context, p *Provider) error {
+// do makes one attempt at the job, and reports whether it ended a provider
+// session.
+func (j backstopJob) do(ctx context.Context, p *Provider) (bool, error) {
 	if j.SID != "" {
-		return p.EndSession(ctx, j.SID)
+		return p.endSession(ctx, j.SID)
 	}
-	_, err := p.endSessionsBefore(ctx, j.User, j.Keep, fromUnixMilli(j.Before))
-	return err
+	n, err := p.endSessionsBefore(ctx, j.User, j.Keep, fromUnixMilli(j.Before))
+	return n > 0, err
 }
 
 func (j backstopJob) what(err error) *BackstopError {
@@ -126,10 +128,10 @@ func retryAfter(tries int) time.Duration {
 	return backstopFirstRetry << max(tries-1, 0)
 }
 
-func newBackstop(p *Provider, delay time.Duration, log *slog.Logger, onError func(context.Context, error), q *durableQueue) *backstop {
+func newBackstop(p *Provider, delay time.Duration, log *slog.Logger, onError func(context.Context, error), tel *telemetry, q *durableQueue) *backstop {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &backstop{
-		provider: p, delay: delay, log: log, onError: onError,
+		provider: p, delay: delay, log: log, onError: onError, tel: tel,
 		sem: make(chan struct{}, backstopConcurrency), ctx: ctx, cancel: cancel,
 		pending: map[*localJob]struct{}{},
 	}
@@ -151,6 +153,7 @@ func (b *backstop) schedule(ctx context.Context, local bool, jobs ...backstopJob
 	b.mu.Unlock()
 	if closed {
 		for _, j := range jobs {
+			b.tel.backstop(backstopDropped)
 			go b.fail(j, errBackstopClosed) // reported off the request path, as every failure
 		}
 		return
@@ -158,6 +161,9 @@ func (b *backstop) schedule(ctx context.Context, local bool, jobs ...backstopJob
 	if b.queue != nil && !local {
 		err := b.queue.add(ctx, jobs)
 		if err == nil {
+			for range jobs {
+				b.tel.backstop(backstopScheduled)
+			}
 			return
 		}
 		// Not recorded, or (ErrNotConfirmed) recorded on a primary that
@@ -194,8 +200,11 @@ func (b *backstop) scheduleLocal(job backstopJob) {
 	}
 	b.mu.Unlock()
 	if refused != nil {
+		b.tel.backstop(backstopDropped)
 		go b.fail(job, refused)
+		return
 	}
+	b.tel.backstop(backstopScheduled)
 }
 
 func (b *backstop) runLocal(j *localJob) {
@@ -209,16 +218,19 @@ func (b *backstop) runLocal(j *localJob) {
 	case b.sem <- struct{}{}:
 		defer func() { <-b.sem }()
 	case <-b.ctx.Done():
+		b.tel.backstop(backstopDropped)
 		b.fail(j.job, errAbandoned)
 		return
 	}
 	for {
-		err := b.attempt(j.job)
+		ended, err := b.attempt(j.job)
 		j.job.Tries++
 		if err == nil {
+			b.tel.backstop(jobFinished(ended))
 			return
 		}
 		if j.job.Tries >= backstopAttempts || b.ctx.Err() != nil {
+			b.tel.backstop(backstopFailed)
 			b.fail(j.job, err)
 			return
 		}
@@ -227,6 +239,7 @@ func (b *backstop) runLocal(j *localJob) {
 		case <-t.C:
 		case <-b.ctx.Done():
 			t.Stop()
+			b.tel.backstop(backstopFailed)
 			b.fail(j.job, fmt.Errorf("%w after %v", errAbandoned, err))
 			return
 		}
@@ -234,16 +247,19 @@ func (b *backstop) runLocal(j *localJob) {
 }
 
 // attempt makes one attempt at the job, bounded so that a claim on it in
-// Redis outlives it, and logs a success.
-func (b *backstop) attempt(j backstopJob) error {
+// Redis outlives it, logs a success, and reports whether it ended a
+// provider session. The caller counts the outcome once the job is settled.
+func (b *backstop) attempt(j backstopJob) (bool, error) {
 	ctx, cancel := context.WithTimeout(b.ctx, b.attemptBound())
 	defer cancel()
-	err := j.do(ctx, b.provider)
+	ctx, span := b.tel.span(ctx, spanBackstopJob, internalSpan)
+	defer span.End()
+	ended, err := j.do(ctx, b.provider)
 	if err == nil {
 		b.log.LogAttrs(ctx, slog.LevelInfo, "logout: backstop ended the provider session",
 			slog.String("sid", j.SID), slog.String("user", j.User))
 	}
-	return err
+	return ended, err
 }
 
 // attemptBound is the longest one attempt may take: a few session-API
@@ -260,10 +276,14 @@ func (b *backstop) fail(j backstopJob, err error) {
 }
 
 // stats reports how many jobs wait or run (in Redis, for every instance
-// sharing it) and how long the oldest of those already due has been due.
+// sharing it) and how long the oldest of those whose grace period is over
+// has been due (0 when none is): the queue's depth and its lag, for the
+// metrics.
 func (b *backstop) stats(ctx context.Context) (depth int, oldestDue time.Duration, err error) {
 	if b.queue != nil {
-		return b.queue.stats(ctx)
+		if depth, oldestDue, err = b.queue.stats(ctx); err != nil {
+			return 0, 0, err
+		}
 	}
 	now := time.Now()
 	b.mu.Lock()
@@ -271,7 +291,7 @@ func (b *backstop) stats(ctx context.Context) (depth int, oldestDue time.Duratio
 	for j := range b.pending {
 		oldestDue = max(oldestDue, now.Sub(j.due))
 	}
-	return len(b.pending), oldestDue, nil
+	return depth + len(b.pending), oldestDue, nil
 }
 
 // close stops taking jobs and waits for the scheduled ones, grace periods
@@ -310,6 +330,7 @@ func (b *backstop) close(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 	for _, j := range waiting {
+		b.tel.backstop(backstopDropped)
 		b.fail(j.job, errAbandoned)
 		b.wg.Done()
 	}

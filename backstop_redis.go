@@ -78,7 +78,11 @@ type durableQueue struct {
 	// own is when each job this instance recorded or put back falls due, by
 	// this host's clock, until this instance claims it or, past due, finds
 	// that another did. Close waits for them.
-	own     map[string]time.Time
+	own map[string]time.Time
+	// claimed is when this instance claimed each job it runs: a claimed
+	// job's score in Redis says when its claim lapses, not how long it has
+	// been due, so the queue's lag counts these from here.
+	claimed map[string]time.Time
 	failing bool // the last claim failed; logged once a streak
 }
 
@@ -94,7 +98,7 @@ func newDurableQueue(rdb redis.UniversalClient, prefix string, p *Provider, dur 
 		rdb: rdb, key: prefix + "{backstop:" + hashKey(p.issuer+"\x00"+p.clientID) + "}",
 		dur: dur, timeout: timeout,
 		wake: make(chan struct{}, 1), halted: make(chan struct{}), polling: make(chan struct{}),
-		own: map[string]time.Time{},
+		own: map[string]time.Time{}, claimed: map[string]time.Time{},
 	}
 }
 
@@ -235,6 +239,7 @@ func (q *durableQueue) claimAndRun() time.Duration {
 			continue
 		}
 		delete(q.own, j.ID)
+		q.claimed[j.ID] = started
 		q.active.Add(1)
 		q.running.Add(1)
 		go q.run(j, member)
@@ -279,22 +284,27 @@ func (q *durableQueue) claim(ctx context.Context, limit int) ([]string, error) {
 func (q *durableQueue) run(j backstopJob, member string) {
 	defer q.running.Done()
 	defer func() {
+		q.mu.Lock()
+		delete(q.claimed, j.ID)
+		q.mu.Unlock()
 		q.active.Add(-1)
 		if q.full.Load() {
 			q.poke() // room for a job that may be waiting
 		}
 	}()
-	err := q.b.attempt(j)
+	ended, err := q.b.attempt(j)
 	j.Tries++
 	switch {
 	case err == nil:
 		q.finish(member, -1, "")
+		q.b.tel.backstop(jobFinished(ended))
 	case q.b.ctx.Err() != nil:
 		// The handler is closing and gave up waiting: hand the job back,
 		// due at once, for another instance.
 		q.finish(member, 0, member)
 	case j.Tries >= backstopAttempts:
 		if q.finish(member, -1, "") {
+			q.b.tel.backstop(backstopFailed)
 			q.b.fail(j, err)
 		}
 	default:
@@ -357,8 +367,9 @@ func (q *durableQueue) stop() {
 	q.running.Wait()
 }
 
-// stats reads the queue's depth and how long its oldest due job has been
-// due, in one command.
+// stats reads the queue's depth, every instance's jobs, and how long its
+// oldest due job has been due, in one command; the jobs this instance runs
+// count from when it claimed them.
 func (q *durableQueue) stats(ctx context.Context) (int, time.Duration, error) {
 	res, err := within(ctx, func() ([]int64, error) { return statsScript.Run(ctx, q.rdb, []string{q.key}).Int64Slice() })
 	if err != nil {
@@ -367,5 +378,12 @@ func (q *durableQueue) stats(ctx context.Context) (int, time.Duration, error) {
 	if len(res) != 2 {
 		return 0, 0, errors.New("logout: redis backstop: malformed reply")
 	}
-	return int(res[0]), time.Duration(max(res[1], 0)) * time.Millisecond, nil
+	oldest := time.Duration(max(res[1], 0)) * time.Millisecond
+	now := time.Now()
+	q.mu.Lock()
+	for _, at := range q.claimed {
+		oldest = max(oldest, now.Sub(at))
+	}
+	q.mu.Unlock()
+	return int(res[0]), oldest, nil
 }

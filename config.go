@@ -14,6 +14,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures a [Handler]. The zero value of every optional field is the
@@ -172,6 +175,54 @@ type Config struct {
 	// Logger receives one line per logout and per failure; never a token.
 	// Nil means slog.Default().
 	Logger *slog.Logger
+
+	// MeterProvider receives the Handler's metrics. Nil means
+	// OpenTelemetry's global provider (otel.GetMeterProvider), read once
+	// by New: install the SDK before or after New, either works, and until
+	// one is installed nothing is measured, at no cost. With
+	// [BackChannelConfig], [WebhookConfig] and [ProviderConfig] given the
+	// same provider, these are every instrument the package reports, under
+	// the instrumentation scope github.com/endsession/logout (no
+	// attribute ever holds a token, a session handle, an email or a user
+	// ID):
+	//
+	//	instrument                            unit        attributes and their values
+	//	logout.requests                       {logout}    logout.outcome: ended, no_session, store_error, refused;
+	//	  (counter)                                       logout.refused.reason (refused only): method, cross_origin, bad_request;
+	//	                                                  logout.everywhere: true for Everywhere, else false
+	//	logout.sessions.ended                 {session}   logout.end.reason: the EndReason, one of logout, everywhere,
+	//	  (counter)                                       other-devices, ended-by-user, back-channel, webhook,
+	//	                                                  refresh-refused, idle, expired, replaced (one per SessionEnd)
+	//	logout.store.duration                 s           logout.store.operation: end, load, renew, save, update, end_sid,
+	//	  (histogram)                                     end_subject, seen, remember, list, end_handle, end_others;
+	//	                                                  logout.store.outcome: ok, no_session, not_confirmed, timeout, error
+	//	logout.backstop.jobs                  {job}       logout.backstop.event: scheduled, then one of ended (it ended
+	//	  (counter)                                       provider sessions), done (nothing left to end), failed (after its
+	//	                                                  retries), dropped (never tried: queue full, or the handler closed)
+	//	logout.backstop.queue.depth           {job}       none: jobs waiting or running
+	//	  (gauge)
+	//	logout.backstop.queue.oldest_due_age  s           none: how long the oldest job past its grace period has waited
+	//	  (gauge)
+	//	logout.deliveries                     {delivery}  logout.delivery.kind: webhook, back_channel;
+	//	  (counter)                                       logout.delivery.outcome: verified, ignored, replayed, refused,
+	//	                                                  store_unavailable, key_unavailable;
+	//	                                                  logout.delivery.refused.reason (refused only): method, headers,
+	//	                                                  timestamp, signature, too_large, malformed, token_type, claims
+	//	logout.refreshes                      {refresh}   logout.refresh.outcome: rotated, joined (another refresh had
+	//	  (counter)                                       done it), refused (the session ended), failed, no_session
+	//	logout.provider.duration              s           logout.provider.operation: get_session, revoke_session,
+	//	  (histogram)                                     list_user_sessions, token_client_credentials, token_refresh;
+	//	                                                  logout.provider.outcome: ok, not_found, refused, unavailable, error
+	//
+	// docs/production.md says what to alert on.
+	MeterProvider metric.MeterProvider
+	// TracerProvider receives a span per logout (logout), per store call
+	// (logout.store.OPERATION), per provider call
+	// (logout.provider.OPERATION, a client span), per refresh
+	// (logout.refresh) and per backstop job (logout.backstop.job), each
+	// under the span of the request it serves when there is one, such as
+	// otelhttp's. Nil means the global provider, read as MeterProvider is.
+	TracerProvider trace.TracerProvider
 }
 
 // CookieConfig names the session cookie and sets its attributes.
@@ -216,7 +267,6 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 		lifetime:      cmp.Or(cfg.SessionLifetime, 12*time.Hour),
 		idle:          cfg.IdleTimeout,
 		onLogout:      cfg.OnLogout,
-		onEnd:         cfg.OnSessionEnd,
 		sessionsPage:  cmp.Or(cfg.SessionsPage, "/"),
 		onError:       cfg.OnError,
 		log:           cfg.Logger,
@@ -225,13 +275,15 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.Default()
 	}
+	h.tel = newTelemetry(cfg.MeterProvider, cfg.TracerProvider)
+	h.onEnd = endHook{cfg.OnSessionEnd, h.tel}
 	if cfg.Provider != nil {
 		h.provider = cfg.Provider
 		var q *durableQueue
 		if host, ok := cfg.Store.(backstopHost); ok {
 			q = host.backstopQueue(cfg.Provider, h.timeout)
 		}
-		h.backstop = newBackstop(cfg.Provider, cmp.Or(cfg.BackstopDelay, 10*time.Second), h.log, cfg.OnBackstopError, q)
+		h.backstop = newBackstop(cfg.Provider, cmp.Or(cfg.BackstopDelay, 10*time.Second), h.log, cfg.OnBackstopError, h.tel, q)
 		if q != nil {
 			// A Handler dropped without Close stops polling once it is
 			// collected and the jobs it recorded are done.
@@ -320,6 +372,9 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	}
 	if l, ok := cfg.Store.(interface{ maxLifetime() time.Duration }); ok && h.lifetime > l.maxLifetime() {
 		return nil, fmt.Errorf("logout: Config.SessionLifetime %v is longer than the RevocationList's Lifetime %v, which must outlive every session", h.lifetime, l.maxLifetime())
+	}
+	if h.backstop != nil {
+		h.tel.observeBackstop(h.backstop.stats)
 	}
 	return h, nil
 }

@@ -66,6 +66,8 @@
 //     backstop.go (ending the provider session from the server),
 //     backstop_redis.go (its jobs kept in Redis, which any instance
 //     finishes), discovery.go.
+//   - Running it: telemetry.go (the OpenTelemetry metrics and spans every
+//     flow reports; [Config.MeterProvider] lists them).
 //
 // The package scalekittest runs a fake Scalekit for tests, and
 // cmd/fakescalekit serves it to apps in any language; cmd/logoutdemo is a

@@ -3,6 +3,7 @@ package logout
 import (
 	"context"
 	"encoding/base64"
+	"slices"
 	"time"
 )
 
@@ -71,4 +72,46 @@ func SetBackstopPoll(d time.Duration) (restore func()) {
 // BackstopStats is what the backstop reports of its queue.
 func BackstopStats(ctx context.Context, h *Handler) (depth int, oldestDue time.Duration, err error) {
 	return h.backstop.stats(ctx)
+}
+
+// Instrument is one of the package's instruments as telemetry.go names it,
+// with each attribute it carries and the attribute's values, for the tests
+// that hold the documentation to them.
+type Instrument struct {
+	Name, Kind, Unit string
+	Attributes       map[string][]string
+}
+
+// Instruments lists every instrument the package reports.
+func Instruments() []Instrument {
+	column := func(names [][2]string, i int) []string {
+		var out []string
+		for _, n := range names {
+			if n[i] != "" && !slices.Contains(out, n[i]) {
+				out = append(out, n[i])
+			}
+		}
+		return out
+	}
+	var reasons []string
+	for _, r := range endReasons {
+		reasons = append(reasons, string(r))
+	}
+	return []Instrument{
+		{metricLogouts, "counter", "{logout}", map[string][]string{
+			attrLogoutOutcome: column(logoutOutcomeNames[:], 0), attrLogoutReason: column(logoutOutcomeNames[:], 1),
+			attrEverywhere: {"true", "false"},
+		}},
+		{metricSessionsEnded, "counter", "{session}", map[string][]string{attrEndReason: reasons}},
+		{metricStoreDuration, "histogram", "s", map[string][]string{attrStoreOp: storeOpNames[:], attrStoreOutcome: storeOutcomeNames[:]}},
+		{metricBackstopJobs, "counter", "{job}", map[string][]string{attrBackstopEvent: backstopEventNames[:]}},
+		{metricBackstopDepth, "gauge", "{job}", nil},
+		{metricBackstopAge, "gauge", "s", nil},
+		{metricDeliveries, "counter", "{delivery}", map[string][]string{
+			attrDeliveryKind: deliveryKindNames[:], attrDeliveryOutcome: column(deliveryOutcomeNames[:], 0),
+			attrDeliveryReason: column(deliveryOutcomeNames[:], 1),
+		}},
+		{metricRefreshes, "counter", "{refresh}", map[string][]string{attrRefreshOutcome: refreshOutcomeNames[:]}},
+		{metricProviderCalls, "histogram", "s", map[string][]string{attrProviderOp: providerOpNames[:], attrProviderOutcome: providerOutcomeNames[:]}},
+	}
 }

@@ -228,6 +228,7 @@ func FuzzWebhook(f *testing.F) {
 		logoutEvent("usr_alice", "ses_1", func(e, _, _ map[string]any) { e["type"] = "user.login" }),
 		`{"type":"user.logout","data":{"user_session":{"session_id":1}}}`,
 		`{"type":"user.logout","data":{"user":{"id":"usr_bob"},"user_session":{"logout_at":"2024-01-15T10:40:00Z"}}}`,
+		`{"type":"user.logout","data":{"user":{"id":"usr_bob"},"user_session":{"status":"REVOKED","logout_at":null,"expired_at":"2024-01-15T10:40:00Z"}}}`,
 		strings.Repeat("[", 20000),
 		"",
 	} {

@@ -41,11 +41,12 @@ type Handler struct {
 	backstop       *backstop // nil without a Provider
 	refreshes      refreshFlights
 	onLogout       func(*http.Request, Session)
-	onEnd          func(context.Context, SessionEnd)
+	onEnd          endHook
 	sessionsPage   string
 	onError        func(*http.Request, error)
 	log            *slog.Logger
 	csrf           *http.CrossOriginProtection
+	tel            *telemetry // nil: both providers no-ops
 }
 
 // ServeHTTP logs the user out. See the package documentation for the flow.
@@ -76,6 +77,9 @@ func (h *Handler) Everywhere() http.Handler {
 
 // logout is the flow of ServeHTTP and Everywhere, in six steps.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool) {
+	r, span := h.tel.request(r, spanLogout)
+	defer span.End()
+
 	// No answer of a logout endpoint, refusals included, may be cached.
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "private, no-cache, no-store, must-revalidate")
@@ -87,10 +91,12 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 
 	// 1. Refuse anything that is not a same-origin logout, touching nothing.
 	if err := h.checkRequest(w, r); err != nil {
+		h.tel.logout(r.Context(), span, everywhere, refusedLogout(err))
 		return
 	}
 	postLogout, ok := h.returnTo(w, r)
 	if !ok {
+		h.tel.logout(r.Context(), span, everywhere, logoutRefusedBadRequest)
 		return
 	}
 
@@ -105,7 +111,9 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 	token := carried.token
 	if token != "" {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
-		ended, storeErr = h.store.End(ctx, token)
+		sctx, call := h.tel.store(ctx, storeEnd)
+		ended, storeErr = h.store.End(sctx, token)
+		call.end(storeErr)
 		var lapsed *lapsedError
 		if errors.As(storeErr, &lapsed) {
 			// Over for the app, but its ID token still helps the provider,
@@ -121,7 +129,9 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 			reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndLogout, Issuer: ended.Issuer, Subject: ended.Subject, SessionID: ended.SessionID, Handle: h.handleOf(token)})
 		}
 		if everywhere && storeErr == nil && ended.Subject != "" {
-			_, storeErr = revokeAndReport(ctx, h.store.(Revoker), h.onEnd, EndEverywhere, ended.Issuer, ended.Subject, "", clicked)
+			sctx, call := h.tel.store(ctx, storeEndSubject)
+			_, storeErr = revokeAndReport(sctx, h.store.(Revoker), h.onEnd, EndEverywhere, ended.Issuer, ended.Subject, "", clicked)
+			call.end(storeErr)
 		}
 		cancel()
 	}
@@ -167,6 +177,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 	// 5. Tell the app what happened: a store failure to OnError (and, with
 	// FailOnStoreError, a 503 instead of the redirect), a logout that ended
 	// a session to OnLogout.
+	h.tel.logout(r.Context(), span, everywhere, logoutOutcomeOf(storeErr, acknowledged))
 	if storeErr != nil {
 		h.log.LogAttrs(r.Context(), slog.LevelError, "logout: session store failed; the session may outlive this logout",
 			slog.String("session", fingerprint(token)), slog.Any("error", storeErr))
@@ -212,7 +223,7 @@ func (h *Handler) checkRequest(w http.ResponseWriter, r *http.Request) error {
 		}
 		w.Header().Set("Allow", allow)
 		http.Error(w, "logout: method not allowed", http.StatusMethodNotAllowed)
-		return errors.New("method not allowed")
+		return errMethodNotAllowed
 	}
 	if err != nil {
 		http.Error(w, "logout: cross-origin logout refused", http.StatusForbidden)
@@ -244,7 +255,10 @@ func checkGETOrigin(r *http.Request) error {
 	return nil
 }
 
-var errCrossOrigin = errors.New("cross-origin request")
+var (
+	errCrossOrigin      = errors.New("cross-origin request")
+	errMethodNotAllowed = errors.New("method not allowed")
+)
 
 // returnTo picks the post-logout redirect URI: the configured one, or the
 // request's return_to when it exactly matches an allowed one.
@@ -402,5 +416,6 @@ func (h *Handler) Close(ctx context.Context) error {
 	if h.backstop == nil {
 		return nil
 	}
+	defer h.tel.stopObserving()
 	return h.backstop.close(ctx)
 }

@@ -38,6 +38,10 @@ func TestMain(m *testing.M) {
 	if line := testenv.SkipSummary(); line != "" {
 		fmt.Fprintln(os.Stderr, line)
 	}
+	if n, err := testenv.KeysLeft(); err != nil || n > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: the tests left %d keys in their Redis (%v)\n", n, err)
+		code = 1
+	}
 	if code == 0 {
 		logs := suiteLogs.String()
 		n := 0

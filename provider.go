@@ -15,6 +15,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ProviderConfig configures a [Provider].
@@ -35,6 +38,12 @@ type ProviderConfig struct {
 	// Timeout bounds each call, the token it may need included. Zero means
 	// 10 seconds.
 	Timeout time.Duration
+	// MeterProvider and TracerProvider receive the duration and a client
+	// span of each call (logout.provider.duration and
+	// logout.provider.OPERATION; see [Config.MeterProvider]). Nil means
+	// OpenTelemetry's global providers, read by NewProvider.
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
 }
 
 // Provider calls the provider's token endpoint and session API with the
@@ -46,13 +55,16 @@ type ProviderConfig struct {
 // 401 (a token revoked early). It never logs a token or the secret, and no
 // error it returns holds one. It is safe for concurrent use.
 type Provider struct {
-	issuer   string
-	tokenURL string
-	clientID string
-	secret   string
-	client   *http.Client
-	timeout  time.Duration
-	now      func() time.Time
+	issuer    string
+	tokenURL  string
+	clientID  string
+	secret    string
+	client    *http.Client
+	timeout   time.Duration
+	now       func() time.Time
+	tel       *telemetry
+	apiHost   string // the hosts the calls go to, for spans
+	grantHost string
 
 	mu       sync.Mutex
 	token    string
@@ -78,10 +90,14 @@ func NewProvider(cfg ProviderConfig) (*Provider, error) {
 		client:   cmp.Or(cfg.HTTPClient, http.DefaultClient),
 		timeout:  cmp.Or(cfg.Timeout, 10*time.Second),
 		now:      time.Now,
+		tel:      newTelemetry(cfg.MeterProvider, cfg.TracerProvider),
+		apiHost:  u.Host,
 	}
-	if _, err := checkURL("ProviderConfig.TokenEndpoint", p.tokenURL); err != nil {
+	t, err := checkURL("ProviderConfig.TokenEndpoint", p.tokenURL)
+	if err != nil {
 		return nil, err
 	}
+	p.grantHost = t.Host
 	return p, nil
 }
 
@@ -123,28 +139,38 @@ func (p *Provider) Session(ctx context.Context, sid string) (ProviderSession, er
 // the session, and revokes it only when its status is "active". A session the
 // provider does not know, or that already ended, counts as ended: nil.
 func (p *Provider) EndSession(ctx context.Context, sid string) error {
+	_, err := p.endSession(ctx, sid)
+	return err
+}
+
+// endSession is EndSession, and reports whether it revoked the session
+// itself.
+func (p *Provider) endSession(ctx context.Context, sid string) (bool, error) {
 	s, err := p.Session(ctx, sid)
 	switch {
 	case errors.Is(err, ErrProviderSessionNotFound):
-		return nil
+		return false, nil
 	case err != nil:
-		return err
+		return false, err
 	case !s.Active():
-		return nil
+		return false, nil
 	}
 	err = p.api(ctx, http.MethodPost, "/api/v1/sessions/"+url.PathEscape(sid)+"/revoke", nil)
+	if err == nil {
+		return true, nil
+	}
 	if errors.Is(err, ErrProviderSessionNotFound) {
-		return nil
+		return false, nil
 	}
 	var refused *providerError
 	if errors.As(err, &refused) && refused.status == http.StatusBadRequest {
 		// Ended between the read and the revoke (the provider refuses to
 		// revoke an ended session): make sure, rather than guess.
 		if s, err2 := p.Session(ctx, sid); errors.Is(err2, ErrProviderSessionNotFound) || (err2 == nil && !s.Active()) {
-			return nil
+			return false, nil
 		}
 	}
-	return err
+	return false, err
 }
 
 // UserSessions returns the user's active provider sessions, every page of
@@ -248,9 +274,12 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken string) (Tokens, er
 
 // api makes one session-API call with the client's API token, fetching a
 // new token once if the API answers 401.
-func (p *Provider) api(ctx context.Context, method, path string, out any) error {
+func (p *Provider) api(ctx context.Context, method, path string, out any) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
+	ctx, call := p.tel.provider(ctx, apiOp(method, path), method, p.apiHost)
+	status := 0
+	defer func() { call.end(status, err) }()
 	for attempt := 0; ; attempt++ {
 		token, err := p.apiToken(ctx, attempt > 0)
 		if err != nil {
@@ -266,6 +295,7 @@ func (p *Provider) api(ctx context.Context, method, path string, out any) error 
 		if err != nil {
 			return fmt.Errorf("logout: provider %s %s: %w", method, redactPath(path), err)
 		}
+		status = resp.StatusCode
 		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
 		switch {
@@ -350,9 +380,11 @@ func (p *Provider) fetchToken(ctx context.Context) (string, time.Time, error) {
 
 // grant posts to the token endpoint with the client's credentials in Basic
 // auth and decodes the JSON answer, whatever its status.
-func (p *Provider) grant(ctx context.Context, form url.Values, out any) (int, error) {
+func (p *Provider) grant(ctx context.Context, form url.Values, out any) (status int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
+	ctx, call := p.tel.provider(ctx, grantOp(form), http.MethodPost, p.grantHost)
+	defer func() { call.end(status, err) }()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.tokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		return 0, fmt.Errorf("logout: provider token endpoint: %w", err)

@@ -232,7 +232,8 @@ func TestProviderSessionAPI(t *testing.T) {
 // early) makes the client fetch a new one once and retry.
 func TestProviderTokenCache(t *testing.T) {
 	var offset atomic.Int64
-	e := newProvEnv(t, scalekittest.Config{Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
+	e := newProvEnv(t, scalekittest.Config{ClientCredentialsLifetime: 5 * time.Minute,
+		Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
 	ctx := context.Background()
 	sid := e.signInAtFake(t, newJar(t), "ada@example.com").SessionID
 	for range 3 {

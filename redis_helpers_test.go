@@ -1,10 +1,7 @@
 package logout_test
 
 import (
-	"context"
-	"fmt"
 	"testing"
-	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -19,6 +16,7 @@ var (
 	redisCluster      = testenv.RedisCluster
 	newCommandCounter = testenv.NewCommandCounter
 	total             = testenv.Total
+	keyPrefix         = testenv.KeyPrefix
 )
 
 // newMini starts an in-process Redis (miniredis) for the test.
@@ -43,13 +41,6 @@ func realRedisStore(t testing.TB) (*logout.RedisStore, *redis.Client) {
 	t.Helper()
 	rdb := realRedis(t)
 	s := logout.NewRedisStore(rdb)
-	s.KeyPrefix = fmt.Sprintf("logout-test:%d:%s:", time.Now().UnixNano(), t.Name())
-	t.Cleanup(func() {
-		ctx := context.Background()
-		keys, _ := rdb.Keys(ctx, s.KeyPrefix+"*").Result()
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-	})
+	s.KeyPrefix = keyPrefix(t, rdb)
 	return s, rdb
 }

@@ -76,10 +76,16 @@ func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) (Session, erro
 	res := h.refreshes.do(key, func() refreshResult {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.refreshBound())
 		defer cancel()
+		ctx, span := h.tel.span(ctx, spanRefresh, internalSpan)
+		defer span.End()
+		var res refreshResult
 		if rs, ok := h.store.(refreshSync); ok {
-			return h.refreshShared(ctx, rs, carried.token, seen)
+			res = h.refreshShared(ctx, rs, carried.token, seen)
+		} else {
+			res = h.refreshLocal(ctx, carried.token, seen)
 		}
-		return h.refreshLocal(ctx, carried.token, seen)
+		h.tel.refresh(ctx, span, res)
+		return res
 	})
 	if res.err != nil {
 		if errors.Is(res.err, ErrNoSession) {
@@ -105,9 +111,10 @@ func (h *Handler) refreshBound() time.Duration {
 const refreshLeaseMargin = 5 * time.Second
 
 type refreshResult struct {
-	s     Session
-	token string
-	err   error
+	s       Session
+	token   string
+	err     error
+	outcome refreshOutcome // rotated or refused when this refresh did either; see refreshOutcomeOf
 }
 
 // answers reports whether s, which a refresh stored after the request saw
@@ -177,7 +184,7 @@ func (h *Handler) refreshShared(ctx context.Context, rs refreshSync, token, seen
 		return refreshResult{err: err}
 	}
 	h.log.LogAttrs(ctx, slog.LevelInfo, "logout: session refreshed", slog.String("sub", s.Subject), slog.String("session", fingerprint(token)))
-	return refreshResult{s: next, token: newToken}
+	return refreshResult{s: next, token: newToken, outcome: refreshRotated}
 }
 
 // refreshLocal refreshes a session of a store that keeps no shared state
@@ -225,7 +232,7 @@ func (h *Handler) refreshLocal(ctx context.Context, token, seen string) refreshR
 		h.refreshes.settled.remember(s.RefreshToken, newToken, time.Now())
 	}
 	h.log.LogAttrs(ctx, slog.LevelInfo, "logout: session refreshed", slog.String("sub", s.Subject), slog.String("session", fingerprint(token)))
-	return refreshResult{s: next, token: newToken}
+	return refreshResult{s: next, token: newToken, outcome: refreshRotated}
 }
 
 // redeem sends the session's refresh token to the provider.
@@ -246,7 +253,7 @@ func (h *Handler) refused(ctx context.Context, token string, s Session) refreshR
 	reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndRefreshRefused, Issuer: s.Issuer, Subject: s.Subject, SessionID: s.SessionID, Handle: handle})
 	h.log.LogAttrs(ctx, slog.LevelInfo, "logout: the provider refused the refresh token; session ended",
 		slog.String("sub", s.Subject), slog.String("session", fingerprint(token)))
-	return refreshResult{err: ErrNoSession}
+	return refreshResult{err: ErrNoSession, outcome: refreshRefused}
 }
 
 // awaitRefresh waits until the lease on the session's refresh is free, then

@@ -49,8 +49,9 @@ func TestUnconfirmedLogoutStaysEnded(t *testing.T) {
 		})
 	}
 	t.Run("RevocableCookieStore", func(t *testing.T) {
-		list := logout.NewRevocationList(realRedis(t))
-		list.KeyPrefix = fmt.Sprintf("logout-test:%d:rev:", time.Now().UnixNano())
+		rdb := realRedis(t)
+		list := logout.NewRevocationList(rdb)
+		list.KeyPrefix = keyPrefix(t, rdb)
 		list.WaitReplicas = 1
 		list.WaitTimeout = 50 * time.Millisecond
 		store, err := logout.NewRevocableCookieStore(list, newKey(t))

@@ -127,7 +127,7 @@ func TestRedisUpdateKeepsSIDPointer(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			rdb := newClient(t)
 			store := logout.NewRedisStore(rdb)
-			store.KeyPrefix = fmt.Sprintf("logout-test:%d:", time.Now().UnixNano())
+			store.KeyPrefix = keyPrefix(t, rdb)
 			ctx := context.Background()
 			s := testSession()
 			s.IssuedAt = time.Now()

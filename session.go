@@ -23,7 +23,9 @@ func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session
 	carried := h.jar.read(r)
 	if carried.token != "" {
 		handle := h.handleOf(carried.token)
-		old, err := h.store.End(ctx, carried.token)
+		sctx, call := h.tel.store(ctx, storeEnd)
+		old, err := h.store.End(sctx, carried.token)
+		call.end(err)
 		if err != nil && !errors.Is(err, ErrNoSession) {
 			return err
 		}
@@ -41,7 +43,9 @@ func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session
 	if s.LastSeen.IsZero() {
 		s.LastSeen = now
 	}
-	token, err := h.store.Save(ctx, s)
+	sctx, call := h.tel.store(ctx, storeSave)
+	token, err := h.store.Save(sctx, s)
+	call.end(err)
 	if err != nil {
 		return err
 	}
@@ -90,10 +94,15 @@ func (h *Handler) Session(r *http.Request) (Session, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
 	if rn, ok := h.store.(Renewer); ok && h.idle > 0 {
+		ctx, call := h.tel.store(ctx, storeRenew)
 		s, _, err := rn.Renew(ctx, token, h.idle)
+		call.end(err)
 		return s, err
 	}
-	return h.store.Load(ctx, token)
+	ctx, call := h.tel.store(ctx, storeLoad)
+	s, err := h.store.Load(ctx, token)
+	call.end(err)
+	return s, err
 }
 
 // Middleware loads the request's session once, renews it for the idle
@@ -144,9 +153,14 @@ func (h *Handler) Middleware(next http.Handler) http.Handler {
 // renew loads the token's session and records its use, where the store can.
 func (h *Handler) renew(ctx context.Context, token string) (Session, string, error) {
 	if rn, ok := h.store.(Renewer); ok {
-		return rn.Renew(ctx, token, h.idle)
+		ctx, call := h.tel.store(ctx, storeRenew)
+		s, newToken, err := rn.Renew(ctx, token, h.idle)
+		call.end(err)
+		return s, newToken, err
 	}
+	ctx, call := h.tel.store(ctx, storeLoad)
 	s, err := h.store.Load(ctx, token)
+	call.end(err)
 	return s, token, err
 }
 
@@ -187,13 +201,17 @@ func (h *Handler) UpdateSession(w http.ResponseWriter, r *http.Request, s Sessio
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
 	if s.IssuedAt.IsZero() {
-		cur, err := h.store.Load(ctx, carried.token)
+		sctx, call := h.tel.store(ctx, storeLoad)
+		cur, err := h.store.Load(sctx, carried.token)
+		call.end(err)
 		if err != nil {
 			return err
 		}
 		s.IssuedAt = cur.IssuedAt
 	}
-	newToken, err := h.store.Update(ctx, carried.token, s)
+	sctx, call := h.tel.store(ctx, storeUpdate)
+	newToken, err := h.store.Update(sctx, carried.token, s)
+	call.end(err)
 	if err != nil {
 		return err
 	}

@@ -48,11 +48,19 @@ type SessionEnd struct {
 	Handle string
 }
 
-// reportEnd calls the hook, if any, with a context the caller's
-// cancellation does not reach.
-func reportEnd(ctx context.Context, hook func(context.Context, SessionEnd), e SessionEnd) {
-	if hook != nil {
-		hook(context.WithoutCancel(ctx), e)
+// endHook is an OnSessionEnd hook, if any, and the metrics every ending
+// counts in.
+type endHook struct {
+	fn  func(context.Context, SessionEnd)
+	tel *telemetry
+}
+
+// reportEnd counts the ending and calls the hook, if any, with a context
+// the caller's cancellation does not reach.
+func reportEnd(ctx context.Context, hook endHook, e SessionEnd) {
+	hook.tel.sessionEnded(ctx, e.Reason)
+	if hook.fn != nil {
+		hook.fn(context.WithoutCancel(ctx), e)
 	}
 }
 
@@ -61,7 +69,7 @@ func reportEnd(ctx context.Context, hook func(context.Context, SessionEnd), e Se
 // to hook.
 // Only this package's RedisStore itself reports each session: a store that
 // wraps one gets its own EndSID and EndSubject called, and one event.
-func revokeAndReport(ctx context.Context, rv Revoker, hook func(context.Context, SessionEnd), reason EndReason, issuer, subject, sid string, before time.Time) (int, error) {
+func revokeAndReport(ctx context.Context, rv Revoker, hook endHook, reason EndReason, issuer, subject, sid string, before time.Time) (int, error) {
 	if hr, ok := rv.(*RedisStore); ok {
 		var handles []string
 		var err error
@@ -122,7 +130,7 @@ func (h *Handler) reportLapsed(ctx context.Context, e *lapsedError) {
 // handleOf names the token's session for SessionEnd, when there is a hook to
 // tell and the store can name it.
 func (h *Handler) handleOf(token string) string {
-	if n, ok := h.store.(handleNamer); ok && h.onEnd != nil {
+	if n, ok := h.store.(handleNamer); ok && h.onEnd.fn != nil {
 		return n.handleOf(token)
 	}
 	return ""

@@ -40,7 +40,8 @@ type CookieStore struct {
 // NewCookieStore returns a store that seals with the first key and opens with
 // any of them, so keys can be rotated: put the new key first, keep the old one
 // until every session sealed with it has expired, then drop it. Each key is 32
-// random bytes; keep them secret and the same on every instance.
+// random bytes; keep them secret and the same on every instance. It does no
+// I/O.
 func NewCookieStore(keys ...[]byte) (*CookieStore, error) {
 	s, err := newSealer(keys)
 	if err != nil {
@@ -112,7 +113,7 @@ type RevocableCookieStore struct {
 
 // NewRevocableCookieStore returns a cookie store, with keys as for
 // [NewCookieStore], whose ended sessions are recorded in list. Give every
-// instance the same keys and a list on the same Redis.
+// instance the same keys and a list on the same Redis. It does no I/O.
 func NewRevocableCookieStore(list *RevocationList, keys ...[]byte) (*RevocableCookieStore, error) {
 	if list == nil {
 		return nil, errors.New("logout: NewRevocableCookieStore needs a RevocationList")

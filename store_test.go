@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -285,8 +284,9 @@ func TestCookieStoreWithRevocationListContract(t *testing.T) {
 func TestCookieStoreWithRevocationListContractRealRedis(t *testing.T) {
 	runContract(t, func(t *testing.T) storeEnv {
 		clock := newFakeClock()
-		list := logout.NewRevocationList(realRedis(t))
-		list.KeyPrefix = fmt.Sprintf("logout-test:%d:rev:", time.Now().UnixNano())
+		rdb := realRedis(t)
+		list := logout.NewRevocationList(rdb)
+		list.KeyPrefix = keyPrefix(t, rdb)
 		s, err := logout.NewRevocableCookieStore(list, newKey(t))
 		if err != nil {
 			t.Fatal(err)

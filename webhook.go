@@ -17,6 +17,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // WebhookConfig configures a [WebhookHandler].
@@ -48,6 +51,13 @@ type WebhookConfig struct {
 	// OnSessionEnd, if set, is called for every app session a delivery ends
 	// (see [SessionEnd]): give it the Handler's Config.OnSessionEnd.
 	OnSessionEnd func(ctx context.Context, e SessionEnd)
+	// MeterProvider and TracerProvider receive the deliveries' metrics
+	// (logout.deliveries with logout.delivery.kind webhook, and the store
+	// calls'; see [Config.MeterProvider]) and a span per delivery
+	// (logout.webhook). Nil means OpenTelemetry's global providers, read by
+	// NewWebhookHandler.
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
 }
 
 // WebhookLogoutEvent is the type of the event a [WebhookHandler] acts on:
@@ -71,10 +81,15 @@ const WebhookLogoutEvent = "user.logout"
 // A user.logout event that names a session (data.user_session.session_id)
 // ends the app sessions opened under it. One that names only the user
 // (data.user.id, or user_session.user_id) ends every app session of that
-// user that began at or before the logout: user_session.logout_at, or
-// without it the event's occurred_at, or without that the delivery's
-// webhook-timestamp, and never later than now. A user who signed in again
-// after the logout, however late the delivery, stays signed in.
+// user that began at or before the logout: user_session.logout_at (set when
+// the user logged out), or expired_at (set when an administrator revoked
+// the session or it timed out), or without either the event's occurred_at,
+// or without that the delivery's webhook-timestamp, and never later than
+// now. A user who signed in again after the logout, however late the
+// delivery, stays signed in. The event's type decides: user_session.status
+// is read in upper or lower case alike (Scalekit's webhook example spells
+// it ACTIVE, its session API logout) and logged, and an event whose status
+// still says active ends the sessions all the same.
 //
 // The webhook-id is remembered in the shared store once the sessions are
 // ended, never before, until the delivery's signature could no longer pass
@@ -100,7 +115,8 @@ type WebhookHandler struct {
 	keys      [][]byte
 	issuer    string
 	revoker   Revoker
-	onEnd     func(context.Context, SessionEnd)
+	onEnd     endHook
+	tel       *telemetry
 	guard     replayGuard
 	timeout   time.Duration
 	tolerance time.Duration
@@ -131,11 +147,13 @@ func NewWebhookHandler(cfg WebhookConfig) (*WebhookHandler, error) {
 	if cfg.StoreTimeout < 0 || cfg.Tolerance < 0 {
 		return nil, errors.New("logout: WebhookConfig.StoreTimeout and Tolerance cannot be negative")
 	}
+	tel := newTelemetry(cfg.MeterProvider, cfg.TracerProvider)
 	return &WebhookHandler{
 		keys:      keys,
 		issuer:    cfg.Issuer,
 		revoker:   revoker,
-		onEnd:     cfg.OnSessionEnd,
+		onEnd:     endHook{cfg.OnSessionEnd, tel},
+		tel:       tel,
 		guard:     guard,
 		timeout:   cmp.Or(cfg.StoreTimeout, 3*time.Second),
 		tolerance: cmp.Or(cfg.Tolerance, 5*time.Minute),
@@ -145,9 +163,12 @@ func NewWebhookHandler(cfg WebhookConfig) (*WebhookHandler, error) {
 
 // ServeHTTP handles one webhook delivery.
 func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r, span := h.tel.request(r, spanWebhook)
+	defer span.End()
 	w.Header().Set("Cache-Control", "no-store")
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
+		h.tel.delivery(r.Context(), span, deliveryWebhook, deliveryRefusedMethod)
 		backChannelError(w, http.StatusMethodNotAllowed, "POST only")
 		return
 	}
@@ -156,31 +177,35 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	signatures := strings.Join(r.Header.Values("webhook-signature"), " ")
 	sent, err := h.checkHeaders(id, r.Header.Get("webhook-timestamp"), signatures, now)
 	if err != nil {
-		h.refuse(w, r, err)
+		h.refuse(w, r, span, err)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
+			h.tel.delivery(r.Context(), span, deliveryWebhook, deliveryRefusedTooLarge)
 			backChannelError(w, http.StatusRequestEntityTooLarge, "webhook body too large")
 			return
 		}
+		h.tel.delivery(r.Context(), span, deliveryWebhook, deliveryRefusedMalformed)
 		backChannelError(w, http.StatusBadRequest, "malformed request")
 		return
 	}
 	if !h.signed(id, r.Header.Get("webhook-timestamp"), body, signatures) {
-		h.refuse(w, r, errors.New("no webhook-signature entry matches a secret"))
+		h.refuse(w, r, span, refusal(deliveryRefusedSignature, errors.New("no webhook-signature entry matches a secret")))
 		return
 	}
 	ev, err := parseWebhookEvent(body)
 	if err != nil {
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "logout: webhook event unreadable", slog.String("id", id), slog.String("reason", err.Error()))
+		h.tel.delivery(r.Context(), span, deliveryWebhook, deliveryRefusedMalformed)
 		backChannelError(w, http.StatusBadRequest, "malformed webhook event")
 		return
 	}
 	if ev.Type != WebhookLogoutEvent {
 		h.log.LogAttrs(r.Context(), slog.LevelDebug, "logout: webhook event ignored", slog.String("id", id), slog.String("type", fmt.Sprintf("%.64q", ev.Type)))
+		h.tel.delivery(r.Context(), span, deliveryWebhook, deliveryIgnored)
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -188,13 +213,16 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
 	defer cancel()
 	key := "webhook\x00" + h.issuer + "\x00" + id
-	seen, err := h.guard.seen(ctx, key)
+	sctx, call := h.tel.store(ctx, storeSeen)
+	seen, err := h.guard.seen(sctx, key)
+	call.end(err)
 	if err != nil {
-		h.fail(w, r, err)
+		h.fail(w, r, span, err)
 		return
 	}
 	if seen {
 		h.log.LogAttrs(r.Context(), slog.LevelInfo, "logout: webhook already handled; nothing ended again", slog.String("id", id))
+		h.tel.delivery(r.Context(), span, deliveryWebhook, deliveryReplayed)
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -206,19 +234,26 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// can predate it.
 		before = now
 	}
-	n, err := revokeAndReport(ctx, h.revoker, h.onEnd, EndWebhook, h.issuer, ev.Subject, ev.SessionID, before)
+	sctx, call = h.tel.store(ctx, revokeOp(ev.SessionID))
+	n, err := revokeAndReport(sctx, h.revoker, h.onEnd, EndWebhook, h.issuer, ev.Subject, ev.SessionID, before)
+	call.end(err)
 	if err != nil {
-		h.fail(w, r, err)
+		h.fail(w, r, span, err)
 		return
 	}
 	// The signature passes the timestamp check until sent+tolerance by our
 	// clock; another Tolerance covers instances whose clocks run behind.
-	if err := h.guard.remember(ctx, key, sent.Add(2*h.tolerance).Sub(now)); err != nil {
+	sctx, call = h.tel.store(ctx, storeRemember)
+	err = h.guard.remember(sctx, key, sent.Add(2*h.tolerance).Sub(now))
+	call.end(err)
+	if err != nil {
 		// The sessions are ended; a replay would only end them again.
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "logout: webhook not recorded; a replay would be handled again", slog.String("id", id), slog.Any("error", err))
 	}
 	h.log.LogAttrs(r.Context(), slog.LevelInfo, "logout: webhook",
-		slog.String("id", id), slog.String("sub", ev.Subject), slog.String("sid", ev.SessionID), slog.Int("ended", n))
+		slog.String("id", id), slog.String("sub", ev.Subject), slog.String("sid", ev.SessionID),
+		slog.String("status", fmt.Sprintf("%.32s", ev.Status)), slog.Int("ended", n))
+	h.tel.delivery(r.Context(), span, deliveryWebhook, deliveryVerified)
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -256,23 +291,23 @@ func webhookKey(secret string) ([]byte, error) {
 func (h *WebhookHandler) checkHeaders(id, timestamp, signatures string, now time.Time) (time.Time, error) {
 	switch {
 	case id == "" || timestamp == "" || signatures == "":
-		return time.Time{}, errors.New("webhook-id, webhook-timestamp or webhook-signature missing")
+		return time.Time{}, refusal(deliveryRefusedHeaders, errors.New("webhook-id, webhook-timestamp or webhook-signature missing"))
 	case len(id) > maxWebhookID:
-		return time.Time{}, fmt.Errorf("webhook-id is %d bytes long", len(id))
+		return time.Time{}, refusal(deliveryRefusedHeaders, fmt.Errorf("webhook-id is %d bytes long", len(id)))
 	case strings.Contains(id, "."):
 		// The signed text is "id.timestamp.body": a dot in the id would
 		// let one signature be read as another split of the same text.
-		return time.Time{}, errors.New("webhook-id contains a dot")
+		return time.Time{}, refusal(deliveryRefusedHeaders, errors.New("webhook-id contains a dot"))
 	}
 	sent, err := webhookTime(timestamp)
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, refusal(deliveryRefusedTimestamp, err)
 	}
 	switch {
 	case sent.Before(now.Add(-h.tolerance)):
-		return time.Time{}, fmt.Errorf("webhook-timestamp %s is too old", sent.UTC().Format(time.RFC3339))
+		return time.Time{}, refusal(deliveryRefusedTimestamp, fmt.Errorf("webhook-timestamp %s is too old", sent.UTC().Format(time.RFC3339)))
 	case sent.After(now.Add(h.tolerance)):
-		return time.Time{}, fmt.Errorf("webhook-timestamp %s is in the future", sent.UTC().Format(time.RFC3339))
+		return time.Time{}, refusal(deliveryRefusedTimestamp, fmt.Errorf("webhook-timestamp %s is in the future", sent.UTC().Format(time.RFC3339)))
 	}
 	return sent, nil
 }
@@ -323,13 +358,15 @@ func (h *WebhookHandler) signed(id, timestamp string, body []byte, signatures st
 // refuse answers a delivery that failed verification. The description is
 // fixed: the reason would tell a forger which check to work on next, so it
 // goes to the log only.
-func (h *WebhookHandler) refuse(w http.ResponseWriter, r *http.Request, err error) {
+func (h *WebhookHandler) refuse(w http.ResponseWriter, r *http.Request, span trace.Span, err error) {
 	h.log.LogAttrs(r.Context(), slog.LevelWarn, "logout: webhook refused", slog.String("reason", err.Error()))
+	h.tel.delivery(r.Context(), span, deliveryWebhook, refusalOf(err, deliveryRefusedSignature))
 	backChannelError(w, http.StatusUnauthorized, "invalid webhook signature")
 }
 
-func (h *WebhookHandler) fail(w http.ResponseWriter, r *http.Request, err error) {
+func (h *WebhookHandler) fail(w http.ResponseWriter, r *http.Request, span trace.Span, err error) {
 	h.log.LogAttrs(r.Context(), slog.LevelError, "logout: webhook failed; the provider will retry", slog.Any("error", err))
+	h.tel.delivery(r.Context(), span, deliveryWebhook, deliveryStoreUnavailable)
 	backChannelError(w, http.StatusServiceUnavailable, "session store unavailable")
 }
 
@@ -339,6 +376,7 @@ type webhookEvent struct {
 	Type        string
 	SessionID   string    // the provider session that ended, or ""
 	Subject     string    // the user; "" only when a session is named
+	Status      string    // the session's status, lower case, or ""
 	LoggedOutAt time.Time // zero when the event gives no time
 }
 
@@ -378,6 +416,10 @@ func parseWebhookEvent(body []byte) (webhookEvent, error) {
 	if ev.SessionID, err = jsonString(session, "session_id"); err != nil {
 		return ev, err
 	}
+	if ev.Status, err = jsonString(session, "status"); err != nil {
+		return ev, err
+	}
+	ev.Status = strings.ToLower(ev.Status)
 	if ev.Subject, err = jsonString(user, "id"); err != nil {
 		return ev, err
 	}
@@ -393,6 +435,9 @@ func parseWebhookEvent(body []byte) (webhookEvent, error) {
 		return ev, errors.New("the event names neither a session nor a user")
 	}
 	if ev.LoggedOutAt, err = jsonTime(session, "logout_at"); err != nil || !ev.LoggedOutAt.IsZero() {
+		return ev, err
+	}
+	if ev.LoggedOutAt, err = jsonTime(session, "expired_at"); err != nil || !ev.LoggedOutAt.IsZero() {
 		return ev, err
 	}
 	ev.LoggedOutAt, err = jsonTime(top, "occurred_at")

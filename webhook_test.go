@@ -354,6 +354,8 @@ func TestWebhookMalformedBody(t *testing.T) {
 		{"neither session nor user", logoutEvent("usr_alice", "ses_1", func(_, d, _ map[string]any) { delete(d, "user_session"); delete(d, "user") })},
 		{"logout_at not a time", logoutEvent("usr_alice", "", func(_, _, s map[string]any) { s["logout_at"] = "yesterday" })},
 		{"logout_at a number", logoutEvent("usr_alice", "", func(_, _, s map[string]any) { s["logout_at"] = 1700000000 })},
+		{"expired_at not a time", logoutEvent("usr_alice", "", func(_, _, s map[string]any) { delete(s, "logout_at"); s["expired_at"] = "soon" })},
+		{"status a number", logoutEvent("usr_alice", "ses_1", func(_, _, s map[string]any) { s["status"] = 3 })},
 		{"occurred_at not a time", logoutEvent("usr_alice", "", func(e, d, _ map[string]any) { delete(d, "user_session"); e["occurred_at"] = "now" })},
 		{"SESSION_ID in another case", logoutEvent("usr_alice", "ses_1", func(_, d, _ map[string]any) {
 			d["user_session"] = map[string]any{"SESSION_ID": "ses_1"}
@@ -444,6 +446,22 @@ func TestWebhookEndsSessions(t *testing.T) {
 			return logoutEvent("usr_alice", "", func(e, _, s map[string]any) {
 				delete(s, "session_id")
 				s["logout_at"] = at(-time.Minute)
+				e["occurred_at"] = at(0)
+			})
+		}, 0, map[string]bool{"alice1": false, "alice2": true, "bob": true}},
+		{"status in upper case, as the reference's example spells it", func() string {
+			return logoutEvent("usr_alice", "ses_1", func(_, _, s map[string]any) { s["status"] = "LOGOUT" })
+		}, 0, map[string]bool{"alice1": false, "alice2": true, "bob": true}},
+		{"status in lower case, as the session API spells it", func() string {
+			return logoutEvent("usr_alice", "ses_1", func(_, _, s map[string]any) { s["status"] = "logout" })
+		}, 0, map[string]bool{"alice1": false, "alice2": true, "bob": true}},
+		{"status still ACTIVE, as in the reference's example of user.logout", func() string {
+			return logoutEvent("usr_alice", "ses_1", func(_, _, s map[string]any) { s["status"] = "ACTIVE"; s["logout_at"] = nil })
+		}, 0, map[string]bool{"alice1": false, "alice2": true, "bob": true}},
+		{"an administrator's revocation: expired_at, no logout_at", func() string {
+			return logoutEvent("usr_alice", "", func(e, _, s map[string]any) {
+				delete(s, "session_id")
+				s["status"], s["logout_at"], s["expired_at"] = "REVOKED", nil, at(-time.Minute)
 				e["occurred_at"] = at(0)
 			})
 		}, 0, map[string]bool{"alice1": false, "alice2": true, "bob": true}},
@@ -698,15 +716,10 @@ func TestWebhookFromScalekit(t *testing.T) {
 		t.Run(storeName(cookie), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			prefix := fmt.Sprintf("logout-test:%d:%s:", time.Now().UnixNano(), t.Name())
+			prefix := keyPrefix(t, realRedis(t))
 			key := newKey(t)
 			instance := func() (*logout.Handler, logout.SessionStore, *http.ServeMux, *httptest.Server) {
 				rdb := realRedis(t) // each instance has its own client
-				t.Cleanup(func() {
-					if keys, _ := rdb.Keys(context.Background(), prefix+"*").Result(); len(keys) > 0 {
-						rdb.Del(context.Background(), keys...)
-					}
-				})
 				var store logout.SessionStore
 				if cookie {
 					list := logout.NewRevocationList(rdb)
@@ -866,7 +879,7 @@ func ExampleNewWebhookHandler() {
 
 	// Ada signs in (the login_hint shortcut of the fake skips the form) and
 	// the app saves her session, as its sign-in callback would.
-	fake.AddClient(scalekittest.Client{ID: "skc_app", RedirectURIs: []string{app.URL + "/callback"}})
+	fake.AddClient(scalekittest.Client{ID: "skc_app", Secret: "app-secret", RedirectURIs: []string{app.URL + "/callback"}})
 	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := noRedirects.Get(fake.URL + "/oauth/authorize?client_id=skc_app&response_type=code&scope=openid" +
 		"&redirect_uri=" + app.URL + "/callback&login_hint=ada@example.com")

@@ -118,5 +118,6 @@ func logoutTable(rdb *redis.Client) table {
 			})
 		}})
 	}
+	t.systems = append(t.systems, otelLogout(rdb, &users))
 	return t
 }

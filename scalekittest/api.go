@@ -1,16 +1,16 @@
 package scalekittest
 
+// The session API over REST, as Scalekit's API reference gives it: JSON with
+// the protocol's own field names, every field present (null when unset),
+// errors as {"code", "message", "details"} with the gRPC code. The gRPC side
+// (grpc.go) answers the same calls from the same data.
+
 import (
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 )
-
-// The session API over REST, as Scalekit's API reference gives it: JSON with
-// the protocol's own field names, every field present (null when unset),
-// errors as {"code", "message", "details"} with the gRPC code. The gRPC side
-// (grpc.go) answers the same calls from the same data.
 
 func (s *Server) restGetSession(w http.ResponseWriter, r *http.Request) {
 	if apiErr := s.authorizeAPI(r); apiErr != nil {
@@ -150,8 +150,9 @@ type sessionDetails struct {
 	AuthenticatedClients       []authenticatedClients `json:"authenticated_clients"`
 }
 
-// deviceDetails is scalekit.v1.sessions.DeviceDetails; the fake knows only
-// the user agent and the address a session was started from.
+// deviceDetails is scalekit.v1.sessions.DeviceDetails; the fake knows the
+// user agent and the address a session was started from, and reads the
+// browser, the system and the kind of device from the user agent.
 type deviceDetails struct {
 	UserAgent      string    `json:"user_agent"`
 	OS             string    `json:"os"`
@@ -189,7 +190,7 @@ func detailsOf(ses Session) sessionDetails {
 		OrganizationID: ses.OrganizationID, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		IdleExpiresAt: r.IdleExpiresAt, AbsoluteExpiresAt: r.AbsoluteExpiresAt, ExpiredAt: r.ExpiredAt,
 		LogoutAt: r.LogoutAt, Status: r.Status, LastActiveAt: r.LastActiveAt,
-		Device:               deviceDetails{UserAgent: ses.UserAgent, IP: ses.IPAddress},
+		Device:               deviceOf(ses.UserAgent, ses.IPAddress),
 		AuthenticatedClients: []authenticatedClients{},
 	}
 	for _, c := range ses.Clients {
@@ -207,10 +208,16 @@ func revokedOf(ses Session) revokedDetails {
 	}
 	if !ses.EndedAt.IsZero() {
 		r.UpdatedAt = timePtr(ses.EndedAt)
-		if ses.Status == StatusExpired {
-			r.ExpiredAt = timePtr(ses.EndedAt)
-		} else {
+		// Only the user's own logout sets logout_at; an administrator's
+		// revocation and a timeout set expired_at, to the moment it ended
+		// (developer-docs openapi/scalekit.yaml: sessionsSessionDetails
+		// expired_at "Not set for user-initiated logout", logout_at;
+		// sessionsRevokedSessionDetails expired_at "Set to the revocation
+		// time when the session is revoked").
+		if ses.Status == StatusLogout {
 			r.LogoutAt = timePtr(ses.EndedAt)
+		} else {
+			r.ExpiredAt = timePtr(ses.EndedAt)
 		}
 	}
 	return r

@@ -61,8 +61,13 @@ func TestSessionAPIREST(t *testing.T) {
 
 	status, got = rest(t, s, token, "POST", "/api/v1/sessions/"+sidB+"/revoke")
 	revoked := got["revoked_session"].(map[string]any)
-	if status != 200 || revoked["session_id"] != sidB || revoked["status"] != "revoked" || revoked["logout_at"] == nil {
+	// An administrator's revocation sets expired_at and leaves logout_at
+	// null (openapi/scalekit.yaml, sessionsRevokedSessionDetails).
+	if status != 200 || revoked["session_id"] != sidB || revoked["status"] != "revoked" || revoked["expired_at"] == nil || revoked["logout_at"] != nil {
 		t.Fatalf("revoke: %d %v", status, got)
+	}
+	if _, got := rest(t, s, token, "GET", "/api/v1/sessions/"+sidB); got["expired_at"] != revoked["expired_at"] || got["logout_at"] != nil {
+		t.Errorf("get after the revocation: %v; want the same expired_at and no logout_at", got)
 	}
 
 	status, got = rest(t, s, token, "GET", "/api/v1/users/"+user+"/sessions?page_size=2")
@@ -84,6 +89,15 @@ func TestSessionAPIREST(t *testing.T) {
 	future := url.QueryEscape(time.Now().Add(time.Hour).Format(time.RFC3339))
 	if _, got = rest(t, s, token, "GET", "/api/v1/users/"+user+"/sessions?filter.start_time="+future); got["total_size"] != 0.0 {
 		t.Errorf("filter.start_time in the future: %v", got)
+	}
+	// Both ends of the time filter are inclusive: a session created at
+	// end_time is in.
+	ses, _ := s.Session(sidA)
+	start := url.QueryEscape(ses.CreatedAt.Add(-time.Hour).Format(time.RFC3339Nano))
+	end := url.QueryEscape(ses.CreatedAt.Format(time.RFC3339Nano))
+	_, got = rest(t, s, token, "GET", "/api/v1/users/"+user+"/sessions?filter.start_time="+start+"&filter.end_time="+end)
+	if page := got["sessions"].([]any); got["total_size"] != 1.0 || page[0].(map[string]any)["session_id"] != sidA {
+		t.Errorf("filter.end_time at %s's creation: %v; want it alone", sidA, got)
 	}
 
 	status, got = rest(t, s, token, "POST", "/api/v1/users/"+user+"/sessions/revoke")

@@ -1,5 +1,8 @@
 package scalekittest
 
+// The authorization endpoint: the sign-in form, single sign-on on a live
+// session, and the record of what each sign-in showed.
+
 import (
 	"errors"
 	"fmt"
@@ -30,15 +33,17 @@ type Authorization struct {
 	ClientID string
 	Params   url.Values // the request's parameters, as the app sent them
 	// Forms are the sign-in forms shown for it, in order. None means it
-	// passed straight through on a live session: the environment's, or,
-	// with Upstream set, the upstream's.
+	// passed straight through on a live session: the environment's, or an
+	// upstream's.
 	Forms []Form
-	// Upstream is set when the sign-in went to the upstream provider, and
-	// RoutedBy says what sent it there: "connection_id",
-	// "organization_id", "domain_hint", "domain", "login_hint", or
-	// "email" (the address typed into the environment's form).
-	Upstream bool
-	RoutedBy string
+	// Upstream is set when the sign-in went to an upstream provider, the
+	// one of connection ConnectionID, and RoutedBy says what sent it
+	// there: "connection_id", "organization_id", "domain_hint", "domain",
+	// "login_hint", or "email" (the address typed into the environment's
+	// form).
+	Upstream     bool
+	ConnectionID string
+	RoutedBy     string
 	// PromptForwarded is set when prompt=login went upstream with it (see
 	// [UpstreamConfig.ForwardPrompt]).
 	PromptForwarded bool
@@ -49,6 +54,9 @@ type Authorization struct {
 	SessionID string
 	// UpstreamSessionID is the upstream session behind SessionID, or "".
 	UpstreamSessionID string
+	// Error is the error the request was sent back to the app with, such
+	// as login_required for prompt=none without a session, or "".
+	Error string
 }
 
 // PassedThrough reports whether the sign-in finished without showing any
@@ -58,8 +66,9 @@ func (a Authorization) PassedThrough() bool { return a.SessionID != "" && len(a.
 // Showed reports whether the sign-in showed form f.
 func (a Authorization) Showed(f Form) bool { return slices.Contains(a.Forms, f) }
 
-// Authorizations returns every authorization request that passed the
-// checks at /oauth/authorize, oldest first.
+// Authorizations returns every authorization request from a known client
+// to one of its registered redirect URIs, oldest first: those the
+// environment answered with an error too.
 func (s *Server) Authorizations() []Authorization {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -72,6 +81,11 @@ func (s *Server) Authorizations() []Authorization {
 	return out
 }
 
+// codeLifetime is how long an authorization code can be redeemed: "approx
+// ~10 minutes" (developer-docs src/content/docs/authenticate/fsa/
+// complete-login.mdx).
+const codeLifetime = 10 * time.Minute
+
 type authCode struct {
 	client, redirectURI, nonce, challenge string
 	scopes                                []string
@@ -79,40 +93,63 @@ type authCode struct {
 	expires                               time.Time
 }
 
-// authorize starts the code flow. With a live session cookie it returns at
-// once (single sign-on), unless prompt=login asks for a fresh sign-in. A
-// request routed to the upstream provider goes there and comes back through
-// ssoCallback; with prompt=login that is not forwarded, the environment's
-// own form comes first. Otherwise a login_hint signs that user in without
-// the form, a shortcut of this fake for tests, unless prompt=login; and
-// without a hint the form shows.
+// authorizeError is an error an authorization request goes back to the app
+// with.
+type authorizeError struct{ code, description string }
+
+// authorize starts the code flow. A request from an unknown client, or for
+// a redirect URI the client did not register, gets an error page; any other
+// error goes back to the app's redirect URI. With a live session cookie it
+// returns at once (single sign-on), unless prompt=login asks for a fresh
+// sign-in; prompt=none never shows a page. A request routed to an upstream
+// provider goes there and comes back through ssoCallback; with prompt=login
+// that is not forwarded, the environment's own form comes first. Otherwise
+// a login_hint signs that user in without the form, a shortcut of this fake
+// for tests, unless prompt=login; and without a hint the form shows.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	client, err := s.checkAuthorize(q)
+	client, err := s.checkClient(q)
 	if err != nil {
 		errorPage(w, err.Error())
 		return
 	}
 	a := s.newAuthorization(client.ID, q)
-	fresh := q.Get("prompt") == "login"
+	if e := checkRequest(client, q); e != nil {
+		s.sendBackError(w, r, q, a, e)
+		return
+	}
+	prompts := strings.Fields(q.Get("prompt"))
+	if slices.Contains(prompts, "none") {
+		// prompt=none checks silently for a session, "without showing the
+		// login or sign-up page" (developer-docs src/content/docs/
+		// authenticate/fsa/implement-login.mdx); without one the answer is
+		// login_required (OpenID Connect Core 1.0, section 3.1.2.6).
+		if ses := s.sessionFromCookie(r); ses != nil {
+			s.finishAuthorize(w, r, client, ses, q, a)
+			return
+		}
+		s.sendBackError(w, r, q, a, &authorizeError{"login_required", "no session, and prompt=none shows no sign-in page"})
+		return
+	}
+	fresh := slices.Contains(prompts, "login")
 	if !fresh {
 		if ses := s.sessionFromCookie(r); ses != nil {
 			s.finishAuthorize(w, r, client, ses, q, a)
 			return
 		}
 	}
-	if by, ok := s.upstreamRoute(q, ""); ok {
-		if fresh && !s.cfg.Upstream.ForwardPrompt {
+	if up, by := s.upstreamRoute(q, ""); up != nil {
+		if fresh && !up.cfg.ForwardPrompt {
 			// Without forwarding, the fresh sign-in prompt=login asks for
 			// is the environment's own; the upstream is not asked again.
 			s.showSignInForm(w, q, a)
 			return
 		}
-		s.federate(w, r, q, a, by, q.Get("login_hint"))
+		s.federate(w, r, q, a, up, by, q.Get("login_hint"))
 		return
 	}
 	if hint := q.Get("login_hint"); hint != "" && strings.Contains(hint, "@") && !fresh {
-		s.finishAuthorize(w, r, client, s.signIn(w, r, hint, nil), q, a)
+		s.finishAuthorize(w, r, client, s.signIn(w, r, hint, nil, nil), q, a)
 		return
 	}
 	s.showSignInForm(w, q, a)
@@ -129,7 +166,7 @@ func (s *Server) showSignInForm(w http.ResponseWriter, q url.Values, a *authoriz
 
 // signInForm receives the sign-in form: the authorization request it was
 // shown for, and an email address. Any address signs in, unless the
-// request or the address's domain routes it to the upstream provider.
+// request or the address's domain routes it to an upstream provider.
 func (s *Server) signInForm(w http.ResponseWriter, r *http.Request) {
 	q, err := url.ParseQuery(r.PostFormValue("request"))
 	email := strings.TrimSpace(r.PostFormValue("email"))
@@ -137,53 +174,104 @@ func (s *Server) signInForm(w http.ResponseWriter, r *http.Request) {
 		errorPage(w, "invalid_request: an email address is required")
 		return
 	}
-	client, err := s.checkAuthorize(q)
+	client, err := s.checkClient(q)
 	if err != nil {
 		errorPage(w, err.Error())
 		return
 	}
 	a := s.formAuthorization(r.PostFormValue("authorization"), client.ID, q)
-	if by, ok := s.upstreamRoute(q, email); ok {
-		s.federate(w, r, q, a, by, email)
+	if e := checkRequest(client, q); e != nil {
+		s.sendBackError(w, r, q, a, e)
 		return
 	}
-	s.finishAuthorize(w, r, client, s.signIn(w, r, email, nil), q, a)
+	if up, by := s.upstreamRoute(q, email); up != nil {
+		s.federate(w, r, q, a, up, by, email)
+		return
+	}
+	s.finishAuthorize(w, r, client, s.signIn(w, r, email, nil, nil), q, a)
 }
 
-func (s *Server) checkAuthorize(q url.Values) (*Client, error) {
+// checkClient finds the client of an authorization request and checks its
+// redirect URI: the two errors that cannot go back to the app, since there
+// is no redirect URI to trust.
+func (s *Server) checkClient(q url.Values) (*Client, error) {
 	s.mu.Lock()
 	client := s.clients[q.Get("client_id")]
 	s.mu.Unlock()
-	method := q.Get("code_challenge_method")
 	switch {
 	case client == nil:
 		return nil, errors.New("invalid_client: unknown client_id")
 	case !slices.Contains(client.RedirectURIs, q.Get("redirect_uri")):
 		return nil, errors.New("invalid_request: redirect_uri is not registered")
-	case q.Get("response_type") != "code":
-		return nil, errors.New("unsupported_response_type: only code")
-	case !slices.Contains(strings.Fields(q.Get("scope")), "openid"):
-		return nil, errors.New("invalid_scope: openid is required")
-	case q.Get("code_challenge") != "" && method != "S256":
-		return nil, errors.New("invalid_request: only S256 code challenges")
-	case q.Get("code_challenge") == "" && method != "":
-		return nil, errors.New("invalid_request: code_challenge_method without code_challenge")
 	}
 	return client, nil
 }
 
+// checkRequest checks the rest of an authorization request; its errors go
+// back to the app's redirect URI ("When authentication fails, Scalekit
+// redirects to your callback URL with error parameters": developer-docs
+// src/content/docs/authenticate/fsa/multiapp/single-page-app.mdx, "Handle
+// errors").
+func checkRequest(client *Client, q url.Values) *authorizeError {
+	method := q.Get("code_challenge_method")
+	prompts := strings.Fields(q.Get("prompt"))
+	switch {
+	case q.Get("response_type") == "":
+		return &authorizeError{"invalid_request", "response_type is required"}
+	case q.Get("response_type") != "code":
+		return &authorizeError{"unsupported_response_type", "only code"}
+	case !slices.Contains(strings.Fields(q.Get("scope")), "openid"):
+		return &authorizeError{"invalid_scope", "openid is required"}
+	case q.Get("code_challenge") != "" && method != "S256":
+		return &authorizeError{"invalid_request", "only S256 code challenges"}
+	case q.Get("code_challenge") == "" && method != "":
+		return &authorizeError{"invalid_request", "code_challenge_method without code_challenge"}
+	case q.Get("code_challenge") == "" && client.public():
+		// A public client has no secret: PKCE is what protects its code
+		// ("Why PKCE is required for SPAs": single-page-app.mdx).
+		return &authorizeError{"invalid_request", "a public client must send a code_challenge"}
+	case slices.Contains(prompts, "none") && len(prompts) > 1:
+		// OpenID Connect Core 1.0, section 3.1.2.1.
+		return &authorizeError{"invalid_request", "prompt=none cannot go with another prompt"}
+	}
+	return nil
+}
+
+// sendBackError sends the browser back to the app's registered redirect URI
+// with error, error_description and the request's state.
+func (s *Server) sendBackError(w http.ResponseWriter, r *http.Request, q url.Values, a *authorization, e *authorizeError) {
+	s.mu.Lock()
+	a.Error = e.code
+	s.mu.Unlock()
+	back := url.Values{"error": {e.code}, "error_description": {e.description}}
+	if st := q.Get("state"); st != "" {
+		back.Set("state", st)
+	}
+	redirect(w, r, appendQuery(q.Get("redirect_uri"), back))
+}
+
+// redirect answers with 302, or 303 after a form so that the browser comes
+// back with a GET.
+func redirect(w http.ResponseWriter, r *http.Request, target string) {
+	status := http.StatusFound
+	if r.Method == http.MethodPost {
+		status = http.StatusSeeOther
+	}
+	http.Redirect(w, r, target, status)
+}
+
 // signIn starts a new session for email and sets the server's cookie. With
-// via, the upstream session that authenticated the user, the session
+// via, the session of upstream up that authenticated the user, the session
 // remembers it, and a user seen for the first time joins the upstream's
 // organization, as a sign-in through an SSO connection provisions them.
-func (s *Server) signIn(w http.ResponseWriter, r *http.Request, email string, via *upstreamSession) *session {
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request, email string, up *Upstream, via *upstreamSession) *session {
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	s.mu.Lock()
-	org := ""
+	org, conn := "", s.connID
 	if via != nil {
-		org = s.up.OrganizationID
+		org, conn = up.OrganizationID, up.ConnectionID
 	}
-	ses := s.newSession(s.userIn(email, org), r.UserAgent(), ip)
+	ses := s.newSession(s.userIn(email, org), conn, r.UserAgent(), ip)
 	if via != nil {
 		ses.upstream = via.id
 	}
@@ -212,17 +300,11 @@ func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, client 
 	s.touch(ses)
 	s.codes[code] = &authCode{client: client.ID, redirectURI: q.Get("redirect_uri"), nonce: q.Get("nonce"),
 		challenge: q.Get("code_challenge"), scopes: strings.Fields(q.Get("scope")), session: ses,
-		expires: s.now().Add(time.Minute)}
+		expires: s.now().Add(codeLifetime)}
 	s.mu.Unlock()
 	back := url.Values{"code": {code}}
 	if st := q.Get("state"); st != "" {
 		back.Set("state", st)
 	}
-	target := q.Get("redirect_uri")
-	if strings.Contains(target, "?") {
-		target += "&" + back.Encode()
-	} else {
-		target += "?" + back.Encode()
-	}
-	http.Redirect(w, r, target, http.StatusFound)
+	redirect(w, r, appendQuery(q.Get("redirect_uri"), back))
 }

@@ -1,5 +1,8 @@
 package scalekittest
 
+// A browser for tests: a client that navigates as a user would, and SignIn,
+// which fills in whichever sign-in form shows.
+
 import (
 	"context"
 	"errors"
@@ -88,7 +91,10 @@ func (s *Server) SignInForms(ctx context.Context, browser *http.Client, loginURL
 		}
 	}
 	at := resp.Request.URL
-	onProvider := strings.HasPrefix(at.String(), s.URL+"/") || (s.up != nil && strings.HasPrefix(at.String(), s.up.URL+"/"))
+	onProvider := strings.HasPrefix(at.String(), s.URL+"/")
+	for _, up := range s.ups {
+		onProvider = onProvider || strings.HasPrefix(at.String(), up.URL+"/")
+	}
 	if onProvider || resp.StatusCode >= 400 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
 		resp.Body.Close()
@@ -104,11 +110,13 @@ func (s *Server) formOn(resp *http.Response) (Form, bool) {
 	}
 	u := resp.Request.URL
 	origin := u.Scheme + "://" + u.Host
-	switch {
-	case origin == s.URL && u.Path == "/oauth/authorize":
+	if origin == s.URL && u.Path == "/oauth/authorize" {
 		return ScalekitForm, true
-	case s.up != nil && origin == s.up.URL && u.Path == "/authorize":
-		return UpstreamForm, true
+	}
+	for _, up := range s.ups {
+		if origin == up.URL && u.Path == "/authorize" {
+			return UpstreamForm, true
+		}
 	}
 	return "", false
 }

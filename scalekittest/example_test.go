@@ -117,7 +117,7 @@ func ExampleConfig_idleTimeout() {
 // does not document.
 func ExampleUpstreamConfig() {
 	fake, err := scalekittest.New(scalekittest.Config{
-		Upstream: scalekittest.UpstreamConfig{Domains: []string{"sso.example"}, ForwardPrompt: true},
+		Upstreams: []scalekittest.UpstreamConfig{{Domains: []string{"sso.example"}, ForwardPrompt: true}},
 	})
 	if err != nil {
 		panic(err)
@@ -163,7 +163,7 @@ func ExampleUpstreamConfig() {
 		panic(err)
 	}
 	resp.Body.Close()
-	_, alive := fake.Upstream().SessionOf(browser)
+	_, alive := fake.Upstreams()[0].SessionOf(browser)
 	fmt.Println("upstream session alive after logout:", alive)
 	signIn("next sign-in:", "login_hint=grace@sso.example")
 	signIn("with prompt=login:", "login_hint=grace@sso.example&prompt=login")
@@ -172,4 +172,58 @@ func ExampleUpstreamConfig() {
 	// upstream session alive after logout: true
 	// next sign-in: []
 	// with prompt=login: [upstream]
+}
+
+// ExampleUpstreamConfig_idpLogout shows a connection with Scalekit's "Enable
+// IDP logout" on: the logout at /oidc/logout takes the browser through the
+// upstream's own logout and back, which ends the upstream session too, so
+// the next sign-in asks for its password again.
+func ExampleUpstreamConfig_idpLogout() {
+	fake, err := scalekittest.New(scalekittest.Config{
+		Upstreams: []scalekittest.UpstreamConfig{{Domains: []string{"sso.example"}, IDPLogoutRequired: true}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer fake.Close()
+	var conf oauth2.Config
+	mux := http.NewServeMux()
+	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, conf.AuthCodeURL("state", oauth2.SetAuthURLParam("login_hint", "grace@sso.example")), http.StatusFound)
+	})
+	mux.HandleFunc("/callback", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := conf.Exchange(r.Context(), r.URL.Query().Get("code")); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+		}
+	})
+	app := httptest.NewServer(mux)
+	defer app.Close()
+	fake.AddClient(scalekittest.Client{ID: "skc_app", Secret: "app-secret", RedirectURIs: []string{app.URL + "/callback"}})
+	conf = oauth2.Config{
+		ClientID: "skc_app", ClientSecret: "app-secret", RedirectURL: app.URL + "/callback", Scopes: []string{"openid"},
+		Endpoint: oauth2.Endpoint{AuthURL: fake.URL + "/oauth/authorize", TokenURL: fake.URL + "/oauth/token"},
+	}
+
+	ctx := context.Background()
+	browser := scalekittest.NewBrowser()
+	for _, step := range []string{"first sign-in:", "next sign-in:"} {
+		resp, forms, err := fake.SignInForms(ctx, browser, app.URL+"/login", "grace@sso.example")
+		if err != nil {
+			panic(err)
+		}
+		resp.Body.Close()
+		fmt.Println(step, forms)
+		if resp, err = browser.Get(fake.URL + "/oidc/logout"); err != nil {
+			panic(err)
+		}
+		resp.Body.Close()
+		_, alive := fake.Upstreams()[0].SessionOf(browser)
+		last := fake.LogoutRequests()[len(fake.LogoutRequests())-1]
+		fmt.Println("through the upstream's logout:", last.IDPLogoutReturned, "upstream session alive:", alive)
+	}
+	// Output:
+	// first sign-in: [upstream]
+	// through the upstream's logout: true upstream session alive: false
+	// next sign-in: [upstream]
+	// through the upstream's logout: true upstream session alive: false
 }

@@ -1,15 +1,16 @@
 package scalekittest
 
+// The environment's side of its upstream providers: which sign-ins go there,
+// the browser's round trip there and back, and the record of each
+// authorization that tests read through [Server.Authorizations].
+
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
-
-// The environment's side of the upstream provider: which sign-ins go there,
-// the browser's round trip there and back, and the record of each
-// authorization that tests read through [Server.Authorizations].
 
 // authorization is an [Authorization] with the ID its forms carry, so that
 // a form post and a return from the upstream find their record.
@@ -18,9 +19,10 @@ type authorization struct {
 	id string
 }
 
-// federation is a sign-in sent to the upstream and not yet back, under the
+// federation is a sign-in sent to an upstream and not yet back, under the
 // state sent with it.
 type federation struct {
+	up      *Upstream
 	query   url.Values
 	authz   *authorization
 	expires time.Time
@@ -50,48 +52,73 @@ func (s *Server) formAuthorization(id, clientID string, q url.Values) *authoriza
 	return s.newAuthorization(clientID, q)
 }
 
-// upstreamRoute reports whether the authorization request goes to the
-// upstream provider, and which parameter decided. Scalekit's SDKs let apps
-// name a connection, an organization or a domain; failing those, the
-// domain of the login_hint, or of the address typed into the form (which
-// then stands in for the hint), decides. The first of these a request
-// carries decides alone, in that order, so a request for another
-// organization does not go upstream whatever its hint says.
-func (s *Server) upstreamRoute(q url.Values, typed string) (by string, ok bool) {
-	u := s.up
-	if u == nil {
-		return "", false
+// upstreamRoute returns the upstream provider an authorization request goes
+// to, if any, and which parameter decided. Scalekit's SDKs let apps name a
+// connection, an organization or a domain; failing those, the domain of
+// the login_hint, or of the address typed into the form (which then stands
+// in for the hint), decides ("Scalekit extracts the email domain from
+// login_hint and routes the user to the matching organization's SSO
+// connection": developer-docs src/content/docs/authenticate/fsa/
+// implement-login.mdx). The first of these a request carries decides
+// alone, in that order, so a request for another organization does not go
+// upstream whatever its hint says.
+func (s *Server) upstreamRoute(q url.Values, typed string) (*Upstream, string) {
+	if len(s.ups) == 0 {
+		return nil, ""
 	}
 	switch {
 	case q.Get("connection_id") != "":
-		return "connection_id", q.Get("connection_id") == u.ConnectionID
+		return s.upByConn[q.Get("connection_id")], "connection_id"
 	case q.Get("organization_id") != "":
-		return "organization_id", q.Get("organization_id") == u.OrganizationID
+		for _, up := range s.ups {
+			if up.OrganizationID == q.Get("organization_id") {
+				return up, "organization_id"
+			}
+		}
+		return nil, "organization_id"
 	case q.Get("domain_hint") != "":
-		return "domain_hint", u.routesDomainName(q.Get("domain_hint"))
+		return s.upstreamOfDomainName(q.Get("domain_hint")), "domain_hint"
 	case q.Get("domain") != "":
-		return "domain", u.routesDomainName(q.Get("domain"))
+		return s.upstreamOfDomainName(q.Get("domain")), "domain"
 	case typed != "":
-		return "email", u.routesDomain(typed)
+		return s.upstreamOfDomain(typed), "email"
 	case strings.Contains(q.Get("login_hint"), "@"):
-		return "login_hint", u.routesDomain(q.Get("login_hint"))
+		return s.upstreamOfDomain(q.Get("login_hint")), "login_hint"
 	}
-	return "", false
+	return nil, ""
+}
+
+// upstreamOfDomain is the upstream whose domains hold email's, or nil.
+func (s *Server) upstreamOfDomain(email string) *Upstream {
+	_, domain, ok := strings.Cut(email, "@")
+	if !ok {
+		return nil
+	}
+	return s.upstreamOfDomainName(domain)
+}
+
+func (s *Server) upstreamOfDomainName(domain string) *Upstream {
+	for _, up := range s.ups {
+		if up.routesDomainName(domain) {
+			return up
+		}
+	}
+	return nil
 }
 
 // federate sends the browser to the upstream's authorization endpoint, with
 // a state of the environment's own, the user's address as a login_hint,
 // and prompt=login only when the environment forwards it.
-func (s *Server) federate(w http.ResponseWriter, r *http.Request, q url.Values, a *authorization, by, email string) {
+func (s *Server) federate(w http.ResponseWriter, r *http.Request, q url.Values, a *authorization, up *Upstream, by, email string) {
 	state := "sks_" + randomText()
-	up := url.Values{"client_id": {s.up.clientID()}, "redirect_uri": {s.up.redirectURI()}, "response_type": {"code"},
+	params := url.Values{"client_id": {up.clientID()}, "redirect_uri": {up.redirectURI()}, "response_type": {"code"},
 		"scope": {"openid email profile"}, "state": {state}}
 	if strings.Contains(email, "@") {
-		up.Set("login_hint", email)
+		params.Set("login_hint", email)
 	}
-	forward := q.Get("prompt") == "login" && s.cfg.Upstream.ForwardPrompt
+	forward := slices.Contains(strings.Fields(q.Get("prompt")), "login") && up.cfg.ForwardPrompt
 	if forward {
-		up.Set("prompt", "login")
+		params.Set("prompt", "login")
 	}
 	now := s.now()
 	s.mu.Lock()
@@ -100,23 +127,21 @@ func (s *Server) federate(w http.ResponseWriter, r *http.Request, q url.Values, 
 			delete(s.pending, st)
 		}
 	}
-	s.pending[state] = &federation{query: q, authz: a, expires: now.Add(federationLifetime)}
-	a.Upstream, a.RoutedBy, a.PromptForwarded = true, by, forward
+	s.pending[state] = &federation{up: up, query: q, authz: a, expires: now.Add(federationLifetime)}
+	a.Upstream, a.ConnectionID, a.RoutedBy, a.PromptForwarded = true, up.ConnectionID, by, forward
 	s.mu.Unlock()
-	status := http.StatusFound
-	if r.Method == http.MethodPost {
-		status = http.StatusSeeOther
-	}
-	http.Redirect(w, r, s.up.URL+"/authorize?"+up.Encode(), status)
+	redirect(w, r, up.URL+"/authorize?"+params.Encode())
 }
 
-// ssoCallback is where the upstream sends the browser back: the state names
-// the sign-in it went for (once), the code the upstream session that
-// authenticated the user. The environment then signs the user in with a
-// session of its own, as after its own form.
+// ssoCallback is where an upstream sends the browser back, at the redirect
+// URI of its connection: the state names the sign-in it went for (once),
+// the code the upstream session that authenticated the user. The
+// environment then signs the user in with a session of its own, as after
+// its own form.
 func (s *Server) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if s.up == nil {
+	up := s.upByConn[r.PathValue("connection_id")]
+	if up == nil {
 		http.NotFound(w, r)
 		return
 	}
@@ -124,24 +149,24 @@ func (s *Server) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	f := s.pending[q.Get("state")]
 	delete(s.pending, q.Get("state"))
 	s.mu.Unlock()
-	if f == nil || !s.now().Before(f.expires) {
+	if f == nil || f.up != up || !s.now().Before(f.expires) {
 		errorPage(w, "invalid_request: unknown or expired state")
 		return
 	}
-	via, ok := s.up.redeem(q.Get("code"))
+	via, ok := up.redeem(q.Get("code"))
 	if !ok {
 		errorPage(w, "invalid_grant: the upstream's code is unknown, used or expired")
 		return
 	}
-	client, err := s.checkAuthorize(f.query)
+	client, err := s.checkClient(f.query)
 	if err != nil {
 		errorPage(w, err.Error())
 		return
 	}
-	s.finishAuthorize(w, r, client, s.signIn(w, r, via.email, via), f.query, f.authz)
+	s.finishAuthorize(w, r, client, s.signIn(w, r, via.email, up, via), f.query, f.authz)
 }
 
-// noteUpstreamForm records that the upstream showed its form for the
+// noteUpstreamForm records that an upstream showed its form for the
 // sign-in it was sent with state.
 func (s *Server) noteUpstreamForm(state string) {
 	s.mu.Lock()

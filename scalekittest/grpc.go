@@ -1,5 +1,10 @@
 package scalekittest
 
+// The session API over gRPC, as Scalekit's official SDKs call it: unary
+// calls to scalekit.v1.sessions.SessionService on the environment URL over
+// HTTP/2. Messages are encoded here by hand from the field numbers of
+// Scalekit's published API definitions; only what these four calls carry.
+
 import (
 	"encoding/base64"
 	"encoding/binary"
@@ -11,11 +16,6 @@ import (
 	"strings"
 	"time"
 )
-
-// The session API over gRPC, as Scalekit's official SDKs call it: unary
-// calls to scalekit.v1.sessions.SessionService on the environment URL over
-// HTTP/2. Messages are encoded here by hand from the field numbers of
-// Scalekit's published API definitions; only what these four calls carry.
 
 const sessionService = "/scalekit.v1.sessions.SessionService/"
 
@@ -225,6 +225,11 @@ func appendSessionDetails(b []byte, d sessionDetails) []byte {
 	b = appendString(b, 11, d.Status)
 	var dev []byte
 	dev = appendString(dev, 12, d.Device.UserAgent)
+	dev = appendString(dev, 13, d.Device.OS)
+	dev = appendString(dev, 14, d.Device.OSVersion)
+	dev = appendString(dev, 15, d.Device.Browser)
+	dev = appendString(dev, 16, d.Device.BrowserVersion)
+	dev = appendString(dev, 17, d.Device.DeviceType)
 	dev = appendString(dev, 19, d.Device.IP)
 	b = appendBytes(b, 12, dev)
 	b = appendTimestamp(b, 13, d.LastActiveAt)

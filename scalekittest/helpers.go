@@ -1,5 +1,8 @@
 package scalekittest
 
+// Small helpers the rest share: JSON and error answers, IDs, names, page
+// tokens, and the HTML of the pages.
+
 import (
 	"crypto/rand"
 	"encoding/base64"

@@ -1,5 +1,8 @@
 package scalekittest
 
+// The signing keys: rotation, the JWKS at /keys, and signing and verifying
+// the environment's own tokens.
+
 import (
 	"crypto/rand"
 	"crypto/rsa"

@@ -57,11 +57,14 @@ func TestNodeSDK(t *testing.T) {
 	port := testenv.FreePort(t)
 	appURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 	const clientID, secret, email = "skc_81234567890123456", "test-secret", "ada.lovelace@example.com"
+	const publicID = "skc_81234567890123457"
 	fake, err := scalekittest.New(scalekittest.Config{
-		Clients: []scalekittest.Client{{ID: clientID, Secret: secret,
-			RedirectURIs: []string{appURL + "/auth/callback"}, PostLogoutRedirectURIs: []string{appURL + "/login"}}},
+		Clients: []scalekittest.Client{
+			{ID: clientID, Secret: secret, RedirectURIs: []string{appURL + "/auth/callback"}, PostLogoutRedirectURIs: []string{appURL + "/login"}},
+			{ID: publicID, RedirectURIs: []string{appURL + "/public/callback"}}, // a public client: no secret
+		},
 		WebhookURLs: []string{appURL + "/webhooks/scalekit"},
-		Upstream:    scalekittest.UpstreamConfig{Domains: []string{"sso.example"}},
+		Upstreams:   []scalekittest.UpstreamConfig{{Domains: []string{"sso.example"}}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +73,7 @@ func TestNodeSDK(t *testing.T) {
 	startApp(t, node, dir, []string{
 		"PORT=" + strconv.Itoa(port), "APP_URL=" + appURL, "SCALEKIT_ENVIRONMENT_URL=" + fake.URL,
 		"SCALEKIT_CLIENT_ID=" + clientID, "SCALEKIT_CLIENT_SECRET=" + secret, "SCALEKIT_WEBHOOK_SECRET=" + fake.WebhookSecret(),
+		"SCALEKIT_PUBLIC_CLIENT_ID=" + publicID,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -122,6 +126,37 @@ func TestNodeSDK(t *testing.T) {
 	}
 	row("getAuthorizationUrl + authenticateWithCode (no PKCE)", "signed in; a second session "+sidPhone)
 
+	// prompt=none: the laptop's live session returns a code at once, no
+	// form; a browser without one comes back to the callback with
+	// login_required and its state, never seeing a page.
+	resp, forms, err := fake.SignInForms(ctx, laptop, appURL+"/login?prompt=none", email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page := decode(t, resp); page["signedIn"] != true || len(forms) != 0 || str(results(), "validateToken", "sid") != sidLaptop {
+		t.Errorf("prompt=none with a session: signed in %v, forms %v; want the laptop's session, no form", page["signedIn"], forms)
+	}
+	row("getAuthorizationUrl (prompt: 'none') + authenticateWithCode, with a session", "signed in on "+sidLaptop+" without a form")
+	resp, err = scalekittest.NewBrowser().Get(appURL + "/login?prompt=none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decode(t, resp); resp.Request.URL.Path != "/auth/callback" || got["error"] != "login_required" || got["stateMatches"] != true || got["errorDescription"] == nil {
+		t.Errorf("prompt=none without a session: the browser ended at %s with %v; want the callback with login_required and the state", resp.Request.URL, got)
+	}
+	row("getAuthorizationUrl (prompt: 'none'), no session", "callback with error=login_required, error_description and the state")
+
+	// A public client: authenticateWithCode with the code verifier and no
+	// secret, then refreshAccessToken with none either.
+	const spaEmail = "alan.turing@example.com" // another user, so that Ada's sessions below stay hers
+	pub := signInTo(t, ctx, fake, scalekittest.NewBrowser(), appURL+"/public/login", spaEmail)
+	pubRefresh, _ := pub["refreshAccessToken"].(map[string]any)
+	if pub["email"] != spaEmail || !strings.HasPrefix(fmt.Sprint(pub["sid"]), "ses_") || pub["hasRefreshToken"] != true ||
+		pubRefresh["newAccessToken"] != true || pubRefresh["newRefreshToken"] != true {
+		t.Errorf("public client: %v", pub)
+	}
+	row("authenticateWithCode + refreshAccessToken (public client, codeVerifier, no secret)", "signed in "+spaEmail+", tokens refreshed")
+
 	// refreshAccessToken: new tokens, and the spent refresh token fails.
 	ref := getJSONWith(t, laptop, http.MethodGet, appURL+"/auth/refresh", "")
 	if ref["newAccessToken"] != true || ref["newRefreshToken"] != true || ref["newAccessTokenValid"] != true ||
@@ -152,13 +187,13 @@ func TestNodeSDK(t *testing.T) {
 	}
 	row("session.getUserSessions (filter status active)", "totalSize 2: both devices")
 	got = getJSON(t, http.MethodPost, appURL+"/admin/sessions/"+sidPhone+"/revoke", "")
-	if rs := obj(got, "revokedSession"); rs["sessionId"] != sidPhone || rs["status"] != "revoked" || rs["logoutAt"] == nil {
-		t.Errorf("session.revokeSession: %v", got)
+	if rs := obj(got, "revokedSession"); rs["sessionId"] != sidPhone || rs["status"] != "revoked" || rs["expiredAt"] == nil || rs["logoutAt"] != nil {
+		t.Errorf("session.revokeSession: %v, want expiredAt set and no logoutAt", got)
 	}
 	if ses, _ := fake.Session(sidPhone); ses.Status != scalekittest.StatusRevoked {
 		t.Errorf("fake's session after revokeSession: %s", ses.Status)
 	}
-	row("session.revokeSession", "revokedSession "+sidPhone+", status revoked, logoutAt set")
+	row("session.revokeSession", "revokedSession "+sidPhone+", status revoked, expiredAt set, logoutAt unset")
 	got = getJSON(t, http.MethodGet, appURL+"/admin/sessions/ses_1", "")
 	if got["grpcStatus"] != 5.0 || got["errorCode"] != "NOT_FOUND" {
 		t.Errorf("session.getSession of an unknown session: %v, want gRPC NotFound", got)
@@ -168,7 +203,7 @@ func TestNodeSDK(t *testing.T) {
 	// getLogoutUrl and the navigation: the fake ends its session, sends the
 	// browser back to /login, which sends it to the fake, which shows the
 	// form.
-	resp, err := laptop.Get(appURL + "/logout")
+	resp, err = laptop.Get(appURL + "/logout")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,12 +244,19 @@ func TestNodeSDK(t *testing.T) {
 		t.Fatal(err)
 	}
 	hooks := list(results(), "webhooks")
-	want := map[string]string{sidPhone: "revoked", sidLaptop: "logout", sidTablet: "revoked"}
+	want := map[string]string{sidPhone: "REVOKED", sidLaptop: "LOGOUT", sidTablet: "REVOKED"}
 	for _, h := range hooks {
 		h := h.(map[string]any)
-		ses := obj(h, "session")
-		if h["valid"] != true || h["type"] != "user.logout" || want[fmt.Sprint(ses["session_id"])] != ses["status"] {
+		ses, u := obj(h, "session"), obj(h, "user")
+		status := want[fmt.Sprint(ses["session_id"])]
+		profile := obj(u, "user_profile")
+		switch {
+		case h["valid"] != true || h["type"] != "user.logout" || h["displayName"] != "User Logout" || status != ses["status"]:
 			t.Errorf("webhook %v", h)
+		case (status == "LOGOUT") != (ses["logout_at"] != nil) || (status == "LOGOUT") == (ses["expired_at"] != nil):
+			t.Errorf("webhook of a %s session: logout_at %v, expired_at %v", status, ses["logout_at"], ses["expired_at"])
+		case u["id"] != user.ID || u["email"] != email || !strings.HasPrefix(fmt.Sprint(profile["id"]), "usp_") || ses["device"] == nil:
+			t.Errorf("webhook's user %v, session %v", u, ses)
 		}
 	}
 	for _, d := range fake.Deliveries() {
@@ -225,7 +267,7 @@ func TestNodeSDK(t *testing.T) {
 	if len(hooks) != 3 {
 		t.Errorf("%d webhooks reached the app, want 3", len(hooks))
 	}
-	row("verifyWebhookPayload (3 user.logout events from the fake)", "true for each: revoked, logout, revoked")
+	row("verifyWebhookPayload (3 user.logout events from the fake)", "true for each: REVOKED and LOGOUT as the reference's example spells them, expired_at or logout_at, data.user with its usp_ profile")
 	if status := postForgedWebhook(t, appURL+"/webhooks/scalekit"); status != http.StatusBadRequest {
 		t.Errorf("a webhook signed with another secret: app answered %d, want 400", status)
 	}
@@ -237,7 +279,7 @@ func TestNodeSDK(t *testing.T) {
 	// getAuthorizationUrl's routing options send a user of sso.example to
 	// the upstream provider; prompt=login, not forwarded, gets the fake's
 	// form and the upstream passes through on its session.
-	up := fake.Upstream()
+	up := fake.Upstreams()[0]
 	sso := scalekittest.NewBrowser()
 	routes := []struct {
 		browser *http.Client

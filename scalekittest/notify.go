@@ -1,5 +1,8 @@
 package scalekittest
 
+// How the environment tells apps that a session ended: back-channel logout
+// tokens and user.logout webhooks, delivered and retried in the background.
+
 import (
 	"bytes"
 	"context"
@@ -15,6 +18,9 @@ import (
 	"strings"
 	"time"
 )
+
+// BackChannelLogoutEvent is the event a back-channel logout token carries.
+const BackChannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
 
 // DeliveryKind tells a back-channel logout token from a webhook event.
 type DeliveryKind string
@@ -44,12 +50,22 @@ type Delivery struct {
 	// the webhook's JSON event.
 	Body string
 	// Attempts made so far, and how the last one went: the HTTP status it
-	// got (0 if none) or the error.
+	// got (0 if none) or the error. History has every attempt, in order.
 	Attempts   int
 	LastStatus int
 	LastError  string
+	History    []DeliveryAttempt
 	Delivered  bool
 	Done       bool // delivered, or out of attempts
+}
+
+// DeliveryAttempt is one attempt at a delivery: when it was made, and the
+// receiver's answer (its HTTP status, or the error that stood for one, such
+// as no answer within [Config.DeliveryTimeout]).
+type DeliveryAttempt struct {
+	At     time.Time
+	Status int
+	Error  string
 }
 
 // Deliveries returns every delivery so far, in the order they were queued.
@@ -59,6 +75,7 @@ func (s *Server) Deliveries() []Delivery {
 	out := make([]Delivery, len(s.deliveries))
 	for i, d := range s.deliveries {
 		out[i] = *d
+		out[i].History = slices.Clone(d.History)
 	}
 	return out
 }
@@ -148,8 +165,21 @@ func (s *Server) notifyLocked(ses Session, except string) {
 	}
 }
 
+// delivered reports whether a receiver's answer counts as delivered: for a
+// webhook, 200, 201 or 202, the answers the webhook guide lists as success
+// (developer-docs src/content/docs/authenticate/implement-workflows/
+// implement-webhooks.mdx, "Handle success responses"); for a back-channel
+// logout token, 200, or 204, which OpenID Connect Back-Channel Logout 1.0
+// (section 2.8) asks providers to accept too.
+func delivered(kind DeliveryKind, status int) bool {
+	if kind == WebhookDelivery {
+		return status == http.StatusOK || status == http.StatusCreated || status == http.StatusAccepted
+	}
+	return status == http.StatusOK || status == http.StatusNoContent
+}
+
 // deliver makes the attempts at one delivery, off the path of whatever ended
-// the session, doubling the wait between them.
+// the session, waiting [Config.DeliveryRetryDelays] between them.
 func (s *Server) deliver(d *Delivery) {
 	defer s.bg.Done()
 	defer func() {
@@ -181,27 +211,29 @@ func (s *Server) deliver(d *Delivery) {
 		case <-ctx.Done():
 		}
 	}()
-	wait := s.cfg.DeliveryRetryDelay
 	for attempt := 1; ; attempt++ {
-		status, err := s.post(ctx, d)
-		ok := err == nil && status/100 == 2
+		at := time.Now()
+		attemptCtx, done := context.WithTimeout(ctx, s.cfg.DeliveryTimeout)
+		status, err := s.post(attemptCtx, d)
+		done()
+		ok := err == nil && delivered(d.Kind, status)
 		s.mu.Lock()
 		d.Attempts, d.LastStatus, d.LastError, d.Delivered = attempt, status, "", ok
 		if err != nil {
 			d.LastError = err.Error()
 		}
+		d.History = append(d.History, DeliveryAttempt{At: at, Status: status, Error: d.LastError})
 		s.mu.Unlock()
-		if ok || attempt >= s.cfg.DeliveryAttempts {
+		if ok || attempt > len(s.cfg.DeliveryRetryDelays) {
 			return
 		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(s.cfg.DeliveryRetryDelays[attempt-1])
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
 			return
 		}
-		wait *= 2
 	}
 }
 
@@ -243,33 +275,86 @@ func (s *Server) webhookSignature(id, timestamp string, body []byte) string {
 	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// logoutEvent is the user.logout event for an ended session. The caller
-// holds s.mu.
+// logoutEvent is the user.logout event for an ended session, as the API
+// reference's example of it shows one (developer-docs openapi/scalekit.yaml,
+// webhooks user.logout, and the UserLogoutEvent and UserAuthEventData
+// schemas): the envelope with its display_name, data.user_session with the
+// session's timestamps, status and device, data.user with the user's
+// profile. Its status is upper case unless [Config.WebhookLowerCaseStatus].
+// The caller holds s.mu.
 func (s *Server) logoutEvent(ses Session) string {
 	u := s.userByID[ses.UserID]
-	endedAt := ses.EndedAt.UTC().Format(time.RFC3339Nano)
+	d := revokedOf(ses)
+	status := strings.ToUpper(ses.Status)
+	if s.cfg.WebhookLowerCaseStatus {
+		status = strings.ToLower(ses.Status)
+	}
+	dev := deviceOf(ses.UserAgent, ses.IPAddress)
 	event := map[string]any{
 		"spec_version":    "1",
 		"id":              newID("evt_"),
 		"type":            WebhookLogoutEvent,
 		"object":          "User",
-		"occurred_at":     endedAt,
+		"occurred_at":     ses.EndedAt.UTC().Format(time.RFC3339Nano),
 		"environment_id":  s.envID,
 		"organization_id": ses.OrganizationID,
+		"display_name":    "User Logout",
 		"data": map[string]any{
 			"user": map[string]any{
-				"id": u.ID, "email": u.Email,
+				"id": u.ID, "email": u.Email, "external_id": u.ExternalID, "metadata": u.Metadata,
+				"create_time": rfc3339(u.CreatedAt), "update_time": rfc3339(u.CreatedAt), "last_login_time": rfc3339(u.LastLoginAt),
 				"user_profile": map[string]any{
-					"given_name": u.GivenName, "family_name": u.FamilyName, "name": u.Name(), "email_verified": true,
+					"id": u.ProfileID, "given_name": u.GivenName, "family_name": u.FamilyName, "name": u.Name(),
+					"email_verified": true, "metadata": map[string]string{}, "custom_attributes": nil,
+					"external_identities": []map[string]any{{
+						"connection_id": ses.ConnectionID, "connection_type": connectionType(s, ses.ConnectionID),
+						"connection_user_id": u.Email, "is_social": false,
+						"created_time": rfc3339(u.CreatedAt), "last_login_time": rfc3339(u.LastLoginAt),
+					}},
+					"gender": "", "groups": nil, "locale": "", "phone_number": "", "phone_number_verified": false,
+					"picture": "", "preferred_username": "",
 				},
 			},
 			"user_session": map[string]any{
-				"session_id": ses.ID, "user_id": ses.UserID, "organization_id": ses.OrganizationID,
-				"status": ses.Status, "logout_at": endedAt, "authenticated_clients": slices.Clone(ses.Clients),
+				"session_id": ses.ID, "user_id": ses.UserID, "organization_id": ses.OrganizationID, "status": status,
+				"created_at": d.CreatedAt, "updated_at": d.UpdatedAt, "last_active_at": d.LastActiveAt,
+				"idle_expires_at": d.IdleExpiresAt, "absolute_expires_at": d.AbsoluteExpiresAt,
+				"expired_at": d.ExpiredAt, "logout_at": d.LogoutAt,
+				"authenticated_organizations": []string{ses.OrganizationID},
+				// The example spells the device type as a title ("Desktop").
+				"device": map[string]any{
+					"browser": dev.Browser, "browser_version": dev.BrowserVersion, "device_type": titleCase(dev.DeviceType),
+					"ip": dev.IP, "location": nil, "os": dev.OS, "os_version": dev.OSVersion, "user_agent": dev.UserAgent,
+				},
 			},
 		},
 	}
 	var b bytes.Buffer
 	json.NewEncoder(&b).Encode(event)
 	return strings.TrimSpace(b.String())
+}
+
+// connectionType is how the webhook's external_identities name the kind of
+// connection: OIDC for an upstream's, PASSWORDLESS for the environment's
+// own email form.
+func connectionType(s *Server, conn string) string {
+	if s.upByConn[conn] != nil {
+		return "OIDC"
+	}
+	return "PASSWORDLESS"
+}
+
+// rfc3339 formats t, or gives null for the zero time.
+func rfc3339(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func titleCase(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }

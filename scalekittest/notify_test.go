@@ -1,6 +1,7 @@
 package scalekittest_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -20,12 +22,14 @@ import (
 )
 
 // receiver records what the server delivers to it. A path listed in fail
-// answers 503 that many times before it answers 200.
+// answers 503 that many times before it answers 200, or the status ok says
+// for that path.
 type receiver struct {
 	*httptest.Server
 	mu   sync.Mutex
 	got  []received
 	fail map[string]int
+	ok   map[string]int
 }
 
 type received struct {
@@ -36,7 +40,7 @@ type received struct {
 }
 
 func newReceiver(t testing.TB) *receiver {
-	rc := &receiver{fail: map[string]int{}}
+	rc := &receiver{fail: map[string]int{}, ok: map[string]int{}}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		form, _ := url.ParseQuery(string(b))
@@ -46,12 +50,13 @@ func newReceiver(t testing.TB) *receiver {
 		if failing {
 			rc.fail[r.URL.Path]--
 		}
+		status := cmp.Or(rc.ok[r.URL.Path], http.StatusOK)
 		rc.mu.Unlock()
 		if failing {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
-		w.WriteHeader(http.StatusOK)
+		w.WriteHeader(status)
 	}))
 	t.Cleanup(rc.Close)
 	return rc
@@ -61,6 +66,13 @@ func (rc *receiver) failNext(path string, times int) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	rc.fail[path] = times
+}
+
+// answer makes path answer status instead of 200.
+func (rc *receiver) answer(path string, status int) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.ok[path] = status
 }
 
 func (rc *receiver) requests() []received {
@@ -129,22 +141,94 @@ func TestWebhookIsAStandardWebhook(t *testing.T) {
 	var event struct {
 		ID   string `json:"id"`
 		Type string `json:"type"`
-		Data struct {
-			User        struct{ ID, Email string }
-			UserSession struct {
-				SessionID string `json:"session_id"`
-				Status    string `json:"status"`
-				LogoutAt  string `json:"logout_at"`
-			} `json:"user_session"`
-		}
 	}
 	if err := json.Unmarshal(r.body, &event); err != nil {
 		t.Fatal(err)
 	}
-	if event.Type != "user.logout" || event.ID != r.header.Get("webhook-id") || !strings.HasPrefix(event.ID, "evt_") ||
-		event.Data.User.Email != "ada@example.com" || event.Data.UserSession.SessionID != sid ||
-		event.Data.UserSession.Status != "revoked" || event.Data.UserSession.LogoutAt == "" {
+	if event.Type != "user.logout" || event.ID != r.header.Get("webhook-id") || !strings.HasPrefix(event.ID, "evt_") {
 		t.Errorf("event %+v", event)
+	}
+}
+
+// The user.logout event has every member of the API reference's example
+// (developer-docs openapi/scalekit.yaml, webhooks user.logout), for each way
+// a session ends: an administrator's revocation and a timeout set
+// expired_at, the user's logout sets logout_at, and the status is upper case
+// as in the example, or lower case as the session API spells it.
+func TestWebhookPayloadIsTheReferenceExample(t *testing.T) {
+	for _, lower := range []bool{false, true} {
+		hooks := newReceiver(t)
+		s := newServer(t, scalekittest.Config{WebhookURLs: []string{hooks.URL + "/hook"}, WebhookLowerCaseStatus: lower,
+			Users: []scalekittest.User{{Email: "ada@example.com", ExternalID: "ext_42", Metadata: map[string]string{"plan": "pro"}}}})
+		app := newApp(t, s, "skc_app")
+		ends := map[string]string{}
+		for _, how := range []string{"revoked", "expired", "logout"} {
+			browser := scalekittest.NewBrowser()
+			sid := signInBody(t, s, browser, app.URL+"/login", "ada@example.com")
+			var err error
+			switch how {
+			case "revoked":
+				_, err = s.RevokeSession(sid)
+			case "expired":
+				_, err = s.ExpireSession(sid)
+			case "logout":
+				var resp *http.Response
+				if resp, err = browser.Get(s.URL + "/oidc/logout"); err == nil {
+					resp.Body.Close()
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ends[sid] = how
+		}
+		settle(t, s)
+		if got := len(hooks.requests()); got != 3 {
+			t.Fatalf("%d webhooks, want 3", got)
+		}
+		for _, r := range hooks.requests() {
+			var ev map[string]any
+			if err := json.Unmarshal(r.body, &ev); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []string{"spec_version", "id", "type", "object", "occurred_at", "environment_id", "organization_id", "data", "display_name"} {
+				if _, ok := ev[k]; !ok {
+					t.Errorf("event has no %s: %s", k, r.body)
+				}
+			}
+			data := ev["data"].(map[string]any)
+			us, u := data["user_session"].(map[string]any), data["user"].(map[string]any)
+			for _, k := range []string{"session_id", "user_id", "organization_id", "status", "created_at", "updated_at", "last_active_at",
+				"idle_expires_at", "absolute_expires_at", "expired_at", "logout_at", "authenticated_organizations", "device"} {
+				if _, ok := us[k]; !ok {
+					t.Errorf("user_session has no %s: %s", k, r.body)
+				}
+			}
+			for _, k := range []string{"id", "email", "create_time", "update_time", "last_login_time", "external_id", "metadata", "user_profile"} {
+				if _, ok := u[k]; !ok {
+					t.Errorf("user has no %s: %s", k, r.body)
+				}
+			}
+			how := ends[us["session_id"].(string)]
+			want := strings.ToUpper(how)
+			if lower {
+				want = how
+			}
+			profile, _ := u["user_profile"].(map[string]any)
+			profileID, _ := profile["id"].(string)
+			switch {
+			case ev["display_name"] != "User Logout" || ev["object"] != "User" || ev["spec_version"] != "1":
+				t.Errorf("envelope %v", ev)
+			case us["status"] != want:
+				t.Errorf("%s: status %v, want %s", how, us["status"], want)
+			case (how == "logout") != (us["logout_at"] != nil) || (how == "logout") == (us["expired_at"] != nil):
+				t.Errorf("%s: expired_at %v, logout_at %v; want logout_at only for a logout, expired_at otherwise", how, us["expired_at"], us["logout_at"])
+			case u["external_id"] != "ext_42" || u["metadata"].(map[string]any)["plan"] != "pro" || u["last_login_time"] == nil:
+				t.Errorf("user %v", u)
+			case !regexp.MustCompile(`^usp_[0-9]+$`).MatchString(profileID) || profile["given_name"] != "Ada":
+				t.Errorf("user_profile %v", profile)
+			}
+		}
 	}
 }
 
@@ -152,7 +236,7 @@ func TestWebhookIsAStandardWebhook(t *testing.T) {
 // and the revocation that caused them succeeded all the same.
 func TestDeliveriesRetryAndGiveUp(t *testing.T) {
 	rc := newReceiver(t)
-	s := newServer(t, scalekittest.Config{WebhookURLs: []string{rc.URL + "/flaky", rc.URL + "/down"}, DeliveryAttempts: 3, DeliveryRetryDelay: time.Millisecond})
+	s := newServer(t, scalekittest.Config{WebhookURLs: []string{rc.URL + "/flaky", rc.URL + "/down"}, DeliveryRetryDelays: []time.Duration{time.Millisecond, time.Millisecond}})
 	if err := s.AddClient(scalekittest.Client{ID: "skc_1", Secret: "secret", RedirectURIs: []string{callback}, BackChannelLogoutURIs: []string{rc.URL + "/bc"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -187,13 +271,78 @@ func TestDeliveriesRetryAndGiveUp(t *testing.T) {
 	if d := got["/down"]; d.LastStatus != http.StatusServiceUnavailable {
 		t.Errorf("last status %d, want 503", d.LastStatus)
 	}
+	if h := got["/flaky"].History; len(h) != 3 || h[0].Status != 503 || h[1].Status != 503 || h[2].Status != 200 || h[2].At.Before(h[0].At) {
+		t.Errorf("history of /flaky %+v, want 503, 503, 200 in order", h)
+	}
+}
+
+// Scalekit's webhook guide counts 200, 201 and 202 as delivered; a
+// back-channel logout token is delivered by 200, or 204, which OpenID
+// Connect Back-Channel Logout asks providers to accept. Any other answer is
+// retried.
+func TestDeliveredAnswers(t *testing.T) {
+	tests := []struct {
+		status             int
+		webhook, backChann bool
+	}{
+		{http.StatusOK, true, true},
+		{http.StatusCreated, true, false},
+		{http.StatusAccepted, true, false},
+		{http.StatusNoContent, false, true},
+		{http.StatusFound, false, false},
+	}
+	for _, tt := range tests {
+		rc := newReceiver(t)
+		rc.answer("/hook", tt.status)
+		rc.answer("/bc", tt.status)
+		s := newServer(t, scalekittest.Config{WebhookURLs: []string{rc.URL + "/hook"}, DeliveryRetryDelays: []time.Duration{time.Millisecond}})
+		if err := s.AddClient(scalekittest.Client{ID: "skc_1", Secret: "secret", RedirectURIs: []string{callback}, BackChannelLogoutURIs: []string{rc.URL + "/bc"}}); err != nil {
+			t.Fatal(err)
+		}
+		_, tok := signIn(t, s, "ada@example.com")
+		if _, err := s.RevokeSession(claimsOf(t, tok.IDToken)["sid"].(string)); err != nil {
+			t.Fatal(err)
+		}
+		settle(t, s)
+		for _, d := range s.Deliveries() {
+			want := map[scalekittest.DeliveryKind]bool{scalekittest.WebhookDelivery: tt.webhook, scalekittest.BackChannelDelivery: tt.backChann}[d.Kind]
+			attempts := map[bool]int{true: 1, false: 2}[want]
+			if d.Delivered != want || d.Attempts != attempts || d.LastStatus != tt.status {
+				t.Errorf("%d to a %s: delivered %v after %d attempts (last %d); want %v after %d", tt.status, d.Kind, d.Delivered, d.Attempts, d.LastStatus, want, attempts)
+			}
+		}
+	}
+}
+
+// An attempt the receiver does not answer within the delivery timeout
+// (10 seconds by default, the webhook guide's window) fails.
+func TestDeliveryTimeout(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(slow.Close)
+	t.Cleanup(func() { close(release) })
+	s := newServer(t, scalekittest.Config{WebhookURLs: []string{slow.URL}, DeliveryTimeout: 50 * time.Millisecond, DeliveryRetryDelays: []time.Duration{}})
+	_, tok := signIn(t, s, "ada@example.com")
+	if _, err := s.RevokeSession(claimsOf(t, tok.IDToken)["sid"].(string)); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, s)
+	ds := s.Deliveries()
+	if len(ds) != 1 || ds[0].Delivered || ds[0].Attempts != 1 || !strings.Contains(ds[0].LastError, "deadline") {
+		t.Errorf("deliveries %+v, want one attempt that timed out", ds)
+	}
 }
 
 // Close abandons deliveries still waiting to be retried, without waiting
 // for their retries.
 func TestCloseAbandonsPendingRetries(t *testing.T) {
 	rc := newReceiver(t)
-	s, err := scalekittest.New(scalekittest.Config{WebhookURLs: []string{rc.URL + "/down"}, DeliveryRetryDelay: time.Hour,
+	s, err := scalekittest.New(scalekittest.Config{WebhookURLs: []string{rc.URL + "/down"}, DeliveryRetryDelays: []time.Duration{time.Hour},
 		Clients: []scalekittest.Client{{ID: "skc_1", Secret: "secret", RedirectURIs: []string{callback}}}})
 	if err != nil {
 		t.Fatal(err)

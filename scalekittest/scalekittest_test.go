@@ -184,24 +184,51 @@ func TestIDTokenVerifiesAndCarriesScalekitClaims(t *testing.T) {
 	}
 }
 
-func TestAccessTokenIsAJWTWithScopes(t *testing.T) {
-	s := newServer(t, scalekittest.Config{})
-	_, tok := signIn(t, s, "ada@example.com")
+// A user's access token carries what the guides show of one (roles,
+// permissions, the scope string, a tkn_ jti), not the scopes array of
+// machine-to-machine tokens; the ID token's amr names the connection.
+func TestAccessTokenClaims(t *testing.T) {
+	s := newServer(t, scalekittest.Config{Users: []scalekittest.User{
+		{Email: "grace@example.com", Roles: []string{"admin"}, Permissions: []string{"users:read"}, ExternalID: "ext_7"}}})
 	p, err := oidc.NewProvider(context.Background(), s.Issuer())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The access token verifies against /keys like an ID token does.
-	if _, err := p.Verifier(&oidc.Config{ClientID: "skc_1"}).Verify(context.Background(), tok.AccessToken); err != nil {
-		t.Fatalf("access token: %v", err)
+	tests := []struct {
+		email, xuid string
+		roles       []any
+		permissions []any
+	}{
+		{"ada@example.com", "", []any{"member"}, []any{}},
+		{"grace@example.com", "ext_7", []any{"admin"}, []any{"users:read"}},
 	}
-	claims := claimsOf(t, tok.AccessToken)
-	scopes, _ := claims["scopes"].([]any)
-	if len(scopes) != 4 || scopes[0] != "openid" || claims["client_id"] != "skc_1" || !scalekitID.MatchString(claims["sid"].(string)) {
-		t.Errorf("access token claims %v, want scopes [openid email profile offline_access], client_id and sid", claims)
-	}
-	if tok.ExpiresIn != 300 {
-		t.Errorf("expires_in %d, want 300 (five minutes)", tok.ExpiresIn)
+	for _, tt := range tests {
+		_, tok := signIn(t, s, tt.email)
+		// The access token verifies against /keys like an ID token does.
+		if _, err := p.Verifier(&oidc.Config{ClientID: "skc_1"}).Verify(context.Background(), tok.AccessToken); err != nil {
+			t.Fatalf("access token: %v", err)
+		}
+		claims := claimsOf(t, tok.AccessToken)
+		jti, _ := claims["jti"].(string)
+		xuid, _ := claims["xuid"].(string)
+		switch {
+		case claims["scope"] != "openid email profile offline_access" || claims["scopes"] != nil:
+			t.Errorf("%s: scope %v, scopes %v; want the scope string alone", tt.email, claims["scope"], claims["scopes"])
+		case !slices.Equal(claims["roles"].([]any), tt.roles) || !slices.Equal(claims["permissions"].([]any), tt.permissions):
+			t.Errorf("%s: roles %v, permissions %v; want %v, %v", tt.email, claims["roles"], claims["permissions"], tt.roles, tt.permissions)
+		case !regexp.MustCompile(`^tkn_[0-9]+$`).MatchString(jti) || xuid != tt.xuid:
+			t.Errorf("%s: jti %q, xuid %q; want tkn_ and digits, %q", tt.email, jti, xuid, tt.xuid)
+		case claims["client_id"] != "skc_1" || !scalekitID.MatchString(claims["sid"].(string)) || !scalekitID.MatchString(claims["oid"].(string)):
+			t.Errorf("%s: access token claims %v, want client_id, sid and oid", tt.email, claims)
+		}
+		amr, _ := claimsOf(t, tok.IDToken)["amr"].([]any)
+		ses, _ := s.Session(claims["sid"].(string))
+		if len(amr) != 1 || amr[0] != ses.ConnectionID || !strings.HasPrefix(ses.ConnectionID, "conn_") {
+			t.Errorf("%s: amr %v, want [%s], the connection it signed in with", tt.email, amr, ses.ConnectionID)
+		}
+		if tok.ExpiresIn != 300 {
+			t.Errorf("expires_in %d, want 300 (five minutes)", tok.ExpiresIn)
+		}
 	}
 }
 
@@ -300,34 +327,101 @@ func TestLoginHintYieldsToPromptLogin(t *testing.T) {
 	}
 }
 
+// An authorization request from an unknown client, or for a redirect URI
+// the client did not register, gets an error page and goes nowhere; every
+// other bad request goes back to the app's redirect URI with error,
+// error_description and the state.
 func TestAuthorizeRefusesBadRequests(t *testing.T) {
 	s := newServer(t, scalekittest.Config{})
-	base := url.Values{"client_id": {"skc_1"}, "redirect_uri": {callback}, "response_type": {"code"}, "scope": {"openid"}}
+	if err := s.AddClient(scalekittest.Client{ID: "skc_spa", RedirectURIs: []string{callback}}); err != nil {
+		t.Fatal(err)
+	}
+	base := url.Values{"client_id": {"skc_1"}, "redirect_uri": {callback}, "response_type": {"code"}, "scope": {"openid"}, "state": {"st-1"}}
 	tests := []struct {
-		name, key, value string
+		name      string
+		change    url.Values
+		errorCode string // "" for the error page
 	}{
-		{"unknown client", "client_id", "skc_nobody"},
-		{"unregistered redirect", "redirect_uri", "https://evil.example/cb"},
-		{"token flow", "response_type", "token"},
-		{"no openid scope", "scope", "email"},
-		{"plain PKCE", "code_challenge_method", "plain"},
+		{"unknown client", url.Values{"client_id": {"skc_nobody"}}, ""},
+		{"unregistered redirect", url.Values{"redirect_uri": {"https://evil.example/cb"}}, ""},
+		{"redirect with a query", url.Values{"redirect_uri": {callback + "?x=1"}}, ""},
+		{"token flow", url.Values{"response_type": {"token"}}, "unsupported_response_type"},
+		{"no response_type", url.Values{"response_type": nil}, "invalid_request"},
+		{"no openid scope", url.Values{"scope": {"email"}}, "invalid_scope"},
+		{"plain PKCE", url.Values{"code_challenge_method": {"plain"}, "code_challenge": {"abc"}}, "invalid_request"},
+		{"a method without a challenge", url.Values{"code_challenge_method": {"S256"}}, "invalid_request"},
+		{"public client without PKCE", url.Values{"client_id": {"skc_spa"}}, "invalid_request"},
+		{"prompt=none with another prompt", url.Values{"prompt": {"none login"}}, "invalid_request"},
+		{"prompt=none without a session", url.Values{"prompt": {"none"}}, "login_required"},
 	}
 	for _, tt := range tests {
 		q := url.Values{}
 		for k, v := range base {
 			q[k] = v
 		}
-		q.Set(tt.key, tt.value)
-		if tt.key == "code_challenge_method" {
-			q.Set("code_challenge", "abc")
+		for k, v := range tt.change {
+			q[k] = v
 		}
 		resp, err := userAgent().Get(s.URL + "/oauth/authorize?" + q.Encode())
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
-			t.Errorf("%s: got %d to %q, want a 400 page and no redirect", tt.name, resp.StatusCode, resp.Header.Get("Location"))
+		loc, _ := resp.Location()
+		if tt.errorCode == "" {
+			if resp.StatusCode != http.StatusBadRequest || loc != nil {
+				t.Errorf("%s: got %d to %v, want a 400 page and no redirect", tt.name, resp.StatusCode, loc)
+			}
+			continue
+		}
+		if resp.StatusCode != http.StatusFound || loc == nil || !strings.HasPrefix(loc.String(), callback+"?") ||
+			loc.Query().Get("error") != tt.errorCode || loc.Query().Get("error_description") == "" ||
+			loc.Query().Get("state") != "st-1" || loc.Query().Has("code") {
+			t.Errorf("%s: got %d to %v, want 302 to the callback with error=%s, a description and the state", tt.name, resp.StatusCode, loc, tt.errorCode)
+		}
+		if a := s.Authorizations(); a[len(a)-1].Error != tt.errorCode {
+			t.Errorf("%s: recorded error %q, want %q", tt.name, a[len(a)-1].Error, tt.errorCode)
+		}
+	}
+}
+
+// prompt=none never shows a page: with a live session it returns a code at
+// once; without one, login_required with the state.
+func TestPromptNone(t *testing.T) {
+	s := newServer(t, scalekittest.Config{})
+	c, _ := signIn(t, s, "ada@example.com")
+	code := authorize(t, s, c, "skc_1", "", url.Values{"prompt": {"none"}, "login_hint": nil})
+	if tok := exchange(t, s, code); claimsOf(t, tok.IDToken)["email"] != "ada@example.com" {
+		t.Errorf("prompt=none with a session signed in %v", claimsOf(t, tok.IDToken)["email"])
+	}
+	// The hint does not sign anyone in: prompt=none shows nothing, and
+	// the shortcut is a form's.
+	q := url.Values{"client_id": {"skc_1"}, "redirect_uri": {callback}, "response_type": {"code"}, "scope": {"openid"},
+		"prompt": {"none"}, "state": {"st"}, "login_hint": {"ada@example.com"}}
+	resp, err := userAgent().Get(s.URL + "/oauth/authorize?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := resp.Location()
+	if resp.StatusCode != http.StatusFound || loc == nil || loc.Query().Get("error") != "login_required" || loc.Query().Get("state") != "st" {
+		t.Errorf("prompt=none without a session: %d to %v, want login_required with the state", resp.StatusCode, loc)
+	}
+}
+
+// The authorization code lives ten minutes, as the guides say: a minute
+// short of that it is redeemed, after it refused.
+func TestCodeLifetime(t *testing.T) {
+	for _, tt := range []struct {
+		after  time.Duration
+		status int
+	}{{9 * time.Minute, http.StatusOK}, {10 * time.Minute, http.StatusBadRequest}} {
+		clk := newClock()
+		s := newServer(t, scalekittest.Config{Now: clk.Now})
+		code := authorize(t, s, userAgent(), "skc_1", "ada@example.com", nil)
+		clk.Advance(tt.after)
+		if got := postToken(t, s, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {callback}}); got.status != tt.status {
+			t.Errorf("a code redeemed %v later: %d, want %d", tt.after, got.status, tt.status)
 		}
 	}
 }
@@ -339,16 +433,22 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	}{
 		{"relative redirect URI", scalekittest.Config{Clients: []scalekittest.Client{{ID: "skc_1", RedirectURIs: []string{"/cb"}}}}},
 		{"post-logout URI with a query", scalekittest.Config{Clients: []scalekittest.Client{{ID: "skc_1", PostLogoutRedirectURIs: []string{"https://a.example/out?x=1"}}}}},
+		{"user with a bad ID", scalekittest.Config{Users: []scalekittest.User{{ID: "user_1", Email: "a@example.com"}}}},
+		{"user in an unknown organization", scalekittest.Config{Users: []scalekittest.User{{Email: "a@example.com", OrganizationID: "org_1"}}}},
+		{"user twice", scalekittest.Config{Users: []scalekittest.User{{Email: "a@example.com"}, {Email: "a@example.com"}}}},
+		{"organization with a bad ID", scalekittest.Config{Organizations: []scalekittest.Organization{{ID: "acme"}}}},
+		{"two upstreams for one domain", scalekittest.Config{Upstreams: []scalekittest.UpstreamConfig{{Domains: []string{"sso.example"}}, {Domains: []string{"SSO.example"}}}}},
+		{"negative retry delay", scalekittest.Config{DeliveryRetryDelays: []time.Duration{-time.Second}}},
 		{"client without ID", scalekittest.Config{Clients: []scalekittest.Client{{Secret: "x"}}}},
 		{"negative idle timeout", scalekittest.Config{IdleTimeout: -time.Second}},
 		{"webhook secret without prefix", scalekittest.Config{WebhookSecret: "c2VjcmV0"}},
 		{"relative webhook URL", scalekittest.Config{WebhookURLs: []string{"/hooks"}}},
 		{"address in use", scalekittest.Config{Addr: "256.0.0.1:0"}},
-		{"upstream options without a route to it", scalekittest.Config{Upstream: scalekittest.UpstreamConfig{ForwardPrompt: true}}},
-		{"upstream domain with an @", scalekittest.Config{Upstream: scalekittest.UpstreamConfig{Domains: []string{"@sso.example"}}}},
-		{"upstream organization not org_ and digits", scalekittest.Config{Upstream: scalekittest.UpstreamConfig{OrganizationID: "acme"}}},
-		{"upstream connection not conn_ and digits", scalekittest.Config{Upstream: scalekittest.UpstreamConfig{ConnectionID: "conn_okta"}}},
-		{"upstream address unusable", scalekittest.Config{Upstream: scalekittest.UpstreamConfig{Domains: []string{"sso.example"}, Addr: "256.0.0.1:0"}}},
+		{"upstream options without a route to it", scalekittest.Config{Upstreams: []scalekittest.UpstreamConfig{{ForwardPrompt: true}}}},
+		{"upstream domain with an @", scalekittest.Config{Upstreams: []scalekittest.UpstreamConfig{{Domains: []string{"@sso.example"}}}}},
+		{"upstream organization not org_ and digits", scalekittest.Config{Upstreams: []scalekittest.UpstreamConfig{{OrganizationID: "acme"}}}},
+		{"upstream connection not conn_ and digits", scalekittest.Config{Upstreams: []scalekittest.UpstreamConfig{{ConnectionID: "conn_okta"}}}},
+		{"upstream address unusable", scalekittest.Config{Upstreams: []scalekittest.UpstreamConfig{{Domains: []string{"sso.example"}, Addr: "256.0.0.1:0"}}}},
 	}
 	for _, tt := range tests {
 		s, err := scalekittest.New(tt.cfg)

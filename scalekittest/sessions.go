@@ -1,10 +1,21 @@
 package scalekittest
 
+// The environment's sessions: their states, the policy that expires them,
+// and the session API's operations on them, whichever protocol asks.
+
 import (
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+)
+
+// Session statuses, as the session API reports them.
+const (
+	StatusActive  = "active"
+	StatusExpired = "expired" // ended by the idle or absolute timeout
+	StatusRevoked = "revoked" // ended through the session API (or a reused refresh token)
+	StatusLogout  = "logout"  // ended by the user at /oidc/logout
 )
 
 // Session is a snapshot of one of the environment's sessions.
@@ -24,6 +35,10 @@ type Session struct {
 	AbsoluteExpiresAt time.Time
 	UserAgent         string
 	IPAddress         string
+	// ConnectionID is the connection that signed the user in, as the ID
+	// token's amr claim names it: an upstream provider's, or the
+	// environment's own for its sign-in form.
+	ConnectionID string
 	// UpstreamSessionID is the upstream provider's session that signed
 	// the user in, or "" when the user signed in at the environment.
 	UpstreamSessionID string
@@ -31,6 +46,7 @@ type Session struct {
 
 type session struct {
 	id, userAgent, ip string
+	conn              string // the connection that signed it in
 	upstream          string // the upstream session that signed it in, or ""
 	user              *User
 	clients           []string
@@ -116,9 +132,10 @@ func (s *Server) ExpireSession(sessionID string) (Session, error) {
 	return snap, nil
 }
 
-func (s *Server) newSession(user *User, userAgent, ip string) *session {
+func (s *Server) newSession(user *User, conn, userAgent, ip string) *session {
 	now := s.now()
-	ses := &session{id: newID("ses_"), user: user, created: now, active: now, status: StatusActive, userAgent: userAgent, ip: ip}
+	user.LastLoginAt = now
+	ses := &session{id: newID("ses_"), user: user, conn: conn, created: now, active: now, status: StatusActive, userAgent: userAgent, ip: ip}
 	s.sessions[ses.id] = ses
 	return ses
 }
@@ -192,16 +209,12 @@ func (s *Server) sweepEvery(d time.Duration) {
 }
 
 // end sets a final status and notifies every client the session signed
-// into except the one that asked (by back channel), and every webhook. With
-// [UpstreamConfig.PropagateLogout] it ends the upstream session behind it
-// too. The caller holds s.mu.
+// into except the one that asked (by back channel), and every webhook. The
+// upstream session behind it lives on: only a logout in the browser can
+// take the user through the upstream's own logout (see
+// [UpstreamConfig.IDPLogoutRequired]). The caller holds s.mu.
 func (s *Server) end(ses *session, status string, at time.Time, except string) {
 	ses.status, ses.ended = status, at
-	if s.up != nil && s.cfg.Upstream.PropagateLogout {
-		if up := s.up.sessions[ses.upstream]; up != nil {
-			s.up.end(up, at)
-		}
-	}
 	for tok, g := range s.refresh {
 		if g.session == ses {
 			delete(s.refresh, tok)
@@ -231,7 +244,7 @@ func (s *Server) snapshot(ses *session) Session {
 	out := Session{
 		ID: ses.id, UserID: ses.user.ID, OrganizationID: ses.user.OrganizationID, Status: ses.status,
 		Clients: slices.Clone(ses.clients), CreatedAt: ses.created, LastActiveAt: ses.active, EndedAt: ses.ended,
-		UserAgent: ses.userAgent, IPAddress: ses.ip, UpstreamSessionID: ses.upstream,
+		UserAgent: ses.userAgent, IPAddress: ses.ip, ConnectionID: ses.conn, UpstreamSessionID: ses.upstream,
 	}
 	if s.cfg.IdleTimeout > 0 {
 		out.IdleExpiresAt = ses.active.Add(s.cfg.IdleTimeout)
@@ -368,7 +381,10 @@ func (s *Server) userSessionPage(q sessionQuery) (sessionPage, *apiError) {
 		switch {
 		case len(q.statuses) > 0 && !slices.Contains(q.statuses, ses.status):
 		case !q.start.IsZero() && ses.created.Before(q.start):
-		case !q.end.IsZero() && !ses.created.Before(q.end):
+		// Both ends inclusive: created "on or after" start_time and "on
+		// or before" end_time (developer-docs openapi/scalekit.yaml,
+		// sessionsUserSessionFilter).
+		case !q.end.IsZero() && ses.created.After(q.end):
 		default:
 			all = append(all, s.snapshot(ses))
 		}

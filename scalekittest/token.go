@@ -1,9 +1,14 @@
 package scalekittest
 
+// The token endpoint: the authorization-code, refresh-token and
+// client-credentials grants, and the tokens they issue.
+
 import (
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -21,17 +26,15 @@ type refreshGrant struct {
 
 // token serves /oauth/token: the authorization_code grant (with its PKCE
 // verifier), the refresh_token grant, and client_credentials for the API.
-// Clients authenticate with their secret in Basic auth or in the form.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	clientID, secret, ok := r.BasicAuth()
-	if !ok {
-		clientID, secret = r.PostFormValue("client_id"), r.PostFormValue("client_secret")
-	}
-	s.mu.Lock()
-	client := s.clients[clientID]
-	s.mu.Unlock()
-	if client == nil || client.Secret == "" || client.Secret != secret {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client or wrong secret")
+	client, errCode, msg := s.authenticateClient(r)
+	if client == nil {
+		status := http.StatusBadRequest
+		if errCode == "invalid_client" {
+			status = http.StatusUnauthorized
+			w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
+		}
+		oauthError(w, status, errCode, msg)
 		return
 	}
 	switch r.PostFormValue("grant_type") {
@@ -40,10 +43,53 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	case "refresh_token":
 		s.refreshGrant(w, r, client)
 	case "client_credentials":
+		if client.public() {
+			oauthError(w, http.StatusBadRequest, "unauthorized_client", "a public client cannot use client_credentials")
+			return
+		}
 		s.clientCredentialsGrant(w, client)
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "")
 	}
+}
+
+// authenticateClient finds the client a token request is from. A
+// confidential client sends its secret in the form (client_secret_post, as
+// every SDK and guide does: scalekit-sdk-node src/scalekit.ts; developer-docs
+// src/content/docs/guides/authenticate-scalekit-api.mdx) or in Basic auth
+// (client_secret_basic, as the MCP guide registers a client:
+// authenticate/mcp/additional-reading.mdx), never both (RFC 6749 section
+// 2.3). A public client sends its client_id alone; an empty client_secret,
+// as the Node SDK sends for a client built without one, counts as none.
+func (s *Server) authenticateClient(r *http.Request) (client *Client, errCode, msg string) {
+	if err := r.ParseForm(); err != nil {
+		return nil, "invalid_request", "malformed form"
+	}
+	clientID, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	if id, sec, ok := r.BasicAuth(); ok {
+		if secret != "" {
+			return nil, "invalid_request", "client credentials in both the form and Basic auth"
+		}
+		// RFC 6749 section 2.3.1: both are form-encoded before base64.
+		id, err1 := url.QueryUnescape(id)
+		sec, err2 := url.QueryUnescape(sec)
+		if err1 != nil || err2 != nil || (clientID != "" && clientID != id) {
+			return nil, "invalid_client", "malformed Basic auth"
+		}
+		clientID, secret = id, sec
+	}
+	s.mu.Lock()
+	client = s.clients[clientID]
+	s.mu.Unlock()
+	switch {
+	case client == nil:
+		return nil, "invalid_client", "unknown client"
+	case client.public() && secret != "":
+		return nil, "invalid_client", "a public client has no secret"
+	case !client.public() && subtle.ConstantTimeCompare([]byte(client.Secret), []byte(secret)) != 1:
+		return nil, "invalid_client", "wrong client secret"
+	}
+	return client, "", ""
 }
 
 func (s *Server) codeGrant(w http.ResponseWriter, r *http.Request, client *Client) {
@@ -59,6 +105,9 @@ func (s *Server) codeGrant(w http.ResponseWriter, r *http.Request, client *Clien
 		return
 	case c.challenge != "" && pkceChallenge(r.PostFormValue("code_verifier")) != c.challenge:
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "PKCE verification failed")
+		return
+	case c.challenge == "" && r.PostFormValue("code_verifier") != "":
+		oauthError(w, http.StatusBadRequest, "invalid_grant", "a code_verifier for a code issued without a code_challenge")
 		return
 	case !live:
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "the session has ended")
@@ -96,35 +145,56 @@ func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request, client *Cl
 	s.issue(w, client, g.session, g.scopes, "", "")
 }
 
+// clientCredentialsGrant issues the session API's key: a JWT that lives
+// [Config.ClientCredentialsLifetime], with the claims of the documented
+// machine-to-machine token (client_id, iss, sub, jti as tkn_…, the scopes
+// array; developer-docs src/content/docs/authenticate/m2m/
+// api-auth-quickstart.mdx), and a reply with scope, as every documented
+// example of it shows ("openid": guides/authenticate-scalekit-api.mdx).
 func (s *Server) clientCredentialsGrant(w http.ResponseWriter, client *Client) {
 	now := s.now()
-	jti := "jti_" + randomText()
+	jti := newID("tkn_")
+	life := s.cfg.ClientCredentialsLifetime
 	tok, err := s.Sign(map[string]any{
-		"iss": s.URL, "sub": client.ID, "aud": []string{client.ID}, "client_id": client.ID, "jti": jti,
-		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(s.cfg.AccessTokenLifetime).Unix(), "scopes": []string{},
+		"iss": s.URL, "sub": client.ID, "client_id": client.ID, "jti": jti,
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(life).Unix(), "scopes": []string{"openid"},
 	}, "JWT")
 	if err != nil {
 		oauthError(w, http.StatusInternalServerError, "server_error", "")
 		return
 	}
 	s.mu.Lock()
-	s.apiTokens[jti] = now.Add(s.cfg.AccessTokenLifetime)
+	s.apiTokens[jti] = now.Add(life)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token": tok, "token_type": "Bearer", "expires_in": int(s.cfg.AccessTokenLifetime.Seconds()),
+		"access_token": tok, "token_type": "Bearer", "expires_in": int(life.Seconds()), "scope": "openid",
 	})
 }
 
 // issue answers a code or refresh grant with an access token, an ID token
-// and, with offline_access, a new refresh token.
+// and, with offline_access, a new refresh token. The access token carries
+// what the guides show of a user's (developer-docs src/content/docs/
+// authenticate/fsa/complete-login.mdx, "Decoded access token";
+// authenticate/fsa/session-token-claims.mdx): sid, oid, client_id, roles,
+// permissions, the granted scope as a string and a tkn_… jti; the scopes
+// array is the machine-to-machine tokens' alone. The ID token's amr names
+// the connection that signed the user in (complete-login.mdx, "amr":
+// ["conn_123"]).
 func (s *Server) issue(w http.ResponseWriter, client *Client, ses *session, scopes []string, nonce, code string) {
 	now := s.now()
-	user := ses.user
-	access, err := s.Sign(map[string]any{
+	s.mu.Lock()
+	user := ses.user.clone()
+	s.mu.Unlock()
+	accessClaims := map[string]any{
 		"iss": s.URL, "sub": user.ID, "aud": []string{client.ID}, "client_id": client.ID, "sid": ses.id,
-		"oid": user.OrganizationID, "jti": "jti_" + randomText(), "scopes": scopes,
-		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(s.cfg.AccessTokenLifetime).Unix(),
-	}, "JWT")
+		"oid": user.OrganizationID, "jti": newID("tkn_"), "roles": user.Roles, "permissions": user.Permissions,
+		"scope": strings.Join(scopes, " "),
+		"iat":   now.Unix(), "nbf": now.Unix(), "exp": now.Add(s.cfg.AccessTokenLifetime).Unix(),
+	}
+	if user.ExternalID != "" {
+		accessClaims["xuid"] = user.ExternalID // "External user ID (if mapped)"
+	}
+	access, err := s.Sign(accessClaims, "JWT")
 	if err != nil {
 		oauthError(w, http.StatusInternalServerError, "server_error", "")
 		return
@@ -132,7 +202,7 @@ func (s *Server) issue(w http.ResponseWriter, client *Client, ses *session, scop
 	claims := map[string]any{
 		"iss": s.URL, "sub": user.ID, "aud": []string{client.ID}, "azp": client.ID, "client_id": client.ID,
 		"oid": user.OrganizationID, "sid": ses.id, "iat": now.Unix(), "exp": now.Add(idTokenLifetime).Unix(),
-		"amr": []string{"otp"}, "at_hash": halfHash(access),
+		"amr": []string{ses.conn}, "at_hash": halfHash(access),
 		"email": user.Email, "email_verified": true,
 		"name": user.Name(), "given_name": user.GivenName, "family_name": user.FamilyName,
 	}

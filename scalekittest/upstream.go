@@ -1,5 +1,8 @@
 package scalekittest
 
+// The upstream identity provider, on an origin of its own: its sessions, its
+// sign-in form, its logout, and the codes it hands the environment.
+
 import (
 	"errors"
 	"fmt"
@@ -11,19 +14,16 @@ import (
 	"time"
 )
 
-// UpstreamSessionCookie is the name of the upstream provider's session
-// cookie.
-const UpstreamSessionCookie = "idp_session"
-
-// UpstreamConfig describes the upstream identity provider a [Server] runs
+// UpstreamConfig describes an upstream identity provider a [Server] runs
 // beside itself: an organization's own single sign-on provider (Okta or
-// Entra ID, say) behind an enterprise SSO connection. It is off unless it
-// names an email domain, an organization or a connection.
+// Entra ID, say) behind an enterprise SSO connection. It must name an email
+// domain, an organization or a connection, to route sign-ins to it.
 type UpstreamConfig struct {
 	// Domains are the email domains registered to the upstream's
 	// organization, such as sso.example: a sign-in whose login_hint,
 	// domain_hint or typed email address is in one of them goes upstream.
-	// Users of these domains belong to the upstream's organization.
+	// Users of these domains belong to the upstream's organization. No two
+	// upstreams share a domain.
 	Domains []string
 
 	// OrganizationID and ConnectionID name the organization and its SSO
@@ -40,6 +40,8 @@ type UpstreamConfig struct {
 	// of apps served by httptest (on 127.0.0.1 too). An app served from
 	// localhost shares its host: that app's Clear-Site-Data "cookies" would
 	// clear the upstream's cookie, which a real provider's would survive.
+	// Upstreams sharing a host keep their sessions apart by the name of
+	// their cookies ([Upstream.SessionCookie]).
 	Addr string
 
 	// ForwardPrompt makes the environment pass prompt=login on to the
@@ -52,33 +54,50 @@ type UpstreamConfig struct {
 	// never promised.
 	ForwardPrompt bool
 
-	// PropagateLogout makes the end of a session (at /oidc/logout, by
-	// revocation or by a timeout) also end the upstream session that
-	// signed it in, as a provider that propagates logout would. By default
-	// the upstream session lives on: nothing in Scalekit's documentation
-	// says it is ended, and users stay signed in at their provider.
-	PropagateLogout bool
+	// IDPLogoutRequired is the connection's "Enable IDP logout" switch,
+	// idp_logout_required (developer-docs openapi/scalekit.yaml,
+	// connectionsOIDCConnectionConfig, which also gives the connection its
+	// post_logout_redirect_uri, …/logout/callback). With it on, a logout at
+	// /oidc/logout that ends a session this upstream signed in sends the
+	// browser on through the upstream's own end-session endpoint, which
+	// ends the upstream's session, and back to the connection's logout
+	// callback, before the app's post-logout redirect URI. With it off, as
+	// by default, the upstream session lives on (single sign-on), and the
+	// next sign-in through it passes without a password.
+	//
+	// A session ended without a browser (revoked through the session API,
+	// or by a timeout) leaves the upstream session alive either way: the
+	// end-session round trip needs the browser's cookie at the upstream.
+	// Whether Scalekit ends it some other way is not documented.
+	IDPLogoutRequired bool
 }
 
 func (c UpstreamConfig) enabled() bool {
 	return len(c.Domains) > 0 || c.OrganizationID != "" || c.ConnectionID != ""
 }
 
-// Upstream is the upstream identity provider of a [Server], on its own
+// Upstream is an upstream identity provider of a [Server], on its own
 // origin: it keeps its own session in its own HttpOnly cookie
-// ([UpstreamSessionCookie]) and has its own sign-in form, which asks for an
-// email address and a password (any password signs in). With its session
-// alive it sends the browser back at once, without the form, unless the
-// request carries prompt=login. Its methods are safe for concurrent use.
+// ([Upstream.SessionCookie]) and has its own sign-in form, which asks for
+// an email address and a password (any password signs in). With its
+// session alive it sends the browser back at once, without the form,
+// unless the request carries prompt=login. Its methods are safe for
+// concurrent use.
 //
 // Its fields describe it; changing them changes nothing.
 type Upstream struct {
-	URL            string   // its origin, such as http://localhost:8089
-	OrganizationID string   // the organization whose SSO connection it is
-	ConnectionID   string   // that connection
-	Domains        []string // the email domains registered to it, lower-case
+	URL               string   // its origin, such as http://localhost:8089
+	OrganizationID    string   // the organization whose SSO connection it is
+	ConnectionID      string   // that connection
+	Domains           []string // the email domains registered to it, lower-case
+	IDPLogoutRequired bool     // the connection's "Enable IDP logout"
+	ForwardPrompt     bool     // prompt=login goes on to it
+	// SessionCookie is the name of its session cookie:
+	// idp_session_ and the connection ID.
+	SessionCookie string
 
 	s        *Server
+	cfg      UpstreamConfig
 	srv      *http.Server
 	listener net.Listener
 	domains  []string // what routing uses, whatever becomes of Domains
@@ -111,9 +130,12 @@ type upstreamCode struct {
 	expires     time.Time
 }
 
-// Upstream returns the environment's upstream identity provider, or nil
-// when [Config.Upstream] names none.
-func (s *Server) Upstream() *Upstream { return s.up }
+// Upstreams returns the environment's upstream identity providers, in the
+// order of [Config.Upstreams].
+func (s *Server) Upstreams() []*Upstream { return slices.Clone(s.ups) }
+
+// UpstreamOf returns the upstream provider of a connection, or nil.
+func (s *Server) UpstreamOf(connectionID string) *Upstream { return s.upByConn[connectionID] }
 
 // Sessions returns a snapshot of every session of the upstream, newest
 // first.
@@ -156,7 +178,7 @@ func (u *Upstream) SessionOf(browser *http.Client) (UpstreamSession, bool) {
 		return UpstreamSession{}, false
 	}
 	for _, c := range browser.Jar.Cookies(origin) {
-		if c.Name != UpstreamSessionCookie {
+		if c.Name != u.SessionCookie {
 			continue
 		}
 		u.s.mu.Lock()
@@ -183,61 +205,76 @@ func (u *Upstream) EndSession(id string) error {
 	return nil
 }
 
-// checkUpstream validates the upstream's configuration and fills in the
-// IDs it leaves out.
-func (s *Server) checkUpstream() error {
-	c := &s.cfg.Upstream
-	if !c.enabled() {
-		if c.Addr != "" || c.ForwardPrompt || c.PropagateLogout {
-			return errors.New("scalekittest: the upstream's options need a domain, an organization or a connection to route to it")
+// checkUpstreams validates the upstreams' configuration and fills in the
+// IDs they leave out.
+func (s *Server) checkUpstreams() error {
+	domains, orgs, conns := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	ups := make([]UpstreamConfig, len(s.cfg.Upstreams))
+	for i, c := range s.cfg.Upstreams {
+		if len(c.Domains) == 0 && c.OrganizationID == "" && c.ConnectionID == "" {
+			return fmt.Errorf("scalekittest: upstream %d needs a domain, an organization or a connection to route to it", i+1)
 		}
-		return nil
-	}
-	domains := make([]string, 0, len(c.Domains))
-	for _, d := range c.Domains {
-		if d == "" || strings.ContainsAny(d, "@/:? \t") || !strings.Contains(d, ".") {
-			return fmt.Errorf("scalekittest: upstream domain %q is not an email domain such as sso.example", d)
+		c.Domains = slices.Clone(c.Domains)
+		for j, d := range c.Domains {
+			if d == "" || strings.ContainsAny(d, "@/:? \t") || !strings.Contains(d, ".") {
+				return fmt.Errorf("scalekittest: upstream domain %q is not an email domain such as sso.example", d)
+			}
+			d = strings.ToLower(d)
+			if domains[d] {
+				return fmt.Errorf("scalekittest: two upstreams serve the domain %s", d)
+			}
+			domains[d], c.Domains[j] = true, d
 		}
-		domains = append(domains, strings.ToLower(d))
+		switch {
+		case c.OrganizationID == "":
+			c.OrganizationID = newID("org_")
+		case !validID(c.OrganizationID, "org_"):
+			return fmt.Errorf("scalekittest: upstream organization %q must be org_ followed by digits", c.OrganizationID)
+		case orgs[c.OrganizationID]:
+			return fmt.Errorf("scalekittest: two upstreams serve the organization %s", c.OrganizationID)
+		}
+		switch {
+		case c.ConnectionID == "":
+			c.ConnectionID = newID("conn_")
+		case !validID(c.ConnectionID, "conn_"):
+			return fmt.Errorf("scalekittest: upstream connection %q must be conn_ followed by digits", c.ConnectionID)
+		case conns[c.ConnectionID]:
+			return fmt.Errorf("scalekittest: two upstreams have the connection %s", c.ConnectionID)
+		}
+		orgs[c.OrganizationID], conns[c.ConnectionID] = true, true
+		ups[i] = c
 	}
-	c.Domains = domains
-	switch {
-	case c.OrganizationID == "":
-		c.OrganizationID = newID("org_")
-	case !validID(c.OrganizationID, "org_"):
-		return fmt.Errorf("scalekittest: upstream organization %q must be org_ followed by digits", c.OrganizationID)
-	}
-	switch {
-	case c.ConnectionID == "":
-		c.ConnectionID = newID("conn_")
-	case !validID(c.ConnectionID, "conn_"):
-		return fmt.Errorf("scalekittest: upstream connection %q must be conn_ followed by digits", c.ConnectionID)
-	}
+	s.cfg.Upstreams = ups
 	return nil
 }
 
-// startUpstream listens for the upstream, when one is configured; serving
-// starts with the environment.
-func (s *Server) startUpstream() error {
-	c := s.cfg.Upstream
-	if !c.enabled() {
-		return nil
+// startUpstreams listens for each upstream, and records its organization;
+// serving starts with the environment.
+func (s *Server) startUpstreams() error {
+	for _, c := range s.cfg.Upstreams {
+		addr := c.Addr
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("scalekittest: upstream %s: %w", c.ConnectionID, err)
+		}
+		u := &Upstream{
+			URL: "http://" + hostOf(l.Addr()), OrganizationID: c.OrganizationID, ConnectionID: c.ConnectionID,
+			Domains: slices.Clone(c.Domains), IDPLogoutRequired: c.IDPLogoutRequired, ForwardPrompt: c.ForwardPrompt,
+			SessionCookie: "idp_session_" + c.ConnectionID, cfg: c, domains: slices.Clone(c.Domains),
+			s: s, listener: l, sessions: map[string]*upstreamSession{}, codes: map[string]*upstreamCode{},
+		}
+		u.srv = &http.Server{Handler: u.routes(), ReadHeaderTimeout: 10 * time.Second}
+		s.ups = append(s.ups, u)
+		s.upByConn[u.ConnectionID] = u
+		s.mu.Lock()
+		if s.orgs[u.OrganizationID] == nil {
+			s.orgs[u.OrganizationID] = &Organization{ID: u.OrganizationID, DisplayName: "Organization of " + u.ConnectionID}
+		}
+		s.mu.Unlock()
 	}
-	addr := c.Addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("scalekittest: upstream: %w", err)
-	}
-	u := &Upstream{
-		URL: "http://" + hostOf(l.Addr()), OrganizationID: c.OrganizationID, ConnectionID: c.ConnectionID,
-		Domains: slices.Clone(c.Domains), domains: slices.Clone(c.Domains),
-		s: s, listener: l, sessions: map[string]*upstreamSession{}, codes: map[string]*upstreamCode{},
-	}
-	u.srv = &http.Server{Handler: u.routes(), ReadHeaderTimeout: 10 * time.Second}
-	s.up = u
 	return nil
 }
 
@@ -256,16 +293,17 @@ func (u *Upstream) serve() {
 	u.srv.Serve(u.listener)
 }
 
-// clientID and redirectURI are the environment's registration at the
-// upstream, as an enterprise connection holds them.
-func (u *Upstream) clientID() string    { return u.s.envID }
-func (u *Upstream) redirectURI() string { return u.s.URL + "/sso/callback" }
-
-// routesDomain reports whether email's domain is registered to the
-// upstream.
-func (u *Upstream) routesDomain(email string) bool {
-	_, domain, ok := strings.Cut(email, "@")
-	return ok && u.routesDomainName(domain)
+// clientID, redirectURI and logoutCallback are the environment's
+// registration at the upstream, as an OIDC connection holds them: the
+// connection's redirect_uri and post_logout_redirect_uri (developer-docs
+// openapi/scalekit.yaml, connectionsOIDCConnectionConfig:
+// …/sso/v1/oidc/conn_…/callback and …/logout/callback).
+func (u *Upstream) clientID() string { return u.s.envID }
+func (u *Upstream) redirectURI() string {
+	return u.s.URL + "/sso/v1/oidc/" + u.ConnectionID + "/callback"
+}
+func (u *Upstream) logoutCallback() string {
+	return u.s.URL + "/sso/v1/oidc/" + u.ConnectionID + "/logout/callback"
 }
 
 func (u *Upstream) routesDomainName(domain string) bool {
@@ -318,34 +356,52 @@ func (u *Upstream) signInForm(w http.ResponseWriter, r *http.Request) {
 	now := u.s.now()
 	ses := &upstreamSession{id: newID("ups_"), email: email, created: now}
 	u.s.mu.Lock()
-	if c, err := r.Cookie(UpstreamSessionCookie); err == nil {
+	if c, err := r.Cookie(u.SessionCookie); err == nil {
 		if old := u.live(c.Value); old != nil {
 			u.end(old, now)
 		}
 	}
 	u.sessions[ses.id] = ses
 	u.s.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: UpstreamSessionCookie, Value: ses.id, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: u.SessionCookie, Value: ses.id, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	u.redirectBack(w, r, ses, q)
 }
 
-// logout ends the upstream session its cookie names, by GET or POST, as
-// the provider's own "Sign out" does, and says so on a page.
+// logout is the upstream's end-session endpoint, by GET or POST, as the
+// provider's own "Sign out" uses it and as an RP-initiated logout reaches
+// it (OpenID Connect RP-Initiated Logout 1.0): it ends the session its
+// cookie names. With a post_logout_redirect_uri, which must be the
+// environment's logout callback for this connection, and the environment's
+// client_id, it sends the browser back there with the state; without one it
+// says so on a page of its own.
 func (u *Upstream) logout(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	if c, err := r.Cookie(UpstreamSessionCookie); err == nil {
+	if err := r.ParseForm(); err != nil {
+		errorPage(w, "invalid_request: malformed request")
+		return
+	}
+	back := r.Form.Get("post_logout_redirect_uri")
+	if back != "" && (back != u.logoutCallback() || r.Form.Get("client_id") != u.clientID()) {
+		errorPage(w, "invalid_request: post_logout_redirect_uri is not registered for this client")
+		return
+	}
+	if c, err := r.Cookie(u.SessionCookie); err == nil {
 		u.s.mu.Lock()
 		if ses := u.live(c.Value); ses != nil {
 			u.end(ses, u.s.now())
 		}
 		u.s.mu.Unlock()
 	}
-	http.SetCookie(w, &http.Cookie{Name: UpstreamSessionCookie, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: -1})
+	http.SetCookie(w, &http.Cookie{Name: u.SessionCookie, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: -1})
 	w.Header().Set("Cache-Control", "no-store")
+	if back != "" {
+		redirect(w, r, appendQuery(back, url.Values{"state": {r.Form.Get("state")}}))
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	fmt.Fprint(w, upstreamSignedOutPage)
 }
@@ -372,11 +428,7 @@ func (u *Upstream) redirectBack(w http.ResponseWriter, r *http.Request, ses *ups
 	u.s.mu.Lock()
 	u.codes[code] = &upstreamCode{session: ses, redirectURI: q.Get("redirect_uri"), expires: u.s.now().Add(time.Minute)}
 	u.s.mu.Unlock()
-	status := http.StatusFound
-	if r.Method == http.MethodPost {
-		status = http.StatusSeeOther
-	}
-	http.Redirect(w, r, q.Get("redirect_uri")+"?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode(), status)
+	redirect(w, r, q.Get("redirect_uri")+"?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode())
 }
 
 // redeem exchanges a code once for the session it was issued for. The
@@ -395,7 +447,7 @@ func (u *Upstream) redeem(code string) (*upstreamSession, bool) {
 }
 
 func (u *Upstream) sessionFromCookie(r *http.Request) *upstreamSession {
-	c, err := r.Cookie(UpstreamSessionCookie)
+	c, err := r.Cookie(u.SessionCookie)
 	if err != nil {
 		return nil
 	}

@@ -23,7 +23,7 @@ func newFederation(t *testing.T, up scalekittest.UpstreamConfig) (*scalekittest.
 	if len(up.Domains) == 0 {
 		up.Domains = []string{"sso.example"}
 	}
-	fake := newServer(t, scalekittest.Config{Upstream: up})
+	fake := newServer(t, scalekittest.Config{Upstreams: []scalekittest.UpstreamConfig{up}})
 	return fake, newApp(t, fake, "skc_app")
 }
 
@@ -62,7 +62,7 @@ var (
 // app sends to its organization, asks for the upstream's password.
 func TestUpstreamFirstSignInShowsItsForm(t *testing.T) {
 	fake, app := newFederation(t, scalekittest.UpstreamConfig{})
-	up := fake.Upstream()
+	up := fake.Upstreams()[0]
 	tests := []struct {
 		name, email string
 		query       url.Values
@@ -103,7 +103,7 @@ func TestUpstreamFirstSignInShowsItsForm(t *testing.T) {
 // whoever the app asked for.
 func TestUpstreamSignsBackInAfterLogout(t *testing.T) {
 	fake, app := newFederation(t, scalekittest.UpstreamConfig{})
-	up := fake.Upstream()
+	up := fake.Upstreams()[0]
 	browser := scalekittest.NewBrowser()
 	first, _ := signInSeeing(t, fake, browser, app, hint("grace@sso.example"), "grace@sso.example")
 	before, _ := up.SessionOf(browser)
@@ -156,7 +156,7 @@ func TestPromptLoginAfterLogout(t *testing.T) {
 			fake, app := newFederation(t, scalekittest.UpstreamConfig{ForwardPrompt: tt.forward})
 			browser := scalekittest.NewBrowser()
 			signInSeeing(t, fake, browser, app, hint("grace@sso.example"), "grace@sso.example")
-			before, _ := fake.Upstream().SessionOf(browser)
+			before, _ := fake.Upstreams()[0].SessionOf(browser)
 			resp, err := browser.Get(fake.URL + "/oidc/logout")
 			if err != nil {
 				t.Fatal(err)
@@ -180,23 +180,25 @@ func TestPromptLoginAfterLogout(t *testing.T) {
 	}
 }
 
-// Every way a session here ends leaves the upstream session alone, unless
-// the upstream is said to propagate logout.
+// Every way a session here ends leaves the upstream session alone, except
+// a logout in the browser through a connection with IdP logout on: that one
+// takes the browser through the upstream's own logout.
 func TestEndingASessionAndTheUpstream(t *testing.T) {
 	tests := []struct {
 		how       string
-		propagate bool
+		idpLogout bool
 		next      []scalekittest.Form // what the next sign-in shows
 	}{
 		{"logout", false, noForm},
 		{"revoke", false, noForm},
 		{"expire", false, noForm},
 		{"logout", true, upstreamForm},
-		{"revoke", true, upstreamForm},
-		{"expire", true, upstreamForm},
+		// No browser, no round trip: the upstream session lives on.
+		{"revoke", true, noForm},
+		{"expire", true, noForm},
 	}
 	for _, tt := range tests {
-		fake, app := newFederation(t, scalekittest.UpstreamConfig{PropagateLogout: tt.propagate})
+		fake, app := newFederation(t, scalekittest.UpstreamConfig{IDPLogoutRequired: tt.idpLogout})
 		browser := scalekittest.NewBrowser()
 		sid, _ := signInSeeing(t, fake, browser, app, hint("grace@sso.example"), "grace@sso.example")
 		var err error
@@ -214,11 +216,132 @@ func TestEndingASessionAndTheUpstream(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, alive := fake.Upstream().SessionOf(browser); alive == tt.propagate {
-			t.Errorf("%s, propagate %v: upstream session alive %v, want %v", tt.how, tt.propagate, alive, !tt.propagate)
+		ended := !slices.Equal(tt.next, noForm)
+		if _, alive := fake.Upstreams()[0].SessionOf(browser); alive == ended {
+			t.Errorf("%s, IdP logout %v: upstream session alive %v, want %v", tt.how, tt.idpLogout, alive, !ended)
 		}
 		if _, forms := signInSeeing(t, fake, browser, app, hint("grace@sso.example"), "grace@sso.example"); !slices.Equal(forms, tt.next) {
-			t.Errorf("%s, propagate %v: next sign-in showed %v, want %v", tt.how, tt.propagate, forms, tt.next)
+			t.Errorf("%s, IdP logout %v: next sign-in showed %v, want %v", tt.how, tt.idpLogout, forms, tt.next)
+		}
+	}
+}
+
+// With IdP logout on, /oidc/logout ends the environment's session, then
+// sends the browser to the upstream's end-session endpoint with the
+// connection's logout callback; the upstream ends its session and sends it
+// back; the callback sends it on to the app's post-logout redirect URI with
+// the app's state. Each hop is checked, and the callback is single use.
+func TestIDPLogoutRoundTrip(t *testing.T) {
+	fake, app := newFederation(t, scalekittest.UpstreamConfig{IDPLogoutRequired: true})
+	up := fake.Upstreams()[0]
+	if err := fake.AddClient(scalekittest.Client{ID: "skc_app", Secret: "secret", RedirectURIs: []string{app.URL + "/callback"},
+		PostLogoutRedirectURIs: []string{app.URL + "/bye"}}); err != nil {
+		t.Fatal(err)
+	}
+	browser := scalekittest.NewBrowser()
+	sid, _ := signInSeeing(t, fake, browser, app, hint("grace@sso.example"), "grace@sso.example")
+	ups, _ := up.SessionOf(browser)
+	hint, err := fake.Sign(map[string]any{"iss": fake.URL, "sub": fake.User("grace@sso.example").ID, "aud": []string{"skc_app"}, "sid": sid}, "JWT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same cookies, one hop at a time.
+	c := &http.Client{Jar: browser.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	step := func(target string) *http.Response {
+		t.Helper()
+		resp, err := c.Get(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	q := url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {app.URL + "/bye"}, "state": {"app-state"}}
+	resp := step(fake.URL + "/oidc/logout?" + q.Encode())
+	toUp, _ := resp.Location()
+	callback := fake.URL + "/sso/v1/oidc/" + up.ConnectionID + "/logout/callback"
+	if resp.StatusCode != http.StatusFound || toUp == nil || !strings.HasPrefix(toUp.String(), up.URL+"/logout?") ||
+		toUp.Query().Get("post_logout_redirect_uri") != callback || toUp.Query().Get("state") == "" || toUp.Query().Get("state") == "app-state" {
+		t.Fatalf("/oidc/logout: %d to %v; want 302 to the upstream's logout with the connection's callback and a state of its own", resp.StatusCode, toUp)
+	}
+	if ses, _ := fake.Session(sid); ses.Status != scalekittest.StatusLogout {
+		t.Errorf("the environment's session is %s before the round trip, want logout already", ses.Status)
+	}
+	resp = step(toUp.String())
+	back, _ := resp.Location()
+	if resp.StatusCode != http.StatusFound || back == nil || !strings.HasPrefix(back.String(), callback+"?") {
+		t.Fatalf("upstream logout: %d to %v, want 302 back to %s", resp.StatusCode, back, callback)
+	}
+	if _, alive := up.SessionOf(browser); alive {
+		t.Error("the upstream session survived its own logout")
+	}
+	if got := up.Sessions(); len(got) != 1 || got[0].ID != ups.ID || got[0].Active {
+		t.Errorf("upstream sessions %+v, want %s ended", got, ups.ID)
+	}
+	resp = step(back.String())
+	done, _ := resp.Location()
+	if resp.StatusCode != http.StatusFound || done == nil || done.String() != app.URL+"/bye?state=app-state" {
+		t.Fatalf("logout callback: %d to %v, want the app's post-logout URI with its state", resp.StatusCode, done)
+	}
+	if lr := fake.LogoutRequests(); len(lr) != 1 || lr[0].IDPLogout != up.ConnectionID || lr[0].IDPLogoutURL != toUp.String() ||
+		!lr[0].IDPLogoutReturned || lr[0].RedirectedTo != done.String() || lr[0].EndedSession != sid {
+		t.Errorf("the record of the logout: %+v", lr)
+	}
+	if resp := step(back.String()); resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+		t.Errorf("the logout callback again: %d to %q, want 400 and no redirect", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// The upstream sends nobody to a URI not registered for the
+	// environment.
+	evil := url.Values{"client_id": {toUp.Query().Get("client_id")}, "post_logout_redirect_uri": {"https://evil.example/"}, "state": {"x"}}
+	if resp := step(up.URL + "/logout?" + evil.Encode()); resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+		t.Errorf("upstream logout to a foreign URI: %d to %q, want 400", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// Two connections side by side, one with IdP logout on and one off: after
+// the same logout, the upstream session of the first has ended and the
+// next sign-in asks for its password; the second's lives on and signs the
+// user straight back in. Each upstream keeps its own cookie, though both
+// are served from localhost.
+func TestTwoConnections(t *testing.T) {
+	fake := newServer(t, scalekittest.Config{Upstreams: []scalekittest.UpstreamConfig{
+		{Domains: []string{"slo.example"}, IDPLogoutRequired: true},
+		{Domains: []string{"sso.example"}},
+	}})
+	app := newApp(t, fake, "skc_app")
+	on, off := fake.Upstreams()[0], fake.Upstreams()[1]
+	if on.SessionCookie == off.SessionCookie {
+		t.Fatalf("both upstreams use the cookie %s", on.SessionCookie)
+	}
+	for _, tt := range []struct {
+		email string
+		up    *scalekittest.Upstream
+		next  []scalekittest.Form
+	}{
+		{"grace@slo.example", on, upstreamForm},
+		{"alan@sso.example", off, noForm},
+	} {
+		browser := scalekittest.NewBrowser()
+		sid, _ := signInSeeing(t, fake, browser, app, hint(tt.email), tt.email)
+		ses, _ := fake.Session(sid)
+		if ses.ConnectionID != tt.up.ConnectionID {
+			t.Errorf("%s signed in through %s, want %s", tt.email, ses.ConnectionID, tt.up.ConnectionID)
+		}
+		resp, err := browser.Get(fake.URL + "/oidc/logout")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `id="signed-out"`) || !strings.HasPrefix(resp.Request.URL.String(), fake.URL) {
+			t.Errorf("%s: the logout ended at %s, want the environment's signed-out page", tt.email, resp.Request.URL)
+		}
+		_, alive := tt.up.SessionOf(browser)
+		if alive == tt.up.IDPLogoutRequired {
+			t.Errorf("%s: upstream session alive %v, want %v", tt.email, alive, !tt.up.IDPLogoutRequired)
+		}
+		if _, forms := signInSeeing(t, fake, browser, app, hint(tt.email), tt.email); !slices.Equal(forms, tt.next) {
+			t.Errorf("%s: the next sign-in showed %v, want %v", tt.email, forms, tt.next)
 		}
 	}
 }
@@ -227,8 +350,8 @@ func TestEndingASessionAndTheUpstream(t *testing.T) {
 // upstream: the form once, then single sign-on, and the login_hint
 // shortcut.
 func TestUpstreamLeavesOtherUsersAlone(t *testing.T) {
-	for _, up := range []scalekittest.UpstreamConfig{{}, {Domains: []string{"sso.example"}}} {
-		fake := newServer(t, scalekittest.Config{Upstream: up})
+	for _, ups := range [][]scalekittest.UpstreamConfig{nil, {{Domains: []string{"sso.example"}}}} {
+		fake := newServer(t, scalekittest.Config{Upstreams: ups})
 		app := newApp(t, fake, "skc_app")
 		browser := scalekittest.NewBrowser()
 		_, first := signInSeeing(t, fake, browser, app, nil, "ada@example.com")
@@ -236,31 +359,33 @@ func TestUpstreamLeavesOtherUsersAlone(t *testing.T) {
 		_, hinted := signInSeeing(t, fake, scalekittest.NewBrowser(), app, hint("ada@example.com"), "ada@example.com")
 		got := [][]scalekittest.Form{first, second, hinted}
 		if want := [][]scalekittest.Form{scalekitForm, noForm, noForm}; !slices.EqualFunc(got, want, slices.Equal) {
-			t.Errorf("upstream %v: forms %v, want %v", up.Domains, got, want)
+			t.Errorf("upstreams %v: forms %v, want %v", ups, got, want)
 		}
 		for _, a := range fake.Authorizations() {
 			if a.Upstream || a.UpstreamSessionID != "" {
-				t.Errorf("upstream %v: authorization %+v went upstream", up.Domains, a)
+				t.Errorf("upstreams %v: authorization %+v went upstream", ups, a)
 			}
 		}
-		if u := fake.Upstream(); u != nil && len(u.Sessions()) != 0 {
-			t.Errorf("upstream sessions %v, want none", u.Sessions())
+		if got := len(fake.Upstreams()); got != len(ups) {
+			t.Fatalf("%d upstreams run, want %d", got, len(ups))
 		}
-		if u := fake.Upstream(); u != nil && fake.User("ada@example.com").OrganizationID == u.OrganizationID {
-			t.Errorf("ada is in the upstream's organization %s", u.OrganizationID)
+		for _, u := range fake.Upstreams() {
+			if len(u.Sessions()) != 0 {
+				t.Errorf("upstream sessions %v, want none", u.Sessions())
+			}
+			if fake.User("ada@example.com").OrganizationID == u.OrganizationID {
+				t.Errorf("ada is in the upstream's organization %s", u.OrganizationID)
+			}
 		}
-	}
-	if fake := newServer(t, scalekittest.Config{}); fake.Upstream() != nil {
-		t.Error("an environment without Config.Upstream runs an upstream")
 	}
 }
 
 // Which requests go upstream: the first of connection_id, organization_id,
 // domain_hint, domain and login_hint (or the typed address) decides.
 func TestUpstreamRouting(t *testing.T) {
-	fake := newServer(t, scalekittest.Config{Upstream: scalekittest.UpstreamConfig{
-		Domains: []string{"sso.example", "Corp.Example"}, OrganizationID: "org_7001", ConnectionID: "conn_7002"}})
-	up := fake.Upstream()
+	fake := newServer(t, scalekittest.Config{Upstreams: []scalekittest.UpstreamConfig{{
+		Domains: []string{"sso.example", "Corp.Example"}, OrganizationID: "org_7001", ConnectionID: "conn_7002"}}})
+	up := fake.Upstreams()[0]
 	tests := []struct {
 		name     string
 		params   url.Values
@@ -336,8 +461,8 @@ func TestUpstreamRouting(t *testing.T) {
 // there, and the environment's stays at the environment. Each hop is a
 // real browser round trip.
 func TestUpstreamHasItsOwnOriginAndCookie(t *testing.T) {
-	fake := newServer(t, scalekittest.Config{Upstream: scalekittest.UpstreamConfig{Domains: []string{"sso.example"}}})
-	up := fake.Upstream()
+	fake := newServer(t, scalekittest.Config{Upstreams: []scalekittest.UpstreamConfig{{Domains: []string{"sso.example"}}}})
+	up := fake.Upstreams()[0]
 	fakeURL, _ := url.Parse(fake.URL)
 	upURL, _ := url.Parse(up.URL)
 	if fakeURL.Hostname() == upURL.Hostname() {
@@ -368,12 +493,12 @@ func TestUpstreamHasItsOwnOriginAndCookie(t *testing.T) {
 	back, _ := resp.Location()
 	var upCookie *http.Cookie
 	for _, ck := range resp.Cookies() {
-		if ck.Name == scalekittest.UpstreamSessionCookie {
+		if ck.Name == up.SessionCookie {
 			upCookie = ck
 		}
 	}
 	if resp.StatusCode != http.StatusSeeOther || back == nil || !strings.HasPrefix(back.String(), fake.URL+"/") || upCookie == nil || !upCookie.HttpOnly {
-		t.Fatalf("after the form: %d to %v, cookie %v; want 303 back to the environment with an HttpOnly %s", resp.StatusCode, back, upCookie, scalekittest.UpstreamSessionCookie)
+		t.Fatalf("after the form: %d to %v, cookie %v; want 303 back to the environment with an HttpOnly %s", resp.StatusCode, back, upCookie, up.SessionCookie)
 	}
 	resp = step(c.Get(back.String()))
 	done, _ := resp.Location()
@@ -389,8 +514,8 @@ func TestUpstreamHasItsOwnOriginAndCookie(t *testing.T) {
 	if got := names(fakeURL); !slices.Equal(got, []string{scalekittest.SessionCookie}) {
 		t.Errorf("cookies sent to the environment %v, want only %s", got, scalekittest.SessionCookie)
 	}
-	if got := names(upURL); !slices.Equal(got, []string{scalekittest.UpstreamSessionCookie}) {
-		t.Errorf("cookies sent to the upstream %v, want only %s", got, scalekittest.UpstreamSessionCookie)
+	if got := names(upURL); !slices.Equal(got, []string{up.SessionCookie}) {
+		t.Errorf("cookies sent to the upstream %v, want only %s", got, up.SessionCookie)
 	}
 	// The round trip is single use: the same return is refused.
 	if resp := step(c.Get(back.String())); resp.StatusCode != http.StatusBadRequest {
@@ -405,7 +530,7 @@ func TestEndingTheUpstreamSession(t *testing.T) {
 	tests := []string{"EndSession", "the provider's sign-out"}
 	for _, how := range tests {
 		fake, app := newFederation(t, scalekittest.UpstreamConfig{})
-		up := fake.Upstream()
+		up := fake.Upstreams()[0]
 		browser := scalekittest.NewBrowser()
 		sid, _ := signInSeeing(t, fake, browser, app, hint("grace@sso.example"), "grace@sso.example")
 		ups, _ := up.SessionOf(browser)
@@ -435,22 +560,24 @@ func TestEndingTheUpstreamSession(t *testing.T) {
 		}
 	}
 	fake, _ := newFederation(t, scalekittest.UpstreamConfig{})
-	if err := fake.Upstream().EndSession("ups_1"); !errors.Is(err, scalekittest.ErrNotFound) {
+	if err := fake.Upstreams()[0].EndSession("ups_1"); !errors.Is(err, scalekittest.ErrNotFound) {
 		t.Errorf("ending an unknown upstream session: got %v, want ErrNotFound", err)
 	}
 }
 
 func TestUpstreamRefusesBadRequests(t *testing.T) {
-	fake := newServer(t, scalekittest.Config{Upstream: scalekittest.UpstreamConfig{Domains: []string{"sso.example"}}})
-	up := fake.Upstream()
+	fake := newServer(t, scalekittest.Config{Upstreams: []scalekittest.UpstreamConfig{{Domains: []string{"sso.example"}}}})
+	up := fake.Upstreams()[0]
 	plain := newServer(t, scalekittest.Config{})
 	tests := []struct {
 		name, url string
 		status    int
 	}{
-		{"return with an unknown state", fake.URL + "/sso/callback?state=sks_x&code=upc_x", http.StatusBadRequest},
-		{"return without an upstream", plain.URL + "/sso/callback?state=sks_x&code=upc_x", http.StatusNotFound},
-		{"upstream, unknown client", up.URL + "/authorize?client_id=x&response_type=code&state=s&redirect_uri=" + url.QueryEscape(fake.URL+"/sso/callback"), http.StatusBadRequest},
+		{"return with an unknown state", fake.URL + "/sso/v1/oidc/" + up.ConnectionID + "/callback?state=sks_x&code=upc_x", http.StatusBadRequest},
+		{"return to another connection", fake.URL + "/sso/v1/oidc/conn_1/callback?state=sks_x&code=upc_x", http.StatusNotFound},
+		{"return without an upstream", plain.URL + "/sso/v1/oidc/" + up.ConnectionID + "/callback?state=sks_x&code=upc_x", http.StatusNotFound},
+		{"logout callback with an unknown state", fake.URL + "/sso/v1/oidc/" + up.ConnectionID + "/logout/callback?state=skl_x", http.StatusBadRequest},
+		{"upstream, unknown client", up.URL + "/authorize?client_id=x&response_type=code&state=s&redirect_uri=" + url.QueryEscape(fake.URL+"/sso/v1/oidc/"+up.ConnectionID+"/callback"), http.StatusBadRequest},
 		{"upstream, foreign redirect", up.URL + "/authorize?response_type=code&state=s&redirect_uri=https://evil.example/", http.StatusBadRequest},
 	}
 	for _, tt := range tests {
@@ -466,11 +593,11 @@ func TestUpstreamRefusesBadRequests(t *testing.T) {
 }
 
 func TestCloseStopsTheUpstream(t *testing.T) {
-	fake, err := scalekittest.New(scalekittest.Config{Upstream: scalekittest.UpstreamConfig{Domains: []string{"sso.example"}}})
+	fake, err := scalekittest.New(scalekittest.Config{Upstreams: []scalekittest.UpstreamConfig{{Domains: []string{"sso.example"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := strings.TrimPrefix(fake.Upstream().URL, "http://")
+	host := strings.TrimPrefix(fake.Upstreams()[0].URL, "http://")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := fake.Shutdown(ctx); err != nil {

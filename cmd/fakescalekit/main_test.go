@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -142,6 +145,8 @@ func TestStopsOnSignal(t *testing.T) {
 func TestBadFlags(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.json")
 	os.WriteFile(bad, []byte(`{"clients": [{"id": "skc_a", "redirect": "typo"}]}`), 0o644)
+	badUser := filepath.Join(t.TempDir(), "user.json")
+	os.WriteFile(badUser, []byte(`{"clients": [{"id": "skc_a"}], "users": [{"email": "a@example.com", "organization_id": "org_9"}]}`), 0o644)
 	tests := []struct {
 		name string
 		args []string
@@ -150,14 +155,20 @@ func TestBadFlags(t *testing.T) {
 		{"unknown flag", []string{"-client", "x"}, "flag provided but not defined"},
 		{"no client", nil, "no client"},
 		{"URI without client", []string{"-redirect-uri", "http://localhost/cb"}, "give -client-id"},
-		{"relative URI", []string{"-client-id", "skc_1", "-redirect-uri", "/cb"}, "not an absolute"},
-		{"post-logout URI with query", []string{"-client-id", "skc_1", "-post-logout-uri", "http://localhost/out?x=1"}, "no query"},
+		{"relative URI", []string{"-client-id", "skc_1", "-redirect-uri", "/cb"}, "must be an absolute URI"},
+		{"post-logout URI with query", []string{"-client-id", "skc_1", "-post-logout-uri", "http://localhost/out?x=1"}, "must have no query"},
+		{"redirect URI with a fragment", []string{"-client-id", "skc_1", "-redirect-uri", "http://localhost/cb#x"}, "must have no fragment"},
+		{"redirect URI too long", []string{"-client-id", "skc_1", "-redirect-uri", "http://localhost/" + strings.Repeat("a", 240)}, "at most 256"},
+		{"public client with a secret", []string{"-client-id", "skc_1", "-public", "-client-secret", "x"}, "a public client has no secret"},
+		{"bad retry delays", []string{"-client-id", "skc_1", "-delivery-retry-delays", "soon"}, "-delivery-retry-delays"},
 		{"bad duration", []string{"-client-id", "skc_1", "-idle-timeout", "soon"}, "invalid value"},
 		{"negative duration", []string{"-client-id", "skc_1", "-absolute-timeout", "-1h"}, "negative"},
 		{"bad hintless mode", []string{"-client-id", "skc_1", "-hintless-logout", "maybe"}, "refuse, end or redirect"},
 		{"bad webhook secret", []string{"-client-id", "skc_1", "-webhook-secret", "hunter2"}, "whsec_"},
 		{"bad address", []string{"-client-id", "skc_1", "-addr", "nowhere"}, "-addr"},
-		{"missing clients file", []string{"-clients", "/nonexistent/clients.json"}, "-clients"},
+		{"missing config file", []string{"-config", "/nonexistent/config.json"}, "-config"},
+		{"missing config file, old flag", []string{"-clients", "/nonexistent/clients.json"}, "-config"},
+		{"user in an unknown organization", []string{"-config", badUser}, "unknown organization"},
 		{"unknown field in clients file", []string{"-clients", bad}, "unknown field"},
 		{"stray argument", []string{"-client-id", "skc_1", "serve"}, "unexpected argument"},
 		{"upstream option without a domain", []string{"-client-id", "skc_1", "-upstream-forward-prompt"}, "need a domain"},
@@ -206,7 +217,7 @@ func TestUpstreamFlags(t *testing.T) {
 		"-upstream-domain", "sso.example", "-upstream-domain", "corp.example", "-upstream-org", "org_42", "-upstream-forward-prompt")
 	line := upstreamLine(t, s)
 	want := "for sso.example, corp.example (organization org_42, connection conn_"
-	if !strings.Contains(line, want) || !strings.HasSuffix(line, "prompt=login forwarded: yes; logout propagated: no") {
+	if !strings.Contains(line, want) || !strings.HasSuffix(line, "prompt=login forwarded: yes; IdP logout: no") {
 		t.Errorf("printed %q, want %q and the two options", line, want)
 	}
 	upURL, _, _ := strings.Cut(strings.TrimPrefix(line, "fakescalekit: upstream provider "), " ")
@@ -268,13 +279,13 @@ func upstreamFormAfterLogout(t *testing.T, issuer string) bool {
 	return again.StatusCode == http.StatusOK && again.Request.URL.Path == "/authorize"
 }
 
-func TestUpstreamPropagateLogoutFlag(t *testing.T) {
+func TestUpstreamIDPLogoutFlag(t *testing.T) {
 	tests := []struct {
 		flags []string
 		form  bool
 	}{
 		{nil, false},
-		{[]string{"-upstream-propagate-logout"}, true},
+		{[]string{"-upstream-idp-logout"}, true},
 	}
 	for _, tt := range tests {
 		s := start(t, append([]string{"-client-id", "skc_1", "-redirect-uri", "http://localhost:3000/cb", "-upstream-domain", "sso.example"}, tt.flags...)...)
@@ -282,5 +293,156 @@ func TestUpstreamPropagateLogoutFlag(t *testing.T) {
 			t.Errorf("%v: the upstream asked again after the logout: got %v, want %v", tt.flags, got, tt.form)
 		}
 		s.stop()
+	}
+}
+
+// getInspection GETs an endpoint of the inspection API with a client's
+// credentials, as a test in another language would with curl.
+func getInspection(t *testing.T, issuer, path, id, secret string, out any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, issuer+"/_fake/v1"+path, nil)
+	req.SetBasicAuth(id, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode
+}
+
+// A public client registered with -public, with a native app's custom
+// scheme, signs in with PKCE and redeems its code with its client_id and
+// code_verifier alone.
+func TestPublicClientFlag(t *testing.T) {
+	s := start(t, "-client-id", "skc_app", "-public", "-redirect-uri", "myapp://callback")
+	if !strings.Contains(strings.Join(s.lines, "\n"), "client skc_app, public (PKCE, no secret)") {
+		t.Errorf("printed %q, want the public client", s.lines)
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	const verifier = "a-verifier-of-forty-three-characters-or-more-xyz"
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{"client_id": {"skc_app"}, "redirect_uri": {"myapp://callback"}, "response_type": {"code"}, "scope": {"openid"},
+		"login_hint": {"ada@example.com"}, "state": {"st"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	resp, err := c.Get(s.issuer + "/oauth/authorize?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := resp.Location()
+	if loc == nil || loc.Scheme != "myapp" || loc.Query().Get("code") == "" {
+		t.Fatalf("authorize: %d to %v, want myapp://callback with a code", resp.StatusCode, loc)
+	}
+	resp, err = http.PostForm(s.issuer+"/oauth/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {"skc_app"},
+		"code": {loc.Query().Get("code")}, "redirect_uri": {"myapp://callback"}, "code_verifier": {verifier}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		IDToken string `json:"id_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || tok.IDToken == "" {
+		t.Errorf("code exchange with client_id and code_verifier: %d, want 200 with an ID token", resp.StatusCode)
+	}
+}
+
+// A -config file preloads users and organizations and adds two upstream
+// connections, one with IdP logout on; the inspection API shows them.
+func TestConfigFileAndInspection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.json")
+	os.WriteFile(path, []byte(`{
+		"clients": [{"id": "skc_a", "secret": "a", "redirect_uris": ["http://localhost:3000/cb"]}],
+		"organizations": [{"id": "org_42", "display_name": "Acme", "external_id": "acme"}],
+		"users": [{"id": "usr_7", "email": "ada@example.com", "organization_id": "org_42", "roles": ["admin"], "metadata": {"plan": "pro"}}],
+		"upstreams": [{"domains": ["slo.example"], "connection_id": "conn_1", "idp_logout_required": true},
+		              {"domains": ["sso.example"], "connection_id": "conn_2"}]
+	}`), 0o644)
+	s := start(t, "-config", path)
+	if !authorizes(t, s.issuer, "skc_a", "http://localhost:3000/cb") {
+		t.Fatal("the file's client is not registered")
+	}
+	var users struct {
+		Users []struct{ ID, Email, OrganizationID string }
+	}
+	if status := getInspection(t, s.issuer, "/users", "skc_a", "a", &users); status != 200 || len(users.Users) != 1 || users.Users[0].ID != "usr_7" {
+		t.Errorf("/users: %d %+v, want the preloaded usr_7", status, users)
+	}
+	var sessions struct {
+		Sessions []struct {
+			UserID string `json:"user_id"`
+		}
+	}
+	if status := getInspection(t, s.issuer, "/sessions", "skc_a", "a", &sessions); status != 200 || len(sessions.Sessions) != 1 || sessions.Sessions[0].UserID != "usr_7" {
+		t.Errorf("/sessions: %d %+v, want usr_7's session", status, sessions)
+	}
+	var conns struct {
+		Connections []struct {
+			ID                string `json:"id"`
+			IDPLogoutRequired bool   `json:"idp_logout_required"`
+		}
+	}
+	getInspection(t, s.issuer, "/connections", "skc_a", "a", &conns)
+	if len(conns.Connections) != 3 || conns.Connections[1].ID != "conn_1" || !conns.Connections[1].IDPLogoutRequired || conns.Connections[2].IDPLogoutRequired {
+		t.Errorf("/connections: %+v, want the form's and the two upstreams, IdP logout on the first", conns)
+	}
+	if status := getInspection(t, s.issuer, "/users", "skc_a", "wrong", &users); status != http.StatusUnauthorized {
+		t.Errorf("/users with a wrong secret: %d, want 401", status)
+	}
+	out := strings.Join(s.lines, "\n")
+	if !strings.Contains(out, "connection conn_1); prompt=login forwarded: no; IdP logout: yes") || !strings.Contains(out, "inspection API (the fake's own, not Scalekit's) at "+s.issuer+"/_fake/v1") {
+		t.Errorf("printed %q, want both connections and the inspection API", out)
+	}
+}
+
+// Webhook options from the command line: lower-case status, no retry; the
+// inspection API shows the delivery with its one answer.
+func TestWebhookFlags(t *testing.T) {
+	hooks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }))
+	defer hooks.Close()
+	s := start(t, "-client-id", "skc_1", "-client-secret", "dev-secret", "-redirect-uri", "http://localhost:3000/cb",
+		"-webhook-url", hooks.URL, "-webhook-lowercase-status", "-delivery-retry-delays", "none")
+	if !authorizes(t, s.issuer, "skc_1", "http://localhost:3000/cb") {
+		t.Fatal("no sign-in")
+	}
+	var sessions struct {
+		Sessions []struct {
+			UserID string `json:"user_id"`
+		}
+	}
+	getInspection(t, s.issuer, "/sessions", "skc_1", "dev-secret", &sessions)
+	resp, err := http.PostForm(s.issuer+"/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"skc_1"}, "client_secret": {"dev-secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	req, _ := http.NewRequest(http.MethodPost, s.issuer+"/api/v1/users/"+sessions.Sessions[0].UserID+"/sessions/revoke", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	type delivery struct {
+		Body     string
+		Done     bool
+		Attempts []struct{ Status int }
+	}
+	var ds struct{ Deliveries []delivery }
+	for deadline := time.Now().Add(10 * time.Second); len(ds.Deliveries) == 0 || !ds.Deliveries[0].Done; { // it runs in the background
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries %+v, still not done", ds.Deliveries)
+		}
+		getInspection(t, s.issuer, "/deliveries", "skc_1", "dev-secret", &ds)
+	}
+	d := ds.Deliveries[0]
+	if len(d.Attempts) != 1 || d.Attempts[0].Status != 500 || !strings.Contains(d.Body, `"status":"revoked"`) {
+		t.Errorf("delivery %+v, want one attempt answered 500 and a lower-case status", d)
 	}
 }

@@ -22,18 +22,25 @@ import (
 )
 
 type options struct {
-	// Addr is the app's address; IDPAddr and UpstreamAddr are the embedded
-	// Scalekit's and its upstream identity provider's.
-	Addr, IDPAddr, UpstreamAddr    string
+	// Addr is the app's address; IDPAddr is the embedded Scalekit's, and
+	// UpstreamAddr and SLOUpstreamAddr are its two upstream identity
+	// providers': for ssoDomain, with IdP logout off, and for sloDomain,
+	// with it on.
+	Addr, IDPAddr                  string
+	UpstreamAddr, SLOUpstreamAddr  string
 	Issuer, ClientID, ClientSecret string
 	Store, RedisURL                string
 	// CookieKey seals cookie sessions; instances that share sessions share
 	// it. Nil means a random key.
 	CookieKey []byte
 	// Fake configures the embedded Scalekit environment; its Addr and the
-	// demo's own client are filled in, and unless it names an upstream
-	// identity provider, one for ssoDomain.
+	// demo's own client are filled in, and unless it names upstream
+	// identity providers, the demo's two connections: one for ssoDomain
+	// with IdP logout off, one for sloDomain with it on.
 	Fake scalekittest.Config
+	// ForwardPrompt makes the embedded Scalekit pass prompt=login on to
+	// the demo's upstream providers.
+	ForwardPrompt bool
 	// Reauthenticate is the handler's ReauthenticateAfterLogout.
 	Reauthenticate bool
 	// PostLogoutWithClientID is the logout handler's option of that name.
@@ -102,7 +109,6 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 	d.closers = append(d.closers, func() { l.Close() })
 	d.AppURL = "http://" + l.Addr().String()
 
-	var upstream scalekittest.UpstreamConfig
 	if o.Issuer == "" {
 		// The embedded Scalekit registers the app with the credentials
 		// given, so that a person can call its session API with them.
@@ -110,11 +116,15 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 		o.ClientSecret = cmp.Or(o.ClientSecret, rand.Text())
 		fake := o.Fake
 		fake.Addr = o.IDPAddr
-		if len(fake.Upstream.Domains) == 0 && fake.Upstream.OrganizationID == "" && fake.Upstream.ConnectionID == "" {
-			fake.Upstream.Domains = []string{ssoDomain}
+		if len(fake.Upstreams) == 0 {
+			// Two enterprise connections that differ only in Scalekit's
+			// "Enable IDP logout" switch, so that the panel can show what
+			// it changes after "Sign out".
+			fake.Upstreams = []scalekittest.UpstreamConfig{
+				{Domains: []string{ssoDomain}, Addr: o.UpstreamAddr, ForwardPrompt: o.ForwardPrompt},
+				{Domains: []string{sloDomain}, Addr: o.SLOUpstreamAddr, ForwardPrompt: o.ForwardPrompt, IDPLogoutRequired: true},
+			}
 		}
-		fake.Upstream.Addr = o.UpstreamAddr
-		upstream = fake.Upstream
 		fake.IdleTimeout, fake.AbsoluteTimeout = o.IDPIdleTimeout, o.IDPAbsoluteTimeout
 		client := scalekittest.Client{
 			ID:                     o.ClientID,
@@ -147,6 +157,11 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 	if err != nil {
 		return nil, err
 	}
+	meters, metrics, stopMetrics, err := newMetrics()
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, stopMetrics)
 	provider, err := oidc.NewProvider(ctx, o.Issuer)
 	if err != nil {
 		return nil, err
@@ -155,7 +170,7 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 	// from the server (the backstop) and refresh tokens.
 	var api *logout.Provider
 	if o.ClientSecret != "" {
-		if api, err = logout.NewProvider(logout.ProviderConfig{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.ClientSecret}); err != nil {
+		if api, err = logout.NewProvider(logout.ProviderConfig{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.ClientSecret, MeterProvider: meters}); err != nil {
 			return nil, err
 		}
 	}
@@ -170,8 +185,8 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 		issuer:     o.Issuer,
 		verifier:   provider.Verifier(&oidc.Config{ClientID: o.ClientID}),
 		fake:       d.Fake,
-		upstream:   upstream,
 		instance:   strings.TrimPrefix(d.AppURL, "http://"),
+		metrics:    metrics,
 		storeKind:  o.Store,
 		backstops:  newBackstopLog(delay),
 		oauth: oauth2.Config{
@@ -197,8 +212,9 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 		Logger:                    log,
 		// One function hears of every ending: this handler's, the
 		// back-channel receiver's and the webhook receiver's.
-		OnSessionEnd: d.ends.sessionEnded,
-		SessionsPage: sessionsPage,
+		OnSessionEnd:  d.ends.sessionEnded,
+		SessionsPage:  sessionsPage,
+		MeterProvider: meters,
 	}
 	if api != nil {
 		// The panel says when the backstop will look at a session.
@@ -212,17 +228,18 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 	if o.WebhookSecret != "" {
 		if a.webhooks, err = logout.NewWebhookHandler(logout.WebhookConfig{
 			Secrets: []string{o.WebhookSecret}, Issuer: o.Issuer, Store: store, Logger: log,
-			OnSessionEnd: d.ends.sessionEnded,
+			OnSessionEnd: d.ends.sessionEnded, MeterProvider: meters,
 		}); err != nil {
 			return nil, err
 		}
 	}
 	if a.backChannel, err = logout.NewBackChannelHandler(ctx, logout.BackChannelConfig{
-		Issuer:       o.Issuer,
-		ClientID:     o.ClientID,
-		Store:        store,
-		Logger:       log,
-		OnSessionEnd: d.ends.sessionEnded,
+		Issuer:        o.Issuer,
+		ClientID:      o.ClientID,
+		Store:         store,
+		Logger:        log,
+		OnSessionEnd:  d.ends.sessionEnded,
+		MeterProvider: meters,
 	}); err != nil {
 		return nil, err
 	}
@@ -284,14 +301,15 @@ type app struct {
 	ends       *endingLog
 
 	// What the layer panel shows besides the app's own session: the
-	// embedded Scalekit (nil against a real provider) and how its upstream
-	// behaves, this instance's address, the store, and when the backstop
-	// looks at each session.
+	// embedded Scalekit (nil against a real provider), this instance's
+	// address, the store, and when the backstop looks at each session.
 	fake      *scalekittest.Server
-	upstream  scalekittest.UpstreamConfig
 	instance  string
 	storeKind string
 	backstops *backstopLog
+
+	// metrics serves the package's OpenTelemetry metrics to Prometheus.
+	metrics http.Handler
 }
 
 func (a *app) routes() http.Handler {
@@ -324,6 +342,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("/sessions/others", a.logout.SignOutOtherDevices())
 	mux.Handle("/backchannel-logout", a.backChannel)
 	mux.Handle("/webhooks/scalekit", a.webhooks)
+	mux.Handle("GET /metrics", a.metrics)
 	return mux
 }
 
@@ -362,12 +381,11 @@ func (a *app) home(w http.ResponseWriter, r *http.Request) {
 type pageData struct {
 	logout.Session
 	Ends, IdleEnds string // when the session ends: at the latest, and if left idle
-	// SSOOrganization is the organization whose SSO connection "Sign in
-	// with SSO" asks for (the embedded upstream's), or "".
-	SSOOrganization string
-	SSODomain       string
-	Embedded        bool // the embedded Scalekit runs: its own actions show
-	Layers          panel
+	// SSO are the "Sign in with SSO" buttons, one per connection of the
+	// embedded Scalekit.
+	SSO      []ssoButton
+	Embedded bool // the embedded Scalekit runs: its own actions show
+	Layers   panel
 	// Sessions is the "Active sessions" card of a signed-in page.
 	Sessions *sessionsCard
 }
@@ -375,9 +393,19 @@ type pageData struct {
 func (a *app) pageData(r *http.Request, s logout.Session) pageData {
 	data := pageData{Session: s, Embedded: a.fake != nil, Layers: a.panel(r, s)}
 	if a.fake != nil {
-		data.SSOOrganization, data.SSODomain = a.fake.Upstream().OrganizationID, ssoDomain
+		for _, up := range a.fake.Upstreams() {
+			data.SSO = append(data.SSO, ssoButton{Organization: up.OrganizationID, Domain: strings.Join(up.Domains, ", "), IDPLogout: up.IDPLogoutRequired})
+		}
 	}
 	return data
+}
+
+// ssoButton is a "Sign in with SSO" button: it names the organization of
+// one of the embedded Scalekit's connections, as Scalekit's SDKs let an app
+// do.
+type ssoButton struct {
+	Organization, Domain string
+	IDPLogout            bool // the connection's "Enable IDP logout"
 }
 
 func (a *app) loggedOut(w http.ResponseWriter, r *http.Request) {

@@ -27,7 +27,7 @@ import (
 // startDemo runs the demo on free ports with the embedded provider.
 func startDemo(t *testing.T, o options) *demo {
 	t.Helper()
-	o.Addr, o.IDPAddr, o.UpstreamAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	o.Addr, o.IDPAddr, o.UpstreamAddr, o.SLOUpstreamAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	if o.BackstopDelay == 0 {
 		o.BackstopDelay = 300 * time.Millisecond // a browser on loopback is faster still
 	}

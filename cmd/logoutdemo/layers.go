@@ -19,9 +19,15 @@ import (
 // and its upstream provider, to show after each action which sessions would
 // still sign this browser in, and why.
 
-// ssoDomain is the email domain the embedded Scalekit federates to its
-// upstream identity provider; every other domain signs in at Scalekit.
-const ssoDomain = "sso.example"
+// ssoDomain and sloDomain are the email domains the embedded Scalekit
+// federates to its two upstream identity providers: the first through a
+// connection with IdP logout off, whose session outlives Scalekit's, the
+// second through one with IdP logout on, whose session a logout ends too.
+// Every other domain signs in at Scalekit.
+const (
+	ssoDomain = "sso.example"
+	sloDomain = "slo.example"
+)
 
 // lastSignInCookie remembers, for the panel alone, whom this browser signed
 // in last and with which Scalekit session, so that the panel can follow
@@ -113,15 +119,15 @@ func (a *app) panel(r *http.Request, s logout.Session) panel {
 			layerRow{Layer: "scalekit", Title: "Scalekit", State: "unknown", Label: "none", Tone: "ended",
 				Why: "No sign-in on this browser yet."},
 			layerRow{Layer: "upstream", Title: "Upstream identity provider", State: "unknown", Label: "none", Tone: "ended",
-				Why: "Users of @" + ssoDomain + " sign in through it: “Sign in with SSO”."})
+				Why: "Users of @" + ssoDomain + " and @" + sloDomain + " sign in through one: “Sign in with SSO”."})
 		return p
 	}
-	up, upAlive := a.upstreamSession(ses)
+	up, provider, upAlive := a.upstreamSession(ses)
 	var next *layerRow
 	if !alive {
-		next = a.nextSignIn(r, ses, upAlive)
+		next = a.nextSignIn(r, ses, provider, upAlive)
 	}
-	p.Rows = append(p.Rows, a.scalekitRow(ses, alive, &p), a.upstreamRow(ses, up, upAlive, alive, next))
+	p.Rows = append(p.Rows, a.scalekitRow(ses, alive, &p), a.upstreamRow(ses, up, provider, upAlive, alive, next))
 	p.Next = next
 	switch after := r.URL.Query().Get("after"); after {
 	case afterFetch:
@@ -196,29 +202,40 @@ func (a *app) scalekitRow(ses scalekittest.Session, alive bool, p *panel) layerR
 }
 
 // upstreamSession is the upstream provider's session that signed ses in,
-// and whether it is still alive.
-func (a *app) upstreamSession(ses scalekittest.Session) (scalekittest.UpstreamSession, bool) {
-	if ses.UpstreamSessionID == "" {
-		return scalekittest.UpstreamSession{}, false
+// the provider, and whether the session is still alive.
+func (a *app) upstreamSession(ses scalekittest.Session) (scalekittest.UpstreamSession, *scalekittest.Upstream, bool) {
+	up := a.fake.UpstreamOf(ses.ConnectionID)
+	if ses.UpstreamSessionID == "" || up == nil {
+		return scalekittest.UpstreamSession{}, nil, false
 	}
-	for _, u := range a.fake.Upstream().Sessions() {
+	for _, u := range up.Sessions() {
 		if u.ID == ses.UpstreamSessionID {
-			return u, u.Active
+			return u, up, u.Active
 		}
 	}
-	return scalekittest.UpstreamSession{}, false
+	return scalekittest.UpstreamSession{}, up, false
 }
 
-func (a *app) upstreamRow(ses scalekittest.Session, up scalekittest.UpstreamSession, upAlive, alive bool, next *layerRow) layerRow {
+func (a *app) upstreamRow(ses scalekittest.Session, up scalekittest.UpstreamSession, provider *scalekittest.Upstream, upAlive, alive bool, next *layerRow) layerRow {
 	row := layerRow{Layer: "upstream", Title: "Upstream identity provider", Detail: up.ID}
-	switch {
-	case ses.UpstreamSessionID == "":
+	if provider == nil {
 		row.State, row.Label, row.Tone = "direct", "not used", "ended"
-		row.Why = "This user signed in at Scalekit directly; only @" + ssoDomain + " goes through the upstream provider."
+		row.Why = "This user signed in at Scalekit directly; only @" + ssoDomain + " and @" + sloDomain + " go through an upstream provider."
+		return row
+	}
+	row.Title += " (@" + strings.Join(provider.Domains, ", @") + ")"
+	switch {
 	case upAlive:
 		row.State, row.Label = "alive", "alive"
-		row.Why = "Its own cookie, on its own site (" + a.fake.Upstream().URL + "), holds it for " + up.Email +
-			": no logout of the app or of Scalekit ends it. That is single sign-on."
+		row.Why = "Its own cookie, on its own site (" + provider.URL + "), holds it for " + up.Email + ". "
+		switch {
+		case provider.IDPLogoutRequired && alive:
+			row.Why += "This connection has IdP logout on (Scalekit's idp_logout_required): “Sign out” will take the browser through this provider's own logout too."
+		case provider.IDPLogoutRequired:
+			row.Why += "This connection has IdP logout on, but Scalekit's session did not end at /oidc/logout in this browser, so the browser never went through this provider's logout."
+		default:
+			row.Why += "This connection has IdP logout off (Scalekit's idp_logout_required): no logout of the app or of Scalekit ends it. That is single sign-on."
+		}
 		switch {
 		case alive:
 			row.Tone = "live"
@@ -227,9 +244,10 @@ func (a *app) upstreamRow(ses scalekittest.Session, up scalekittest.UpstreamSess
 		default:
 			row.Tone = "risk"
 		}
-	case a.upstream.PropagateLogout && up.EndedAt.Equal(ses.EndedAt):
+	case a.idpLogoutEnded(ses.ID):
 		row.State, row.Label, row.Tone = "none", "none", "ended"
-		row.Why = "Ended at " + up.EndedAt.Local().Format(time.TimeOnly) + " with Scalekit's session: this upstream provider propagates logout (-upstream-propagate-logout)."
+		row.Why = "Ended at " + up.EndedAt.Local().Format(time.TimeOnly) + " with Scalekit's session: this connection has IdP logout on, " +
+			"so Scalekit's /oidc/logout sent the browser through this provider's own logout (" + provider.URL + "/logout) and back."
 	default:
 		row.State, row.Label, row.Tone = "none", "none", "ended"
 		row.Why = "Ended at " + up.EndedAt.Local().Format(time.TimeOnly) + ": signed out there, or replaced by a newer sign-in in this browser."
@@ -237,13 +255,24 @@ func (a *app) upstreamRow(ses scalekittest.Session, up scalekittest.UpstreamSess
 	return row
 }
 
+// idpLogoutEnded reports whether the logout that ended Scalekit session sid
+// went through the upstream provider's own logout and came back.
+func (a *app) idpLogoutEnded(sid string) bool {
+	for _, l := range a.fake.LogoutRequests() {
+		if l.EndedSession == sid && l.IDPLogout != "" && l.IDPLogoutReturned {
+			return true
+		}
+	}
+	return false
+}
+
 // nextSignIn says what the next sign-in on this browser will show, by the
 // rules the embedded Scalekit and its upstream follow: a live session
 // passes the browser through unless prompt=login asks for a fresh sign-in,
 // which reaches the upstream only when Scalekit forwards it.
-func (a *app) nextSignIn(r *http.Request, ses scalekittest.Session, upAlive bool) *layerRow {
+func (a *app) nextSignIn(r *http.Request, ses scalekittest.Session, provider *scalekittest.Upstream, upAlive bool) *layerRow {
 	prompt := a.logout.PromptLogin(r)
-	federated := ses.UpstreamSessionID != ""
+	federated := provider != nil
 	row := &layerRow{Layer: "next", Title: "Next sign-in"}
 	switch {
 	case ses.Status == scalekittest.StatusActive && !prompt:
@@ -253,7 +282,7 @@ func (a *app) nextSignIn(r *http.Request, ses scalekittest.Session, upAlive bool
 		row.State, row.Label, row.Tone = "pass-through", "no form: straight back in", "risk"
 		row.Why = "Scalekit's session ended, but the upstream provider's lives on and nothing asks for a fresh sign-in (-reauth=false): " +
 			"“Sign in with SSO” passes through both without a password. On a shared computer, the next person walks into this account."
-	case federated && upAlive && !a.upstream.ForwardPrompt:
+	case federated && upAlive && !provider.ForwardPrompt:
 		row.State, row.Label, row.Tone = "scalekit-form", "Scalekit's form: email only", "risk"
 		row.Why = "The sign-in sends prompt=login, so Scalekit asks for the email again, but it does not pass prompt=login on " +
 			"(-upstream-forward-prompt=false): the upstream provider's live session signs you in without a password."
@@ -261,6 +290,9 @@ func (a *app) nextSignIn(r *http.Request, ses scalekittest.Session, upAlive bool
 		row.State, row.Label, row.Tone = "upstream-form", "the upstream's form: password", "live"
 		row.Why = "This browser signed out with re-authentication asked, so the sign-in sends prompt=login and Scalekit passes it on: " +
 			"the upstream provider asks for the password although its session lives."
+	case federated && a.idpLogoutEnded(ses.ID):
+		row.State, row.Label, row.Tone = "upstream-form", "the upstream's form: password", "live"
+		row.Why = "The upstream provider's session ended with Scalekit's, through IdP logout: it asks for the password, whatever the sign-in sends."
 	case federated:
 		row.State, row.Label, row.Tone = "upstream-form", "the upstream's form: password", "live"
 		row.Why = "The upstream provider's session has ended: it asks for the password."

@@ -39,17 +39,20 @@ func demoFlags(t *testing.T, args ...string) options {
 }
 
 // The demo's defaults are what its README and flag help promise: the next
-// sign-in after a logout asks for credentials again, and the embedded
-// Scalekit forwards prompt=login to the upstream provider (the reading under
-// which that shows as the upstream's password form) but does not end the
-// upstream's session with its own (the reading Scalekit's documentation
-// supports).
+// sign-in after a logout asks for credentials again, the embedded Scalekit
+// forwards prompt=login to the upstream providers (the reading under which
+// that shows as the upstream's password form), and it has two connections,
+// for sso.example with IdP logout off and for slo.example with it on.
 func TestDemoFlagDefaults(t *testing.T) {
 	o := demoFlags(t)
-	up := o.Fake.Upstream
-	if !o.Reauthenticate || !up.ForwardPrompt || up.PropagateLogout || o.Store != "redis" {
-		t.Errorf("defaults: reauth %v, forward prompt %v, propagate logout %v, store %s; want true, true, false, redis",
-			o.Reauthenticate, up.ForwardPrompt, up.PropagateLogout, o.Store)
+	if !o.Reauthenticate || !o.ForwardPrompt || o.Store != "redis" {
+		t.Errorf("defaults: reauth %v, forward prompt %v, store %s; want true, true, redis", o.Reauthenticate, o.ForwardPrompt, o.Store)
+	}
+	d := startDemo(t, o)
+	ups := d.Fake.Upstreams()
+	if len(ups) != 2 || !slices.Equal(ups[0].Domains, []string{ssoDomain}) || ups[0].IDPLogoutRequired ||
+		!slices.Equal(ups[1].Domains, []string{sloDomain}) || !ups[1].IDPLogoutRequired || !ups[0].ForwardPrompt || !ups[1].ForwardPrompt {
+		t.Errorf("connections %+v, want %s with IdP logout off and %s with it on, both forwarding prompt=login", ups, ssoDomain, sloDomain)
 	}
 }
 
@@ -59,7 +62,7 @@ type layers map[string]string
 
 // shownPanel is the layer panel as the page shows it.
 type shownPanel struct {
-	Rows    map[string]struct{ State, Detail string }
+	Rows    map[string]struct{ State, Detail, Why string }
 	Pending bool
 	Callout string
 }
@@ -82,7 +85,7 @@ func readPanel(t *testing.T, ctx context.Context) shownPanel {
 		const panel = document.getElementById('layers');
 		const rows = {};
 		for (const tr of panel.querySelectorAll('tr[data-layer]')) {
-			rows[tr.dataset.layer] = {state: tr.dataset.state, detail: tr.dataset.detail};
+			rows[tr.dataset.layer] = {state: tr.dataset.state, detail: tr.dataset.detail, why: tr.querySelector('td:last-child').textContent};
 		}
 		const callout = document.getElementById('layers-callout');
 		return {rows, pending: panel.dataset.pending === 'true', callout: callout ? callout.textContent : ''};
@@ -142,14 +145,14 @@ func layersSeen(t *testing.T, ctx context.Context, d *demo, sid string, signedIn
 	seen["upstream"] = "direct"
 	if ses.UpstreamSessionID != "" {
 		seen["upstream"] = "none"
-		up := d.Fake.Upstream()
+		up := d.Fake.UpstreamOf(ses.ConnectionID)
 		var cookies []*network.Cookie
 		run(t, ctx, chromedp.ActionFunc(func(ctx context.Context) (err error) {
 			cookies, err = network.GetCookies().WithURLs([]string{up.URL}).Do(ctx)
 			return err
 		}))
 		for _, c := range cookies {
-			if c.Name != scalekittest.UpstreamSessionCookie || c.Value != ses.UpstreamSessionID {
+			if c.Name != up.SessionCookie || c.Value != ses.UpstreamSessionID {
 				continue
 			}
 			if u, ok := up.ActiveSession(sessionEmail(t, d, sid)); ok && u.ID == c.Value {
@@ -213,14 +216,21 @@ func signInStop(t *testing.T, ctx context.Context) string {
 	return where
 }
 
-// signInUpstream fills in the upstream provider's form, which the browser
-// shows, and waits for the app's signed-in page.
+// signInUpstream fills in the form of the upstream provider of email's
+// domain, which the browser shows, and waits for the app's signed-in page.
 func signInUpstream(t *testing.T, ctx context.Context, d *demo, email string) {
 	t.Helper()
 	var origin string
 	run(t, ctx, chromedp.Evaluate(`location.origin`, &origin))
-	if origin != d.Fake.Upstream().URL {
-		t.Fatalf("the upstream's form is at %s, want the upstream's own origin %s", origin, d.Fake.Upstream().URL)
+	_, domain, _ := strings.Cut(email, "@")
+	var want string
+	for _, up := range d.Fake.Upstreams() {
+		if slices.Contains(up.Domains, domain) {
+			want = up.URL
+		}
+	}
+	if origin != want {
+		t.Fatalf("the upstream's form is at %s, want the own origin of @%s's provider, %s", origin, domain, want)
 	}
 	run(t, ctx,
 		chromedp.SetValue("#upstream-email", email, chromedp.ByID),
@@ -320,39 +330,45 @@ func distance(a, b color.RGBA) float64 {
 	return math.Sqrt(dr*dr + dg*dg + db*db)
 }
 
-// For a user of the federated domain, in a real browser, with each store:
-// the first sign-in asks for the upstream provider's password; after "Sign
-// out" the app's and Scalekit's sessions have ended but the upstream's
-// lives on, so the next sign-in asks for the password again with the
-// re-authentication switch on, and passes straight through without any
-// form with it off (unless the upstream's session ended with Scalekit's,
-// under -upstream-propagate-logout). At each step the layer panel shows
+// For a user of a federated domain, in a real browser, with each store: the
+// first sign-in asks for the upstream provider's password; after "Sign out"
+// the app's and Scalekit's sessions have ended. Through the connection with
+// IdP logout off the upstream's session lives on, so the next sign-in asks
+// for the password again with the re-authentication switch on, and passes
+// straight through without any form with it off. Through the connection
+// with IdP logout on, "Sign out" took the browser through the upstream's
+// own logout, which ended its session: the next sign-in asks for the
+// password even with the switch off. At each step the layer panel shows
 // what the store and the embedded Scalekit hold, and its "next sign-in" row
 // says what the next sign-in then does.
 func TestBrowserSSOSignInAfterSignOut(t *testing.T) {
 	tests := []struct {
-		store             string
-		reauth, propagate bool
+		store     string
+		reauth    bool
+		idpLogout bool // sign in through the connection with IdP logout on
 	}{
 		{"redis", true, false},
 		{"redis", false, false},
 		{"cookie", true, false},
 		{"cookie", false, false},
 		{"redis", false, true},
+		{"cookie", false, true},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%s/reauth=%t/propagate=%t", tt.store, tt.reauth, tt.propagate), func(t *testing.T) {
-			d := startDemo(t, demoFlags(t, "-store="+tt.store, fmt.Sprintf("-reauth=%t", tt.reauth),
-				fmt.Sprintf("-upstream-propagate-logout=%t", tt.propagate), "-backstop-delay=300ms"))
+		t.Run(fmt.Sprintf("%s/reauth=%t/idp-logout=%t", tt.store, tt.reauth, tt.idpLogout), func(t *testing.T) {
+			d := startDemo(t, demoFlags(t, "-store="+tt.store, fmt.Sprintf("-reauth=%t", tt.reauth), "-backstop-delay=300ms"))
 			ctx := newBrowser(t)
 			shots := docsShots(t, tt.store == "redis" && tt.reauth)
-			const email = "grace@" + ssoDomain
+			email, button := "grace@"+ssoDomain, "#sign-in-sso"
+			if tt.idpLogout {
+				email, button = "grace@"+sloDomain, "#sign-in-sso-slo"
+			}
 
-			run(t, ctx, chromedp.Navigate(d.AppURL), chromedp.WaitVisible("#sign-in-sso", chromedp.ByID))
+			run(t, ctx, chromedp.Navigate(d.AppURL), chromedp.WaitVisible(button, chromedp.ByQuery))
 			checkLayers(t, ctx, d, "", nil, layers{"app": "none", "scalekit": "unknown", "upstream": "unknown"})
 
 			// The first sign-in asks for the upstream provider's password.
-			run(t, ctx, chromedp.Click("#sign-in-sso", chromedp.ByID))
+			run(t, ctx, chromedp.Click(button, chromedp.ByQuery))
 			if got := signInStop(t, ctx); got != "upstream-form" {
 				t.Fatalf("the first sign-in stopped at %s, want the upstream-form", got)
 			}
@@ -366,12 +382,16 @@ func TestBrowserSSOSignInAfterSignOut(t *testing.T) {
 			shots("signed-in.png", screenshot(t, ctx))
 
 			// Sign out ends the app's and Scalekit's sessions; the
-			// upstream's lives on unless it propagates logout.
+			// upstream's lives on unless its connection has IdP logout on.
 			run(t, ctx, chromedp.Click("#sign-out", chromedp.ByID), chromedp.WaitVisible("#logged-out", chromedp.ByID))
-			upstream := map[bool]string{false: "alive", true: "none"}[tt.propagate]
+			upstream := map[bool]string{false: "alive", true: "none"}[tt.idpLogout]
 			p := checkLayers(t, ctx, d, first.SessionID, signedIn, layers{"app": "ended", "scalekit": "logout", "upstream": upstream})
+			lr := d.Fake.LogoutRequests()
+			if last := lr[len(lr)-1]; last.EndedSession != first.SessionID || (last.IDPLogout != "") != tt.idpLogout || last.IDPLogoutReturned != tt.idpLogout {
+				t.Errorf("Scalekit's record of the logout %+v; want IdP logout through the upstream: %v", last, tt.idpLogout)
+			}
 			wantNext := "pass-through"
-			if tt.reauth || tt.propagate {
+			if tt.reauth || tt.idpLogout {
 				wantNext = "upstream-form"
 			}
 			if got := p.Rows["next"].State; got != wantNext {
@@ -380,7 +400,7 @@ func TestBrowserSSOSignInAfterSignOut(t *testing.T) {
 			shots("signed-out.png", screenshot(t, ctx))
 
 			// The next sign-in does what the panel said.
-			run(t, ctx, chromedp.Click("#sign-in-sso", chromedp.ByID))
+			run(t, ctx, chromedp.Click(button, chromedp.ByQuery))
 			got := signInStop(t, ctx)
 			if got != p.Rows["next"].State || got != wantNext {
 				t.Fatalf("the next sign-in stopped at %s; the panel said %s; want %s", got, p.Rows["next"].State, wantNext)
@@ -401,6 +421,64 @@ func TestBrowserSSOSignInAfterSignOut(t *testing.T) {
 				t.Errorf("second sign-in %+v, want no form, on the upstream session %s", second, first.UpstreamSessionID)
 			}
 			checkLayers(t, ctx, d, second.SessionID, appCookies(t, ctx, d), layers{"app": "alive", "scalekit": "active", "upstream": "alive"})
+		})
+	}
+}
+
+// The two connections side by side, in one real browser, with each store:
+// a user of each signs in and out in turn, and after each "Sign out" the
+// layer panel shows the difference: through the connection with IdP logout
+// off the upstream provider's session is alive, and through the one with it
+// on it has ended, by a round trip through that provider's own logout; the
+// first provider's session is untouched by the second's logout.
+func TestBrowserTwoConnections(t *testing.T) {
+	for _, store := range []string{"redis", "cookie"} {
+		t.Run(store, func(t *testing.T) {
+			d := startDemo(t, demoFlags(t, "-store="+store, "-reauth=false"))
+			ctx := newBrowser(t)
+			shots := docsShots(t, store == "redis")
+			off, on := d.Fake.Upstreams()[0], d.Fake.Upstreams()[1]
+			signInOut := func(button, email string, up *scalekittest.Upstream) (scalekittest.Authorization, shownPanel) {
+				t.Helper()
+				run(t, ctx, chromedp.Navigate(d.AppURL), chromedp.Click(button, chromedp.ByQuery))
+				if got := signInStop(t, ctx); got != "upstream-form" {
+					t.Fatalf("%s: the sign-in stopped at %s, want the upstream's form", email, got)
+				}
+				signInUpstream(t, ctx, d, email)
+				a := lastAuthorization(t, d)
+				if a.ConnectionID != up.ConnectionID {
+					t.Fatalf("%s signed in through %s, want %s", email, a.ConnectionID, up.ConnectionID)
+				}
+				signedIn := appCookies(t, ctx, d)
+				run(t, ctx, chromedp.Click("#sign-out", chromedp.ByID), chromedp.WaitVisible("#logged-out", chromedp.ByID))
+				want := map[bool]string{false: "alive", true: "none"}[up.IDPLogoutRequired]
+				return a, checkLayers(t, ctx, d, a.SessionID, signedIn, layers{"app": "ended", "scalekit": "logout", "upstream": want})
+			}
+
+			grace, p := signInOut("#sign-in-sso", "grace@"+ssoDomain, off)
+			if why := p.Rows["upstream"].Why; !strings.Contains(why, "IdP logout off") {
+				t.Errorf("after signing out of the connection with IdP logout off the panel says %q", why)
+			}
+			if p.Rows["next"].State != "pass-through" {
+				t.Errorf("next sign-in through it: %s, want pass-through", p.Rows["next"].State)
+			}
+			shots("idp-logout-off.png", screenshotOf(t, ctx, "#layers"))
+
+			alan, p := signInOut("#sign-in-sso-slo", "alan@"+sloDomain, on)
+			if why := p.Rows["upstream"].Why; !strings.Contains(why, "IdP logout on") || !strings.Contains(why, on.URL+"/logout") {
+				t.Errorf("after signing out of the connection with IdP logout on the panel says %q", why)
+			}
+			if p.Rows["next"].State != "upstream-form" {
+				t.Errorf("next sign-in through it: %s, want the upstream's form", p.Rows["next"].State)
+			}
+			shots("idp-logout-on.png", screenshotOf(t, ctx, "#layers"))
+
+			if _, ok := off.ActiveSession("grace@" + ssoDomain); !ok {
+				t.Errorf("the first provider's session of %s ended with the second's logout", grace.Email)
+			}
+			if _, ok := on.ActiveSession("alan@" + sloDomain); ok {
+				t.Errorf("the second provider's session of %s lives on after IdP logout", alan.Email)
+			}
 		})
 	}
 }

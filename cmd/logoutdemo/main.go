@@ -6,10 +6,11 @@
 // one, and its other open tabs show a logout without a reload.
 //
 // With no flags it also starts an embedded Scalekit environment
-// (scalekittest), with an upstream identity provider for the email domain
-// sso.example (as an organization's Okta would sit behind an enterprise SSO
-// connection), and an in-process Redis, so it needs no account and no
-// server:
+// (scalekittest), with two enterprise SSO connections, each to an upstream
+// identity provider of its own (as an organization's Okta would sit behind
+// one): for the email domain sso.example with IdP logout off, and for
+// slo.example with it on; and an in-process Redis, so it needs no account
+// and no server:
 //
 //	go run ./cmd/logoutdemo
 //
@@ -32,6 +33,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -52,7 +54,11 @@ func main() {
 	defer d.Close()
 	fmt.Printf("logoutdemo: open %s   (store: %s, identity provider: %s)\n", d.AppURL, o.Store, d.Issuer)
 	if d.Fake != nil {
-		fmt.Printf("logoutdemo: any address signs in; %s goes through the upstream identity provider at %s (any password)\n", "@"+ssoDomain, d.Fake.Upstream().URL)
+		for _, up := range d.Fake.Upstreams() {
+			fmt.Printf("logoutdemo: @%s goes through the upstream identity provider at %s (any password); IdP logout %s\n",
+				strings.Join(up.Domains, ", @"), up.URL, map[bool]string{true: "on", false: "off"}[up.IDPLogoutRequired])
+		}
+		fmt.Println("logoutdemo: any other address signs in at Scalekit")
 	}
 	<-ctx.Done()
 }
@@ -64,7 +70,8 @@ func newFlags(fs *flag.FlagSet, getenv func(string) string) *options {
 	o := &options{}
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "address the app listens on")
 	fs.StringVar(&o.IDPAddr, "idp-addr", "127.0.0.1:8081", "address of the embedded Scalekit environment")
-	fs.StringVar(&o.UpstreamAddr, "upstream-addr", "127.0.0.1:8082", "address of the embedded Scalekit's upstream identity provider, for @"+ssoDomain+" (served as localhost, a site of its own)")
+	fs.StringVar(&o.UpstreamAddr, "upstream-addr", "127.0.0.1:8082", "address of the embedded Scalekit's upstream identity provider for @"+ssoDomain+", a connection with IdP logout off (served as localhost, a site of its own)")
+	fs.StringVar(&o.SLOUpstreamAddr, "slo-upstream-addr", "127.0.0.1:8083", "address of the embedded Scalekit's upstream identity provider for @"+sloDomain+", a connection with IdP logout on (served as localhost)")
 	fs.StringVar(&o.Issuer, "issuer", getenv("SCALEKIT_ENVIRONMENT_URL"), "Scalekit environment URL (OpenID issuer); empty starts the embedded one [SCALEKIT_ENVIRONMENT_URL]")
 	fs.StringVar(&o.ClientID, "client-id", getenv("SCALEKIT_CLIENT_ID"), "OAuth client ID [SCALEKIT_CLIENT_ID]")
 	fs.StringVar(&o.ClientSecret, "client-secret", getenv("SCALEKIT_CLIENT_SECRET"), "OAuth client secret [SCALEKIT_CLIENT_SECRET]")
@@ -77,7 +84,6 @@ func newFlags(fs *flag.FlagSet, getenv func(string) string) *options {
 	fs.DurationVar(&o.IDPAbsoluteTimeout, "idp-absolute-timeout", 0, "the embedded Scalekit's absolute timeout (0: off)")
 	fs.DurationVar(&o.BackstopDelay, "backstop-delay", 3*time.Second, "after a logout, how long to wait before ending the Scalekit session from the server if the browser never got there")
 	fs.BoolVar(&o.Reauthenticate, "reauth", true, "after a logout, the next sign-in on that browser sends prompt=login and asks for credentials again (ReauthenticateAfterLogout; \"sign out everywhere\" always does); false shows an SSO user signed straight back in by their identity provider")
-	fs.BoolVar(&o.Fake.Upstream.ForwardPrompt, "upstream-forward-prompt", true, "the embedded Scalekit passes prompt=login on to the upstream provider, so that the demo can show its password form after a logout; whether Scalekit does is undocumented, and false shows the other reading: Scalekit asks for the email, the upstream signs the user in without a password")
-	fs.BoolVar(&o.Fake.Upstream.PropagateLogout, "upstream-propagate-logout", false, "ending a Scalekit session also ends the upstream session behind it; off by default, as nothing Scalekit documents does so")
+	fs.BoolVar(&o.ForwardPrompt, "upstream-forward-prompt", true, "the embedded Scalekit passes prompt=login on to the upstream providers, so that the demo can show their password form after a logout; whether Scalekit does is undocumented, and false shows the other reading: Scalekit asks for the email, the upstream signs the user in without a password")
 	return o
 }

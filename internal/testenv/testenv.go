@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,16 +64,24 @@ func SkipSummary() string {
 	return fmt.Sprintf("%d tests skipped: %s; set LOGOUT_TEST_STRICT=1 to make them fail instead", n, strings.Join(why, "; "))
 }
 
-// RealRedis connects to REDIS_URL, or to 127.0.0.1:6379 when it answers, and
-// skips (or fails in strict mode) when neither does.
+// RedisURLVar names the variable that points the tests at a Redis of the
+// developer's choosing, such as redis://127.0.0.1:6380/3. Unset, the tests
+// use DefaultRedisURL: database 15 of the local server, so that they never
+// touch the database 0 that apps (and this module's demo) use.
+const RedisURLVar = "LOGOUT_TEST_REDIS_URL"
+
+// DefaultRedisURL is the Redis the tests use when RedisURLVar is unset.
+const DefaultRedisURL = "redis://127.0.0.1:6379/15"
+
+// RealRedis connects to the tests' Redis (RedisURLVar, or DefaultRedisURL)
+// and skips (or fails in strict mode) when it does not answer. Tests write
+// only under a KeyPrefix of their own, which removes their keys afterwards.
 func RealRedis(t testing.TB) *redis.Client {
 	t.Helper()
-	opts := &redis.Options{Addr: "127.0.0.1:6379"}
-	if u := os.Getenv("REDIS_URL"); u != "" {
-		var err error
-		if opts, err = redis.ParseURL(u); err != nil {
-			t.Fatalf("REDIS_URL: %v", err)
-		}
+	u := cmp.Or(os.Getenv(RedisURLVar), DefaultRedisURL)
+	opts, err := redis.ParseURL(u)
+	if err != nil {
+		t.Fatalf("%s: %v", RedisURLVar, err)
 	}
 	redisProbe.Do(func() {
 		probe := *opts
@@ -82,14 +92,78 @@ func RealRedis(t testing.TB) *redis.Client {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		redisProbeErr = rdb.Ping(ctx).Err()
+		usedRealRedis.Store(true)
 	})
 	if redisProbeErr != nil {
-		SkipOrFail(t, "no Redis at %s (set REDIS_URL to one): %v", opts.Addr, redisProbeErr)
+		SkipOrFail(t, "no Redis at %s (set %s to one): %v", u, RedisURLVar, redisProbeErr)
 	}
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { rdb.Close() })
 	return rdb
 }
+
+// KeyPrefix returns a key prefix no other test shares, and removes every key
+// under it from rdb when the test ends.
+func KeyPrefix(t testing.TB, rdb redis.UniversalClient) string {
+	t.Helper()
+	prefix := fmt.Sprintf("%s%d:", runPrefix, prefixes.Add(1))
+	t.Cleanup(func() {
+		if err := deleteKeys(context.Background(), rdb, prefix); err != nil {
+			t.Errorf("removing the test's keys under %s: %v", prefix, err)
+		}
+	})
+	return prefix
+}
+
+// KeysLeft counts the keys this test process left in the tests' Redis; a
+// package's TestMain fails the run when there are any. It is 0, nil when no
+// test used that Redis.
+func KeysLeft() (int, error) {
+	if !usedRealRedis.Load() || redisProbeErr != nil {
+		return 0, nil
+	}
+	opts, err := redis.ParseURL(cmp.Or(os.Getenv(RedisURLVar), DefaultRedisURL))
+	if err != nil {
+		return 0, err
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n := 0
+	iter := rdb.Scan(ctx, 0, runPrefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		n++
+	}
+	return n, iter.Err()
+}
+
+// deleteKeys removes every key under prefix, on every primary of a Cluster.
+func deleteKeys(ctx context.Context, rdb redis.UniversalClient, prefix string) error {
+	del := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			if err := c.Del(ctx, iter.Val()).Err(); err != nil {
+				return err
+			}
+		}
+		return iter.Err()
+	}
+	switch c := rdb.(type) {
+	case *redis.Client:
+		return del(ctx, c)
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, del)
+	}
+	return fmt.Errorf("cannot remove keys from a %T", rdb)
+}
+
+// runPrefix starts the key prefix of every test of this process.
+var (
+	runPrefix     = fmt.Sprintf("logout-test:%d:%d:", os.Getpid(), time.Now().UnixNano())
+	prefixes      atomic.Int64
+	usedRealRedis atomic.Bool
+)
 
 // The real Redis is probed once per test binary, so a missing one costs one
 // timeout, not one per test.
@@ -307,7 +381,13 @@ func waitClusterOK(t testing.TB, addr string) {
 func Chromium(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("LOGOUT_CHROMIUM"); p != "" {
-		return p
+		// exec.LookPath checks that the file exists and is executable,
+		// so a wrong path reads as what it is, not as a fork/exec error.
+		path, err := exec.LookPath(p)
+		if err != nil {
+			SkipOrFail(t, "LOGOUT_CHROMIUM=%s is not a Chromium binary: %v", p, err)
+		}
+		return path
 	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if p, err := exec.LookPath(name); err == nil {

@@ -14,6 +14,10 @@ const { Scalekit } = require('@scalekit-sdk/node');
 const envUrl = process.env.SCALEKIT_ENVIRONMENT_URL;
 const clientId = process.env.SCALEKIT_CLIENT_ID;
 const scalekit = new Scalekit(envUrl, clientId, process.env.SCALEKIT_CLIENT_SECRET);
+// A public client, as a single-page or native app is: built without a
+// secret, it proves itself with PKCE alone.
+const publicClientId = process.env.SCALEKIT_PUBLIC_CLIENT_ID;
+const scalekitPublic = new Scalekit(envUrl, publicClientId, '');
 const webhookSecret = process.env.SCALEKIT_WEBHOOK_SECRET;
 const appUrl = process.env.APP_URL;
 const redirectUri = `${appUrl}/auth/callback`;
@@ -53,7 +57,14 @@ app.get('/auth/callback', async (req, res) => {
   const stored = JSON.parse(req.cookies.authRequest || '{}');
   res.clearCookie('authRequest', cookieOptions);
   if (error || !code || !state || state !== stored.state) {
-    return res.status(400).json({ error: error || 'invalid_state' });
+    // As the guides ask: check for error parameters, and the state, before
+    // anything else.
+    results.callbackError = {
+      error: error || 'invalid_state',
+      errorDescription: req.query.error_description ?? null,
+      stateMatches: Boolean(state) && state === stored.state,
+    };
+    return res.status(400).json(results.callbackError);
   }
   const options = stored.verifier ? { codeVerifier: stored.verifier } : undefined;
   const authResult = await scalekit.authenticateWithCode(code, redirectUri, options);
@@ -113,6 +124,46 @@ app.get('/logout', (req, res) => {
   res.redirect(logoutUrl);
 });
 
+// The public client's sign-in: PKCE always, and no secret anywhere.
+app.get('/public/login', (req, res) => {
+  const state = crypto.randomBytes(16).toString('base64url');
+  const verifier = crypto.randomBytes(32).toString('base64url');
+  const authorizationUrl = scalekitPublic.getAuthorizationUrl(`${appUrl}/public/callback`, {
+    scopes: ['openid', 'profile', 'email', 'offline_access'],
+    state,
+    codeChallenge: crypto.createHash('sha256').update(verifier).digest('base64url'),
+    codeChallengeMethod: 'S256',
+  });
+  res.cookie('publicAuthRequest', JSON.stringify({ state, verifier }), { ...cookieOptions, maxAge: 600000 });
+  res.redirect(authorizationUrl);
+});
+
+app.get('/public/callback', async (req, res) => {
+  const { code, state } = req.query;
+  const stored = JSON.parse(req.cookies.publicAuthRequest || '{}');
+  res.clearCookie('publicAuthRequest', cookieOptions);
+  if (!code || state !== stored.state) {
+    return res.status(400).json({ error: req.query.error || 'invalid_state' });
+  }
+  const authResult = await scalekitPublic.authenticateWithCode(code, `${appUrl}/public/callback`, { codeVerifier: stored.verifier });
+  const claims = await scalekitPublic.validateToken(authResult.idToken, { issuer: envUrl, audience: publicClientId });
+  let refreshed;
+  try {
+    const renewed = await scalekitPublic.refreshAccessToken(authResult.refreshToken);
+    refreshed = { newAccessToken: renewed.accessToken !== authResult.accessToken, newRefreshToken: renewed.refreshToken !== authResult.refreshToken };
+  } catch (err) {
+    refreshed = { error: err.message };
+  }
+  results.public = {
+    email: authResult.user.email,
+    sid: claims.sid,
+    aud: claims.aud,
+    hasRefreshToken: Boolean(authResult.refreshToken),
+    refreshAccessToken: refreshed,
+  };
+  res.json(results.public);
+});
+
 app.post('/webhooks/scalekit', express.text({ type: '*/*' }), (req, res) => {
   let valid;
   try {
@@ -121,7 +172,14 @@ app.post('/webhooks/scalekit', express.text({ type: '*/*' }), (req, res) => {
     valid = false;
   }
   const event = valid ? JSON.parse(req.body) : {};
-  webhooks.push({ valid, id: req.headers['webhook-id'], type: event.type, session: event.data?.user_session });
+  webhooks.push({
+    valid,
+    id: req.headers['webhook-id'],
+    type: event.type,
+    displayName: event.display_name,
+    session: event.data?.user_session,
+    user: event.data?.user,
+  });
   res.status(valid ? 201 : 400).end();
 });
 
