@@ -273,3 +273,37 @@ func TestLogoutOfAnEndedSession(t *testing.T) {
 		}
 	}
 }
+
+// With WaitReplicas set and no replica confirming, a logout of a session a
+// revocation already ended is still no logout: nothing to report as
+// unconfirmed, no ID token, no OnError.
+func TestUnconfirmedLogoutOfAnEndedSession(t *testing.T) {
+	rdb := realRedis(t)
+	list := logout.NewRevocationList(rdb)
+	list.KeyPrefix = keyPrefix(t, rdb)
+	list.WaitReplicas = 1 // the machine's Redis has no replica: WAIT answers 0
+	list.WaitTimeout = 50 * time.Millisecond
+	store, err := logout.NewRevocableCookieStore(list, newKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logouts int
+	var reported error
+	h, _ := newHandler(t, store, func(c *logout.Config) {
+		c.OnLogout = func(*http.Request, logout.Session) { logouts++ }
+		c.OnError = func(_ *http.Request, err error) { reported = err }
+	})
+	s := testSession()
+	s.IssuedAt = time.Now().Add(-time.Minute)
+	cookies := signIn(t, h, s)
+	if _, err := store.EndSubject(context.Background(), s.Issuer, s.Subject, time.Now()); !errors.Is(err, logout.ErrNotConfirmed) {
+		t.Fatalf("EndSubject: %v, want recorded but not confirmed", err)
+	}
+	resp := serve(h, logoutRequest(http.MethodPost, cookies))
+	if logouts != 0 || reported != nil {
+		t.Errorf("OnLogout called %d times, OnError got %v; want neither", logouts, reported)
+	}
+	if hint := location(t, resp).Query().Get("id_token_hint"); hint != "" {
+		t.Error("the ended session's ID token went into the Location")
+	}
+}

@@ -97,13 +97,28 @@ func (l *RevocationList) endHandle(ctx context.Context, handle []byte, s Session
 			end = endHandleScript.Run(ctx, c.(redis.Scripter), keys, args...)
 		}
 	})
-	if err == nil {
-		var n int
-		if n, err = end.Int(); err == nil {
-			return n == 1, nil
-		}
+	return settleEnd(end.Int, err, false)
+}
+
+// settleEnd reads the reply of an ending write: whether this call ended the
+// session, and, when it did but the replicas did not confirm it, their
+// error. An ending that found the session already over is not this call's
+// to report, confirmed or not.
+func settleEnd(reply func() (int, error), writeErr error, revoked bool) (bool, error) {
+	if writeErr != nil && !errors.Is(writeErr, ErrNotConfirmed) {
+		return false, fmt.Errorf("logout: redis revocation: %w", writeErr)
 	}
-	return false, fmt.Errorf("logout: redis revocation: %w", err)
+	n, err := reply()
+	if err != nil {
+		return false, fmt.Errorf("logout: redis revocation: %w", err)
+	}
+	if n != 1 || revoked {
+		return false, nil
+	}
+	if writeErr != nil {
+		return true, fmt.Errorf("logout: redis revocation: %w", writeErr)
+	}
+	return true, nil
 }
 
 func (l *RevocationList) endHandleSharded(ctx context.Context, handle []byte, s Session, ttl time.Duration) (bool, error) {
@@ -120,16 +135,18 @@ func (l *RevocationList) endHandleSharded(ctx context.Context, handle []byte, s 
 		set = c.SetArgs(ctx, key, "1", redis.SetArgs{Mode: "NX", TTL: ttl})
 	})
 	<-checked
-	if err == nil {
-		_, err = set.Result()
-	}
-	switch {
-	case errors.Is(err, ErrNotConfirmed), err != nil && !errors.Is(err, redis.Nil):
-		return false, fmt.Errorf("logout: redis revocation: %w", err)
-	case checkErr != nil:
+	if checkErr != nil && (err == nil || errors.Is(err, ErrNotConfirmed)) {
 		return false, checkErr
 	}
-	return err == nil && !revoked, nil
+	return settleEnd(func() (int, error) {
+		switch _, err := set.Result(); {
+		case errors.Is(err, redis.Nil):
+			return 0, nil
+		case err != nil:
+			return 0, err
+		}
+		return 1, nil
+	}, err, revoked)
 }
 
 // revoke records that sessions under the sid or subject that began up to at

@@ -211,14 +211,14 @@ func (c *RevocableCookieStore) End(ctx context.Context, token string) (Session, 
 	}
 	first, err := c.list.endHandle(ctx, handle, s, s.Expiry.Sub(c.clock()))
 	switch {
-	case errors.Is(err, ErrNotConfirmed):
-		return s, err // recorded on the primary: see RedisStore.End
-	case err != nil:
+	case err != nil && !(first && errors.Is(err, ErrNotConfirmed)):
 		return Session{}, err
 	case !first:
 		return Session{}, ErrNoSession
 	case lapsed != nil:
-		return Session{}, lapsed
+		return Session{}, lapsed // over by itself; the record only keeps copies out
+	case err != nil:
+		return s, err // recorded on the primary, not confirmed: see RedisStore.End
 	}
 	return s, nil
 }
