@@ -97,7 +97,9 @@ func (l *RevocationList) endHandle(ctx context.Context, handle []byte, s Session
 			end = endHandleScript.Run(ctx, c.(redis.Scripter), keys, args...)
 		}
 	})
-	return settleEnd(end.Int, err, false)
+	// The reply is read only once the write returned: a write cut off by
+	// its deadline may still be filling it in.
+	return settleEnd(func() (int, error) { return end.Int() }, err, false)
 }
 
 // settleEnd reads the reply of an ending write: whether this call ended the
