@@ -48,17 +48,18 @@ type backstopHost interface {
 }
 
 func (r *RedisStore) backstopQueue(p *Provider, timeout time.Duration) *durableQueue {
-	return newDurableQueue(r.rdb, r.KeyPrefix, p, r.durability(), timeout)
+	return newDurableQueue(r.rdb, r.calls, r.KeyPrefix, p, r.durability(), timeout)
 }
 
 func (c *RevocableCookieStore) backstopQueue(p *Provider, timeout time.Duration) *durableQueue {
-	return newDurableQueue(c.list.rdb, c.list.KeyPrefix, p, c.list.durability(), timeout)
+	return newDurableQueue(c.list.rdb, c.list.calls, c.list.KeyPrefix, p, c.list.durability(), timeout)
 }
 
 // durableQueue is the backstop's queue in Redis, and this instance's poller
 // of it.
 type durableQueue struct {
 	rdb     redis.UniversalClient
+	calls   redisCalls
 	key     string
 	dur     durability
 	timeout time.Duration // bounds each Redis call
@@ -93,9 +94,9 @@ const ownSlack = time.Second
 // newDurableQueue keeps the jobs of one provider client under prefix: apps
 // that share a Redis and a prefix but not their client never run each
 // other's jobs with the wrong credentials.
-func newDurableQueue(rdb redis.UniversalClient, prefix string, p *Provider, dur durability, timeout time.Duration) *durableQueue {
+func newDurableQueue(rdb redis.UniversalClient, calls redisCalls, prefix string, p *Provider, dur durability, timeout time.Duration) *durableQueue {
 	return &durableQueue{
-		rdb: rdb, key: prefix + "{backstop:" + hashKey(p.issuer+"\x00"+p.clientID) + "}",
+		rdb: rdb, calls: calls, key: prefix + "{backstop:" + hashKey(p.issuer+"\x00"+p.clientID) + "}",
 		dur: dur, timeout: timeout,
 		wake: make(chan struct{}, 1), halted: make(chan struct{}), polling: make(chan struct{}),
 		own: map[string]time.Time{}, claimed: map[string]time.Time{},
@@ -120,16 +121,16 @@ func (q *durableQueue) add(ctx context.Context, jobs []backstopJob) error {
 		}
 		args = append(args, j.delay.Milliseconds(), string(m))
 	}
-	var cmd *redis.Cmd
-	err := q.dur.write(ctx, q.rdb, q.key, func(c redis.Cmdable) {
-		if p, ok := c.(redis.Pipeliner); ok {
-			cmd = scheduleScript.Eval(ctx, p, []string{q.key}, args...) // a pipeline cannot fall back on NOSCRIPT
-		} else {
-			cmd = scheduleScript.Run(ctx, c.(redis.Scripter), []string{q.key}, args...)
-		}
-	})
-	if err == nil {
-		err = cmd.Err()
+	// By the script's SHA-1, and by its text once when Redis does not hold
+	// it yet; by its text always in a WAIT pipeline, where a second try
+	// would wait for the replicas a second time.
+	keys := []string{q.key}
+	err := redisNoScript
+	if q.dur.replicas <= 0 {
+		err = q.dur.write(ctx, q.calls, q.rdb, q.key, evalShaCmd(ctx, scheduleSHA, keys, args...))
+	}
+	if errors.Is(err, redisNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT") {
+		err = q.dur.write(ctx, q.calls, q.rdb, q.key, evalCmd(ctx, scheduleSrc, keys, args...))
 	}
 	if err != nil && !errors.Is(err, ErrNotConfirmed) {
 		return fmt.Errorf("logout: redis backstop: %w", err)
@@ -265,7 +266,7 @@ func (q *durableQueue) claimAndRun() time.Duration {
 // claim runs claimScript.
 func (q *durableQueue) claim(ctx context.Context, limit int) ([]string, error) {
 	claimFor := q.b.attemptBound() + q.timeout + time.Second
-	res, err := within(ctx, func() ([]any, error) {
+	res, err := within(ctx, q.calls, func() ([]any, error) {
 		return claimScript.Run(ctx, q.rdb, []string{q.key}, claimFor.Milliseconds(), limit).Slice()
 	})
 	if err != nil {
@@ -326,7 +327,7 @@ func (q *durableQueue) finish(member string, after time.Duration, next string) b
 	if after >= 0 {
 		ms = after.Milliseconds()
 	}
-	n, err := within(ctx, func() (int64, error) {
+	n, err := within(ctx, q.calls, func() (int64, error) {
 		return finishScript.Run(ctx, q.rdb, []string{q.key}, member, ms, next).Int64()
 	})
 	if err != nil {
@@ -371,7 +372,7 @@ func (q *durableQueue) stop() {
 // oldest due job has been due, in one command; the jobs this instance runs
 // count from when it claimed them.
 func (q *durableQueue) stats(ctx context.Context) (int, time.Duration, error) {
-	res, err := within(ctx, func() ([]int64, error) { return statsScript.Run(ctx, q.rdb, []string{q.key}).Int64Slice() })
+	res, err := within(ctx, q.calls, func() ([]int64, error) { return statsScript.Run(ctx, q.rdb, []string{q.key}).Int64Slice() })
 	if err != nil {
 		return 0, 0, fmt.Errorf("logout: redis backstop: %w", err)
 	}

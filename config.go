@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime"
 	"slices"
 	"strings"
@@ -325,6 +326,11 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 			return nil, err
 		}
 		h.allowed = append(h.allowed, a)
+	}
+	// Every logout escapes one of these into the end-session URL: once here.
+	h.escaped = make(map[string]string, len(h.allowed))
+	for _, a := range h.allowed {
+		h.escaped[a] = url.QueryEscape(a)
 	}
 
 	if h.jar, err = newCookieJar(cfg.Cookie); err != nil {

@@ -55,6 +55,9 @@ func newCookieJar(c CookieConfig) (cookieJar, error) {
 			return j, fmt.Errorf("logout: Config.Cookie: %w", err)
 		}
 	}
+	// The lines every logout sends are the same each time: written once.
+	j.expireLine = expired(j.cookie(j.name, "")).String()
+	j.signedOutLine = j.signedOutCookie().String()
 	return j, nil
 }
 
@@ -88,6 +91,9 @@ type cookieJar struct {
 	sameSite    http.SameSite
 	secure      bool
 	partitioned bool
+
+	expireLine    string // the Set-Cookie line that expires the session cookie
+	signedOutLine string // the one that sets the signed-out signal
 }
 
 func (j cookieJar) cookie(name, value string) *http.Cookie {
@@ -198,7 +204,7 @@ func (j cookieJar) write(w http.ResponseWriter, old carriedCookie, token string,
 
 // expire removes the session cookie and every chunk the request carried.
 func (j cookieJar) expire(w http.ResponseWriter, old carriedCookie) {
-	http.SetCookie(w, expired(j.cookie(j.name, "")))
+	w.Header().Add("Set-Cookie", j.expireLine)
 	j.expireChunks(w, old, 1)
 }
 
@@ -240,7 +246,7 @@ func (j cookieJar) reauthMarked(r *http.Request) bool {
 func (j cookieJar) signedOutName() string { return j.name + "-signed-out" }
 
 func (j cookieJar) markSignedOut(w http.ResponseWriter) {
-	http.SetCookie(w, j.signedOutCookie())
+	w.Header().Add("Set-Cookie", j.signedOutLine)
 }
 
 // clearSignedOut takes the signal back, as a sign-in within its minute

@@ -14,7 +14,9 @@ import (
 // The usual wiring: sessions in Redis shared by every instance, logout
 // mounted at /logout. A "Sign out" button is a form that POSTs there.
 func ExampleNew() {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	// ContextTimeoutEnabled lets the store's calls go to go-redis directly:
+	// go-redis then holds them to StoreTimeout itself.
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
 	h, err := logout.New(context.Background(), logout.Config{
 		Store:                 logout.NewRedisStore(rdb),
 		Issuer:                os.Getenv("SCALEKIT_ENVIRONMENT_URL"), // https://acme.scalekit.dev

@@ -27,6 +27,7 @@ type Handler struct {
 	clientID       string // sent only without an ID token; "" when not allowed
 	postLogout     string
 	allowed        []string
+	escaped        map[string]string // each allowed URI, query-escaped
 	jar            cookieJar
 	clear          []*http.Cookie
 	idTokenCookie  string
@@ -114,8 +115,8 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 		sctx, call := h.tel.store(ctx, storeEnd)
 		ended, storeErr = h.store.End(sctx, token)
 		call.end(storeErr)
-		var lapsed *lapsedError
-		if errors.As(storeErr, &lapsed) {
+		lapsed := asLapsed(storeErr)
+		if lapsed != nil {
 			// Over for the app, but its ID token still helps the provider,
 			// and its user is still the one to sign out everywhere.
 			h.reportLapsed(ctx, lapsed)
@@ -189,8 +190,10 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 			return
 		}
 	} else if acknowledged {
-		h.log.LogAttrs(r.Context(), slog.LevelInfo, "logout",
-			slog.String("sub", ended.Subject), slog.String("session", fingerprint(token)))
+		if h.log.Enabled(r.Context(), slog.LevelInfo) { // the fingerprint costs a hash
+			h.log.LogAttrs(r.Context(), slog.LevelInfo, "logout",
+				slog.String("sub", ended.Subject), slog.String("session", fingerprint(token)))
+		}
 		if h.onLogout != nil {
 			h.onLogout(r, ended)
 		}
@@ -339,7 +342,11 @@ func (h *Handler) EndSessionURL(idTokenHint, postLogoutRedirectURI, state string
 			sep = '&'
 			b.WriteString(k)
 			b.WriteByte('=')
-			b.WriteString(url.QueryEscape(v))
+			if e, ok := h.escaped[v]; ok {
+				b.WriteString(e)
+			} else {
+				b.WriteString(url.QueryEscape(v))
+			}
 		}
 		if h.endSessionBase != "" {
 			b.WriteByte('?')

@@ -252,6 +252,8 @@ type slowProxy struct {
 	slow    atomic.Bool
 	delay   time.Duration
 	wg      sync.WaitGroup
+	mu      sync.Mutex
+	conns   []net.Conn
 }
 
 func startSlowProxy(t *testing.T, backend string, delay time.Duration) *slowProxy {
@@ -273,12 +275,26 @@ func startSlowProxy(t *testing.T, backend string, delay time.Duration) *slowProx
 				c.Close()
 				continue
 			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, b)
+			p.mu.Unlock()
 			p.wg.Add(2)
 			go p.pipe(c, b)
 			go p.pipe(b, c)
 		}
 	}()
-	t.Cleanup(func() { l.Close(); p.wg.Wait() })
+	// A client may leave connections open after it is closed (go-redis
+	// does, after a context deadline cut a read short): close them here so
+	// the pipes end.
+	t.Cleanup(func() {
+		l.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
 	return p
 }
 

@@ -19,35 +19,34 @@ type durability struct {
 	timeout  time.Duration
 }
 
-// write runs add's commands and returns the first error other than a nil
-// reply; the caller reads each command's own result. With replicas set, it
-// pipelines a WAIT after them, to the primary that owns key (on Cluster, the
+// write sends cmd and returns its error, or the error of the call, other
+// than a nil reply; the caller reads cmd itself. With replicas set, it
+// pipelines a WAIT after it, to the primary that owns key (on Cluster, the
 // node of key's slot: WAIT has no key to route by), and fails unless enough
 // replicas confirm within the timeout. Still one round trip.
-func (d durability) write(ctx context.Context, rdb redis.UniversalClient, key string, add func(redis.Cmdable)) error {
+func (d durability) write(ctx context.Context, c redisCalls, rdb redis.UniversalClient, key string, cmd redis.Cmder) error {
 	if d.replicas <= 0 {
-		_, err := within(ctx, func() (struct{}, error) {
-			add(rdb)
-			return struct{}{}, nil
-		})
-		return err
+		if err := c.process(ctx, rdb, cmd); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		return nil
 	}
-	pipelined := rdb.Pipelined
 	if _, ok := rdb.(*redis.Ring); ok {
 		return errors.New("WaitReplicas is not supported on a redis.Ring")
 	}
-	if cc, ok := rdb.(*redis.ClusterClient); ok {
-		node, err := cc.MasterForKey(ctx, key)
-		if err != nil {
-			return err
-		}
-		pipelined = node.Pipelined
-	}
 	timeout := cmp.Or(d.timeout, 500*time.Millisecond)
 	var wait *redis.Cmd
-	_, err := within(ctx, func() ([]redis.Cmder, error) {
+	_, err := within(ctx, c, func() ([]redis.Cmder, error) {
+		pipelined := rdb.Pipelined
+		if cc, ok := rdb.(*redis.ClusterClient); ok {
+			node, err := cc.MasterForKey(ctx, key)
+			if err != nil {
+				return nil, err
+			}
+			pipelined = node.Pipelined
+		}
 		return pipelined(ctx, func(p redis.Pipeliner) error {
-			add(p)
+			p.Process(ctx, cmd)
 			wait = p.Do(ctx, "wait", d.replicas, timeout.Milliseconds())
 			return nil
 		})

@@ -14,6 +14,7 @@ var (
 	realRedis         = testenv.RealRedis
 	startRedisServer  = testenv.StartRedisServer
 	redisCluster      = testenv.RedisCluster
+	redisClusterNodes = testenv.RedisClusterNodes
 	newCommandCounter = testenv.NewCommandCounter
 	total             = testenv.Total
 	keyPrefix         = testenv.KeyPrefix

@@ -5,6 +5,7 @@
 package logout
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
@@ -214,7 +215,12 @@ return 1
 // 3 the session's handle as the other-devices record names it.
 // Reply: 1 ended by this call; 0 ended before (its handle recorded, or a
 // revocation covers it).
-var endHandleScript = redis.NewScript(`
+var (
+	endHandleScript = redis.NewScript(endHandleSrc)
+	endHandleSHA    = shaOf(endHandleScript)
+)
+
+const endHandleSrc = `
 local issued = tonumber(ARGV[2])
 local others = redis.call('GET', KEYS[2])
 if others then
@@ -233,7 +239,7 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
   return 1
 end
 return 0
-`)
+`
 
 // refreshedScript records a cookie session's refresh, unless another refresh
 // recorded its own first, with the newest cookie value for the holders of
@@ -266,6 +272,35 @@ end
 return 0
 `
 
+// evalCmd is the EVAL of script on keys with args, built to be sent by
+// redisCalls.process or in a durability write: what go-redis's Eval sends.
+func evalCmd(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return scriptCmd(ctx, "eval", script, keys, args...)
+}
+
+// evalShaCmd is evalCmd by the script's SHA-1, boxed once by the caller
+// (see shaOf): the caller sends evalCmd instead when Redis answers
+// NOSCRIPT.
+func evalShaCmd(ctx context.Context, sha any, keys []string, args ...any) *redis.Cmd {
+	return scriptCmd(ctx, "evalsha", sha, keys, args...)
+}
+
+// shaOf is a script's SHA-1 as EVALSHA takes it, boxed once.
+func shaOf(s *redis.Script) any { return s.Hash() }
+
+func scriptCmd(ctx context.Context, verb, script any, keys []string, args ...any) *redis.Cmd {
+	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
+	cmdArgs = append(cmdArgs, verb, script, len(keys))
+	for _, k := range keys {
+		cmdArgs = append(cmdArgs, k)
+	}
+	cmd := redis.NewCmd(ctx, append(cmdArgs, args...)...)
+	if len(keys) > 0 {
+		cmd.SetFirstKeyPos(3)
+	}
+	return cmd
+}
+
 // The scripts of the backstop's queue in Redis (backstop_redis.go): one
 // sorted set of jobs, each scored with the time it falls due in Unix
 // milliseconds of the server's own clock (TIME), which every instance
@@ -282,12 +317,17 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 // KEYS: 1 the queue.
 // ARGV: pairs of a delay in ms and a job.
 // Reply: the server's time in Unix ms.
-var scheduleScript = redis.NewScript(redisNow + `
+var (
+	scheduleScript = redis.NewScript(scheduleSrc)
+	scheduleSHA    = shaOf(scheduleScript)
+)
+
+const scheduleSrc = redisNow + `
 for i = 1, #ARGV, 2 do
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[i]), ARGV[i + 1])
 end
 return now
-`)
+`
 
 // claimScript claims due jobs: it moves each to a score past the longest an
 // attempt may take, so that no other instance claims it meanwhile, and so

@@ -132,8 +132,7 @@ func (h *Handler) Middleware(next http.Handler) http.Handler {
 					}
 				}
 			}
-			var lapsed *lapsedError
-			if errors.As(l.err, &lapsed) {
+			if lapsed := asLapsed(l.err); lapsed != nil {
 				// Seen ending: report it once, and take the cookie away so
 				// the next requests do not bring it again.
 				h.reportLapsed(ctx, lapsed)

@@ -5,6 +5,9 @@ package logout
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"time"
 )
 
@@ -110,6 +113,19 @@ type lapsedError struct {
 func (e *lapsedError) Error() string        { return ErrNoSession.Error() }
 func (e *lapsedError) Is(target error) bool { return target == ErrNoSession }
 
+// asLapsed returns the lapsedError in err's chain, if any. A nil err, every
+// request's, costs nothing: errors.As makes its target escape.
+func asLapsed(err error) *lapsedError {
+	if err == nil {
+		return nil
+	}
+	var lapsed *lapsedError
+	if errors.As(err, &lapsed) {
+		return lapsed
+	}
+	return nil
+}
+
 // handleNamer is a store that can name a token's session as ListSessions
 // does.
 type handleNamer interface {
@@ -119,7 +135,11 @@ type handleNamer interface {
 // cookieHandle names a sealed session by a hash of its random handle, which
 // opens nothing.
 func cookieHandle(handle []byte) string {
-	return hashKey("handle\x00" + string(handle))
+	var buf [len("handle\x00") + handleLen]byte // on the stack
+	sum := sha256.Sum256(append(append(buf[:0], "handle\x00"...), handle...))
+	var h [32]byte
+	hex.Encode(h[:], sum[:16])
+	return string(h[:])
 }
 
 // reportLapsed reports a session a store found expired or idle.

@@ -457,8 +457,9 @@ func (c *sealer) openAt(token string, idle time.Duration) (Session, []byte, erro
 			return Session{}, nil, ErrNoSession
 		}
 		// A lapsed session's handle comes back with its error, for End to
-		// check what the server side knows of it.
-		handle := plain[:handleLen]
+		// check what the server side knows of it. Capped: the strings of s
+		// live in the rest.
+		handle := plain[:handleLen:handleLen]
 		now := c.clock()
 		if !s.Expiry.After(now) {
 			return Session{}, handle, &lapsedError{reason: EndExpired, s: s, handle: cookieHandle(handle)}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -41,10 +42,28 @@ import (
 // keys of one user share a Redis Cluster hash tag.
 //
 // It needs Redis 6.2 or later (GETDEL) and works with a single node, Sentinel
-// and Cluster alike. Create the client with ContextTimeoutEnabled set, so
-// that the contexts the store is given bound its network I/O; without it
-// go-redis waits for its own ReadTimeout. (The store returns at the context's
-// deadline either way.)
+// and Cluster alike. Create the client with ContextTimeoutEnabled set.
+//
+// Every call returns by its context's deadline (the Handler's StoreTimeout),
+// whatever the client, in one of two ways chosen once, in NewRedisStore,
+// from the client's type and options:
+//
+//   - Directly, on the caller's goroutine, for a *redis.Client (Sentinel's
+//     failover client is one), a *redis.Ring or a *redis.ClusterClient whose
+//     options set ContextTimeoutEnabled: go-redis then stops the call at the
+//     deadline itself. This path adds nothing to go-redis's own cost.
+//   - In a goroutine of its own per call, which the store stops waiting for
+//     at the deadline while the call finishes in the background, for any
+//     other client: one without ContextTimeoutEnabled, one that turns socket
+//     deadlines off (a ReadTimeout or WriteTimeout of -2), a type of the
+//     app's own that wraps a client. That costs four allocations per call
+//     and, where the call wakes a second thread, several microseconds of
+//     CPU: 8 to 12 µs per request in the bench's run (docs/bench.md).
+//
+// A ClusterClient with ContextTimeoutEnabled starts on the second path and
+// takes the first once one of its calls has been answered in time: go-redis
+// loads the cluster's command table on its first command under a 5-second
+// bound of its own, which no context shortens.
 //
 // Redis replicates asynchronously: a session ended on a primary that dies
 // before its replicas hear of it comes back when a replica is promoted. Set
@@ -55,8 +74,10 @@ import (
 // concurrent use.
 type RedisStore struct {
 	rdb     redis.UniversalClient
+	calls   redisCalls
 	cluster bool
 	idle    time.Duration    // the Handler's idle timeout, once bound
+	idleMs  any              // idle in milliseconds, boxed once for GETEX
 	format  byte             // the format to write; 0 means the latest
 	now     func() time.Time // nil means time.Now
 
@@ -75,7 +96,7 @@ type RedisStore struct {
 
 // NewRedisStore returns a store on rdb. It does no I/O and never closes rdb.
 func NewRedisStore(rdb redis.UniversalClient) *RedisStore {
-	return &RedisStore{rdb: rdb, cluster: sharded(rdb), KeyPrefix: "logout:"}
+	return &RedisStore{rdb: rdb, calls: newRedisCalls(rdb), cluster: sharded(rdb), KeyPrefix: "logout:"}
 }
 
 // sharded reports whether keys of different hash tags may live on different
@@ -99,13 +120,17 @@ const (
 )
 
 // redisRef is what a token names: the session's keys and its encryption key.
+// The strings share one allocation.
 type redisRef struct {
 	session string // PREFIX{usertag}:s:HASH(id)
-	index   string // PREFIX{usertag}:u, a hash of field HASH(id) -> index entry
+	base    int    // the length of PREFIX{usertag}
 	tag     string // the user tag, hex
-	field   string
-	key     []byte
+	field   string // HASH(id), hex
+	key     [keyLen]byte
 }
+
+// index is the user's index: a hash from each session's field to its entry.
+func (ref redisRef) index() string { return ref.session[:ref.base] + ":u" }
 
 // Save stores a new session under a fresh random ID.
 func (r *RedisStore) Save(ctx context.Context, s Session) (string, error) {
@@ -123,19 +148,19 @@ func (r *RedisStore) Save(ctx context.Context, s Session) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	keys := []string{ref.session, ref.index}
+	keys := []string{ref.session, ref.index()}
 	args := []any{blob, ttl.Milliseconds(), ref.field, indexEntry(s), unixMilli(r.clock()), strings.TrimSuffix(ref.session, ref.field), life.Milliseconds()}
 	if s.SessionID == "" {
-		_, err = within(ctx, func() (any, error) { return saveScript.Run(ctx, r.rdb, keys, args...).Result() })
+		_, err = within(ctx, r.calls, func() (any, error) { return saveScript.Run(ctx, r.rdb, keys, args...).Result() })
 	} else if ptr := r.sidPointer(s.Issuer, s.SessionID); !r.cluster {
-		_, err = within(ctx, func() (any, error) {
+		_, err = within(ctx, r.calls, func() (any, error) {
 			return saveScript.Run(ctx, r.rdb, append(keys, ptr), append(args, ref.tag)...).Result()
 		})
 	} else {
 		// The pointer from sid to user lives in the sid's own slot, so on
 		// Cluster it is a second command, sent in the same pipeline.
 		// EVAL rather than EVALSHA: a pipeline cannot fall back on NOSCRIPT.
-		_, err = within(ctx, func() ([]redis.Cmder, error) {
+		_, err = within(ctx, r.calls, func() ([]redis.Cmder, error) {
 			return r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				saveScript.Eval(ctx, p, keys, args...)
 				p.Eval(ctx, pointerScript, []string{ptr}, ref.tag, life.Milliseconds())
@@ -155,14 +180,15 @@ func (r *RedisStore) Load(ctx context.Context, token string) (Session, error) {
 	if !ok {
 		return Session{}, ErrNoSession
 	}
-	blob, err := within(ctx, func() ([]byte, error) { return r.rdb.Get(ctx, ref.session).Bytes() })
+	get := redis.NewStringCmd(ctx, "get", ref.session)
+	err := r.calls.process(ctx, r.rdb, get)
 	if errors.Is(err, redis.Nil) {
 		return Session{}, ErrNoSession
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("logout: redis load: %w", err)
 	}
-	s, err := r.open(ref, blob)
+	s, err := r.openReply(ref, get)
 	if err != nil {
 		return Session{}, r.dropLapsed(ctx, ref, err)
 	}
@@ -184,14 +210,19 @@ func (r *RedisStore) Renew(ctx context.Context, token string, idle time.Duration
 	if !ok {
 		return Session{}, "", ErrNoSession
 	}
-	blob, err := within(ctx, func() ([]byte, error) { return r.rdb.GetEx(ctx, ref.session, idle).Bytes() })
+	var px any = r.idleMs
+	if idle != r.idle || px == nil {
+		px = idle.Milliseconds()
+	}
+	getex := redis.NewStringCmd(ctx, "getex", ref.session, "px", px)
+	err := r.calls.process(ctx, r.rdb, getex)
 	if errors.Is(err, redis.Nil) {
 		return Session{}, "", ErrNoSession
 	}
 	if err != nil {
 		return Session{}, "", fmt.Errorf("logout: redis renew: %w", err)
 	}
-	s, err := r.open(ref, blob)
+	s, err := r.openReply(ref, getex)
 	if err != nil {
 		return Session{}, "", r.dropLapsed(ctx, ref, err)
 	}
@@ -209,8 +240,8 @@ func (r *RedisStore) dropLapsed(ctx context.Context, ref redisRef, err error) er
 	if !errors.As(err, &lapsed) {
 		return err
 	}
-	n, delErr := within(ctx, func() (int64, error) { return r.rdb.Del(ctx, ref.session).Result() })
-	if delErr != nil || n == 0 {
+	del := redis.NewIntCmd(ctx, "del", ref.session)
+	if r.calls.process(ctx, r.rdb, del) != nil || del.Val() == 0 {
 		return ErrNoSession
 	}
 	return err
@@ -244,18 +275,18 @@ func (r *RedisStore) update(ctx context.Context, ref redisRef, token, version st
 	if err != nil {
 		return "", err
 	}
-	keys := []string{ref.session, ref.index}
+	keys := []string{ref.session, ref.index()}
 	args := []any{blob, ttl.Milliseconds(), ref.field, indexEntry(s), life.Milliseconds(), version}
 	var n int
 	if s.SessionID == "" {
-		n, err = within(ctx, func() (int, error) { return updateScript.Run(ctx, r.rdb, keys, args...).Int() })
+		n, err = within(ctx, r.calls, func() (int, error) { return updateScript.Run(ctx, r.rdb, keys, args...).Int() })
 	} else if ptr := r.sidPointer(s.Issuer, s.SessionID); !r.cluster {
-		n, err = within(ctx, func() (int, error) {
+		n, err = within(ctx, r.calls, func() (int, error) {
 			return updateScript.Run(ctx, r.rdb, append(keys, ptr), append(args, ref.tag)...).Int()
 		})
 	} else {
 		var update *redis.Cmd
-		_, err = within(ctx, func() ([]redis.Cmder, error) {
+		_, err = within(ctx, r.calls, func() ([]redis.Cmder, error) {
 			return r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				update = updateScript.Eval(ctx, p, keys, args...)
 				p.Eval(ctx, pointerScript, []string{ptr}, ref.tag, life.Milliseconds())
@@ -296,36 +327,32 @@ func (r *RedisStore) End(ctx context.Context, token string) (Session, error) {
 	if !ok {
 		return Session{}, ErrNoSession
 	}
-	var get *redis.StringCmd
-	err := r.durability().write(ctx, r.rdb, ref.session, func(c redis.Cmdable) {
-		get = c.GetDel(ctx, ref.session)
-	})
+	get := redis.NewStringCmd(ctx, "getdel", ref.session)
+	err := r.durability().write(ctx, r.calls, r.rdb, ref.session, get)
 	if errors.Is(err, ErrNotConfirmed) {
-		s, _ := r.openBlob(ref, get)
+		s, _ := r.openReply(ref, get)
 		return s, fmt.Errorf("logout: redis end: %w", err)
-	}
-	if err != nil {
-		return Session{}, fmt.Errorf("logout: redis end: %w", err)
-	}
-	blob, err := get.Bytes()
-	if errors.Is(err, redis.Nil) {
-		return Session{}, ErrNoSession
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("logout: redis end: %w", err)
 	}
 	// The session is gone whatever the blob holds; a blob that does not open
 	// yields nothing to the caller.
-	return r.open(ref, blob)
+	return r.openReply(ref, get)
 }
 
-// openBlob opens what a command read, if it read anything.
-func (r *RedisStore) openBlob(ref redisRef, get *redis.StringCmd) (Session, error) {
-	blob, err := get.Bytes()
-	if err != nil {
-		return Session{}, err
+// openReply opens what a command read: ErrNoSession when it read nothing.
+// The reply is opened where go-redis read it, without a copy: Open only
+// reads its ciphertext, and writes the plaintext to memory of its own.
+func (r *RedisStore) openReply(ref redisRef, get *redis.StringCmd) (Session, error) {
+	switch err := get.Err(); {
+	case errors.Is(err, redis.Nil):
+		return Session{}, ErrNoSession
+	case err != nil:
+		return Session{}, fmt.Errorf("logout: redis end: %w", err)
 	}
-	return r.open(ref, blob)
+	blob := get.Val()
+	return r.open(ref, unsafe.Slice(unsafe.StringData(blob), len(blob)))
 }
 
 // EndSubject ends every session of the user that began before the given
@@ -354,7 +381,7 @@ func (r *RedisStore) endSIDHandles(ctx context.Context, issuer, sid string) ([]s
 	if sid == "" {
 		return nil, errors.New("logout: EndSID needs a sid")
 	}
-	tag, err := within(ctx, func() (string, error) { return r.rdb.Get(ctx, r.sidPointer(issuer, sid)).Result() })
+	tag, err := within(ctx, r.calls, func() (string, error) { return r.rdb.Get(ctx, r.sidPointer(issuer, sid)).Result() })
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -372,10 +399,8 @@ func (r *RedisStore) endSIDHandles(ctx context.Context, issuer, sid string) ([]s
 // returns their handles.
 func (r *RedisStore) endIndexed(ctx context.Context, tag, sid string, beforeMs int64, keep string) ([]string, error) {
 	base := r.KeyPrefix + "{" + tag + "}"
-	var end *redis.Cmd
-	err := r.durability().write(ctx, r.rdb, base+":u", func(c redis.Cmdable) {
-		end = c.Eval(ctx, endIndexedScript, []string{base + ":u"}, base+":s:", sid, beforeMs, keep)
-	})
+	end := evalCmd(ctx, endIndexedScript, []string{base + ":u"}, base+":s:", sid, beforeMs, keep)
+	err := r.durability().write(ctx, r.calls, r.rdb, base+":u", end)
 	if err == nil {
 		var ended []string
 		if ended, err = end.StringSlice(); err == nil {
@@ -402,6 +427,7 @@ func (r *RedisStore) ttls(s Session) (ttl, life time.Duration, err error) {
 func (r *RedisStore) bind(b binding) SessionStore {
 	cp := *r
 	cp.idle = b.idle
+	cp.idleMs = b.idle.Milliseconds()
 	cp.format = b.format
 	return &cp
 }
@@ -416,11 +442,11 @@ func (r *RedisStore) durability() durability {
 }
 
 func (r *RedisStore) seen(ctx context.Context, key string) (bool, error) {
-	return seenKey(ctx, r.rdb, r.KeyPrefix+"once:"+hashKey(key))
+	return seenKey(ctx, r.rdb, r.calls, r.KeyPrefix+"once:"+hashKey(key))
 }
 
 func (r *RedisStore) remember(ctx context.Context, key string, ttl time.Duration) error {
-	return rememberKey(ctx, r.rdb, r.KeyPrefix+"once:"+hashKey(key), ttl)
+	return rememberKey(ctx, r.rdb, r.calls, r.KeyPrefix+"once:"+hashKey(key), ttl)
 }
 
 // parse checks a token's shape and derives the keys it names. Nothing in a
@@ -430,11 +456,14 @@ func (r *RedisStore) parse(token string) (redisRef, bool) {
 	if len(token) != redisToken {
 		return redisRef{}, false
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(raw) != rawToken {
+	// Decoded on the stack: a request's token costs no allocation here.
+	var src [redisToken]byte
+	var raw [rawToken]byte
+	copy(src[:], token)
+	if n, err := base64.RawURLEncoding.Decode(raw[:], src[:]); err != nil || n != rawToken {
 		return redisRef{}, false
 	}
-	return r.ref(raw), true
+	return r.ref(raw[:]), true
 }
 
 func (r *RedisStore) ref(raw []byte) redisRef {
@@ -442,16 +471,28 @@ func (r *RedisStore) ref(raw []byte) redisRef {
 	// bit changed names a key that does not exist: tampering can neither
 	// read nor delete a session.
 	idHash := sha256.Sum256(raw[:idLen+keyLen])
-	field := hex.EncodeToString(idHash[:16])
-	tag := hex.EncodeToString(raw[idLen+keyLen:])
-	base := r.KeyPrefix + "{" + tag + "}"
-	return redisRef{
-		session: base + ":s:" + field,
-		index:   base + ":u",
-		tag:     tag,
-		field:   field,
-		key:     raw[idLen : idLen+keyLen],
+	var tag [2 * tagLen]byte
+	var field [32]byte
+	hex.Encode(tag[:], raw[idLen+keyLen:])
+	hex.Encode(field[:], idHash[:16])
+	var b strings.Builder
+	b.Grow(len(r.KeyPrefix) + len("{}:s:") + len(tag) + len(field))
+	b.WriteString(r.KeyPrefix)
+	b.WriteByte('{')
+	b.Write(tag[:])
+	b.WriteByte('}')
+	base := b.Len()
+	b.WriteString(":s:")
+	b.Write(field[:])
+	session := b.String()
+	ref := redisRef{
+		session: session,
+		base:    base,
+		tag:     session[len(r.KeyPrefix)+1 : base-1],
+		field:   session[len(session)-len(field):],
 	}
+	copy(ref.key[:], raw[idLen:idLen+keyLen])
+	return ref
 }
 
 func (r *RedisStore) sidPointer(issuer, sid string) string {
@@ -466,7 +507,7 @@ func sidTag(issuer, sid string) string {
 }
 
 func (r *RedisStore) open(ref redisRef, blob []byte) (Session, error) {
-	aead, err := newAEAD(ref.key)
+	aead, err := newAEAD(ref.key[:])
 	if err != nil {
 		return Session{}, err
 	}
@@ -492,7 +533,7 @@ func (r *RedisStore) clock() time.Time {
 }
 
 func (r *RedisStore) seal(ref redisRef, s Session) ([]byte, error) {
-	aead, err := newAEAD(ref.key)
+	aead, err := newAEAD(ref.key[:])
 	if err != nil {
 		return nil, err
 	}

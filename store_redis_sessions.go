@@ -25,7 +25,7 @@ func (r *RedisStore) ListSessions(ctx context.Context, issuer, subject, cursor s
 	if _, err := hex.DecodeString(cursor); err != nil || len(cursor) > 32 {
 		return nil, "", errors.New("logout: ListSessions: malformed cursor")
 	}
-	res, err := within(ctx, func() ([]any, error) {
+	res, err := within(ctx, r.calls, func() ([]any, error) {
 		return r.rdb.Eval(ctx, listScript, []string{base + ":u"}, base+":s:", cursor, MaxListPage).Slice()
 	})
 	if err != nil {
@@ -74,14 +74,8 @@ func (r *RedisStore) EndHandle(ctx context.Context, issuer, subject, handle stri
 		return false, nil
 	}
 	base := r.KeyPrefix + "{" + hex.EncodeToString(userTag(issuer, subject)) + "}"
-	var del *redis.IntCmd
-	err := r.durability().write(ctx, r.rdb, base+":u", func(c redis.Cmdable) {
-		del = c.Del(ctx, base+":s:"+handle)
-	})
-	if err == nil {
-		err = del.Err()
-	}
-	if err != nil {
+	del := redis.NewIntCmd(ctx, "del", base+":s:"+handle)
+	if err := r.durability().write(ctx, r.calls, r.rdb, base+":u", del); err != nil {
 		return false, fmt.Errorf("logout: redis end session: %w", err)
 	}
 	return del.Val() == 1, nil

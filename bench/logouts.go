@@ -102,15 +102,17 @@ func logoutTable(rdb *redis.Client) table {
 	check(err)
 	for _, s := range []struct {
 		name  string
+		role  role
 		store logout.SessionStore
 	}{
-		{"logout.RedisStore", logout.NewRedisStore(rdb)},
-		{"logout.CookieStore", cookieStore},
-		{"logout.RevocableCookieStore", revocable},
+		{"logout.RedisStore", ours, logout.NewRedisStore(rdb)},
+		{goroutinePath, reference, logout.NewRedisStore(redisClient(false))},
+		{"logout.CookieStore", ours, cookieStore},
+		{"logout.RevocableCookieStore", ours, revocable},
 	} {
 		h, err := logout.New(context.Background(), logout.Config{Store: s.store, EndSessionEndpoint: endSession, PostLogoutRedirectURI: postLogout, Logger: quiet})
 		check(err)
-		t.systems = append(t.systems, system{s.name, ours, h, func() []*http.Cookie {
+		t.systems = append(t.systems, system{s.name, s.role, h, func() []*http.Cookie {
 			n := users.Add(1)
 			return signIn(h, logout.Session{
 				Issuer: "https://acme.scalekit.dev", Subject: fmt.Sprintf("usr_%d", n), SessionID: fmt.Sprintf("ses_%d", n), Email: "ada@example.com",

@@ -10,9 +10,19 @@
 //     one GETDEL and a redirect.
 //
 // Then it shows that logout costs the same with a thousand or a million
-// sessions stored, and what ending all of a user's sessions costs.
+// sessions stored, and what ending all of a user's sessions costs, and sets
+// the handler-alone and load-run ratios against the package's targets.
 //
 //	cd bench && go run . -redis redis://127.0.0.1:6379/9
+//
+// It writes bench.md and the charts to a new temporary folder, which it
+// names at the end; -publish writes them into the checkout's docs folder
+// instead, for a full run. -rounds 0 skips the load runs, for a quick look
+// at the handler-alone figures.
+//
+// Every Redis client it makes sets ContextTimeoutEnabled, as the package
+// recommends, so the stores call it directly; one row of each table runs
+// RedisStore on a client without it, the other path.
 //
 // It FLUSHES the Redis database it is given (and the next one, for the scale
 // run): point it at spare ones. It is a module of its own so the peers never
@@ -53,11 +63,12 @@ func main() {
 	requests := flag.Int("requests", 10000, "requests per system in each load run")
 	conc := flag.Int("concurrency", 32, "concurrent clients in the load runs")
 	rounds := flag.Int("rounds", 7, "interleaved load rounds; the best is reported")
-	cpuRounds := flag.Int("cpu-rounds", 15, "interleaved rounds of the handler alone; the best is reported")
-	cpuRequests := flag.Int("cpu-requests", 2000, "requests per system in each round of the handler alone")
+	cpuRounds := flag.Int("cpu-rounds", 41, "interleaved rounds of the handler alone; the best is reported")
+	cpuRequests := flag.Int("cpu-requests", 500, "requests per system in each round of the handler alone")
 	scale := flag.Int("scale", 1_000_000, "sessions stored for the scale run (0 skips it)")
-	only := flag.String("only", "", "run one part: requests, logout or scale; the docs are written only by a full run")
-	out := flag.String("out", "../docs", "folder for bench.md, bench.svg and bench-requests.svg")
+	only := flag.String("only", "", "run one part: requests, logout or scale")
+	out := flag.String("out", "", "folder for bench.md, bench.svg and bench-requests.svg (default: a new temporary folder)")
+	publish := flag.Bool("publish", false, "write bench.md and the charts into the checkout's docs folder (a full run only)")
 	serveSpec := flag.String("serve", "", "serve one system (TABLE/INDEX) for a load run; used by the bench itself")
 	flag.Parse()
 	if *serveSpec != "" {
@@ -65,9 +76,10 @@ func main() {
 		return
 	}
 
+	dir := outputDir(*out, *publish, *only == "" && *rounds > 0 && *scale > 0)
 	opts, err := redis.ParseURL(*flagRedis)
 	check(err)
-	rdb := redis.NewClient(opts)
+	rdb := redisClient(true)
 	ctx := context.Background()
 	check(rdb.Ping(ctx).Err())
 	check(rdb.FlushDB(ctx).Err())
@@ -77,7 +89,12 @@ func main() {
 	loadStart := loadAverage()
 	var report strings.Builder
 	fmt.Fprintf(&report, "Go %s, %s/%s, %d CPUs, Redis %s at %s\n\n", runtime.Version()[2:], runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), redisVersion(rdb), opts.Addr)
-	fmt.Fprintf(&report, "Load runs: %d requests per system and round from %d concurrent clients over loopback HTTP, each system served by a process of its own; %d rounds, the systems interleaved. Others' work on the machine only ever slows a round down, so each system's figures come from its best round: req/s and latency from the round with the most req/s, the server's CPU time per request (user + system) from the round with the least. Handler alone: %d requests through the handler on one goroutine, no HTTP, in the bench's own process; its CPU time per request is the best of %d interleaved rounds, and allocations are counted there. Redis commands: counted with MONITOR over %d requests of each system. CPU time is the Go process's only: Redis's own is not in it.\n\n", *requests, *conc, *rounds, *cpuRequests, *cpuRounds, monitored)
+	if *rounds > 0 {
+		fmt.Fprintf(&report, "Load runs: %d requests per system and round from %d concurrent clients over loopback HTTP, each system served by a process of its own; %d rounds, the systems interleaved. Others' work on the machine only ever slows a round down, so each system's figures come from its best round: req/s and latency from the round with the most req/s, the server's CPU time per request (user + system) from the round with the least. Handler alone: %d requests through the handler on one goroutine, no HTTP, in the bench's own process; its CPU time per request is the best of %d interleaved rounds, and allocations are counted there. Redis commands: counted with MONITOR over %d requests of each system. CPU time is the Go process's only: Redis's own is not in it.\n\n", *requests, *conc, *rounds, *cpuRequests, *cpuRounds, monitored)
+	} else {
+		fmt.Fprintf(&report, "No load runs (-rounds 0). Handler alone: %d requests through the handler on one goroutine, no HTTP; its CPU time per request is the best of %d interleaved rounds, and allocations are counted there. Redis commands: counted with MONITOR over %d requests of each system.\n\n", *cpuRequests, *cpuRounds, monitored)
+	}
+	fmt.Fprintf(&report, "Every Redis client sets ContextTimeoutEnabled, so the stores call it directly, except the rows that say otherwise, where each store call runs in a goroutine of its own.\n\n")
 
 	var perRequest, logouts []result
 	if *only == "" || *only == "requests" {
@@ -94,15 +111,67 @@ func main() {
 	if (*only == "" || *only == "scale") && *scale > 0 {
 		scaleRun(&report, rdb, mon, *scale, *conc)
 	}
+	writeTargets(&report, perRequest, logouts)
 	fmt.Fprintf(&report, "Load average (1, 5, 15 minutes) at the start: %s; at the end: %s.\n", loadStart, loadAverage())
 	fmt.Print(report.String())
-	if *only == "" {
-		check(os.MkdirAll(*out, 0o755))
-		check(os.WriteFile(filepath.Join(*out, "bench.md"), []byte(report.String()), 0o644))
-		check(os.WriteFile(filepath.Join(*out, "bench-requests.svg"), chart("A signed-in page over loopback against one real Redis", perRequest), 0o644))
-		check(os.WriteFile(filepath.Join(*out, "bench.svg"), chart("Logout over loopback against one real Redis", logouts), 0o644))
+	check(os.WriteFile(filepath.Join(dir, "bench.md"), []byte(report.String()), 0o644))
+	if *rounds > 0 && perRequest != nil {
+		check(os.WriteFile(filepath.Join(dir, "bench-requests.svg"), chart("A signed-in page over loopback against one real Redis", perRequest), 0o644))
+	}
+	if *rounds > 0 && logouts != nil {
+		check(os.WriteFile(filepath.Join(dir, "bench.svg"), chart("Logout over loopback against one real Redis", logouts), 0o644))
 	}
 	check(rdb.FlushDB(ctx).Err())
+	log.Printf("wrote bench.md and the charts to %s", dir)
+}
+
+// outputDir is where the run writes its files: out, or the checkout's docs
+// folder with publish (a full run only, so that the docs always hold one),
+// or else a new temporary folder. Nothing is written into the checkout
+// unless asked.
+func outputDir(out string, publish, full bool) string {
+	switch {
+	case publish && out != "":
+		log.Fatal("-publish and -out: choose one")
+	case publish && !full:
+		log.Fatal("-publish needs a full run: no -only, -rounds above 0, -scale above 0")
+	case publish:
+		return docsDir()
+	case out != "":
+		check(os.MkdirAll(out, 0o755))
+		return out
+	}
+	dir, err := os.MkdirTemp("", "logout-bench-")
+	check(err)
+	return dir
+}
+
+// docsDir finds the docs folder of the checkout the bench runs in: beside
+// the go.mod of module github.com/endsession/logout, in the working
+// directory or above it.
+func docsDir() string {
+	dir, err := os.Getwd()
+	check(err)
+	for {
+		if mod, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.HasPrefix(string(mod), "module github.com/endsession/logout\n") {
+			return filepath.Join(dir, "docs")
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			log.Fatal("-publish: run the bench inside a checkout of github.com/endsession/logout")
+		}
+		dir = parent
+	}
+}
+
+// redisClient connects to the bench's Redis, with ContextTimeoutEnabled as
+// the package recommends (its stores then call it directly) or without (each
+// call then runs in a goroutine of its own).
+func redisClient(contextTimeout bool) *redis.Client {
+	opts, err := redis.ParseURL(*flagRedis)
+	check(err)
+	opts.ContextTimeoutEnabled = contextTimeout
+	return redis.NewClient(opts)
 }
 
 // system is one way of serving the table's request: its handler and how to
@@ -182,12 +251,15 @@ func (t table) run(rdb *redis.Client, mon *monitor, n, conc, rounds, cpuRounds, 
 	}
 	var results []result
 	for i, rs := range runs {
-		// Others' work on the machine only ever slows a round down, so the
-		// best round is the one it touched least.
-		slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.rps, b.rps) })
-		r := rs[len(rs)-1]
-		r.rpsLow, r.rpsHigh = rs[0].rps, rs[len(rs)-1].rps
-		r.serverCPU = slices.MinFunc(rs, func(a, b result) int { return cmp.Compare(a.serverCPU, b.serverCPU) }).serverCPU
+		r := result{name: t.systems[i].name, role: t.systems[i].role}
+		if len(rs) > 0 {
+			// Others' work on the machine only ever slows a round down, so
+			// the best round is the one it touched least.
+			slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.rps, b.rps) })
+			r = rs[len(rs)-1]
+			r.rpsLow, r.rpsHigh = rs[0].rps, rs[len(rs)-1].rps
+			r.serverCPU = slices.MinFunc(rs, func(a, b result) int { return cmp.Compare(a.serverCPU, b.serverCPU) }).serverCPU
+		}
 		r.cpu, r.allocs = cpu[i], allocs[i]
 		r.commands, r.work, r.cookies = t.count(t.systems[i], mon)
 		log.Printf("%-40s CPU %6.1fµs alone, %6.1fµs in the server  %4.0f allocs  %.2f commands sent, %.2f run  %.2f Set-Cookie", r.name, us(r.cpu), us(r.serverCPU), r.allocs, r.commands, r.work, r.cookies)

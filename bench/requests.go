@@ -19,6 +19,10 @@ import (
 	"github.com/endsession/logout"
 )
 
+// goroutinePath names the row of RedisStore on a client without
+// ContextTimeoutEnabled, whose every call runs in a goroutine of its own.
+const goroutinePath = "logout.RedisStore, client without ContextTimeoutEnabled"
+
 // idleTimeout is the idle timeout of every system that has one.
 const idleTimeout = 30 * time.Minute
 
@@ -135,16 +139,18 @@ func requestTable(rdb *redis.Client) table {
 	check(err)
 	for _, s := range []struct {
 		name  string
+		role  role
 		store logout.SessionStore
 		idle  time.Duration // how long ago the session was last used at sign-in
 	}{
-		{"logout.RedisStore", logout.NewRedisStore(rdb), 0},
-		{"logout.CookieStore", cookieStore, 0},
-		{"logout.RevocableCookieStore", revocable, 0},
+		{"logout.RedisStore", ours, logout.NewRedisStore(rdb), 0},
+		{goroutinePath, reference, logout.NewRedisStore(redisClient(false)), 0},
+		{"logout.CookieStore", ours, cookieStore, 0},
+		{"logout.RevocableCookieStore", ours, revocable, 0},
 		// A session last used more than a tenth of the idle timeout ago is
 		// renewed by every request: the cost of the requests that do set a
 		// cookie.
-		{"logout.CookieStore, every request renews", cookieStore, idleTimeout / 5},
+		{"logout.CookieStore, every request renews", ours, cookieStore, idleTimeout / 5},
 	} {
 		h, err := logout.New(context.Background(), logout.Config{Store: s.store, EndSessionEndpoint: endSession, PostLogoutRedirectURI: postLogout, IdleTimeout: idleTimeout, Logger: quiet})
 		check(err)
@@ -156,7 +162,7 @@ func requestTable(rdb *redis.Client) table {
 			}
 			writePage(w, s.Email)
 		}))
-		t.systems = append(t.systems, system{s.name, ours, page, func() []*http.Cookie {
+		t.systems = append(t.systems, system{s.name, s.role, page, func() []*http.Cookie {
 			sub := user()
 			return signIn(h, logout.Session{
 				Issuer: "https://acme.scalekit.dev", Subject: sub, SessionID: "ses_" + sub[len("usr_"):], Email: "ada@example.com",

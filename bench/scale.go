@@ -26,9 +26,11 @@ func scaleRun(w *strings.Builder, rdb *redis.Client, mon *monitor, big, conc int
 	// Two keyspaces on the same server, measured in alternation, so that the
 	// machine's noise falls on both alike: the 1,000-session one in the next
 	// database, the large one in this.
-	opts := *rdb.Options()
+	opts, err := redis.ParseURL(*flagRedis)
+	check(err)
 	opts.DB++
-	small := redis.NewClient(&opts)
+	opts.ContextTimeoutEnabled = true
+	small := redis.NewClient(opts)
 	defer small.Close()
 	check(small.FlushDB(ctx).Err())
 	defer small.FlushDB(ctx)

@@ -33,9 +33,7 @@ func serve(spec string) {
 	name, index, _ := strings.Cut(spec, "/")
 	i, err := strconv.Atoi(index)
 	check(err)
-	opts, err := redis.ParseURL(*flagRedis)
-	check(err)
-	s := tables[name](redis.NewClient(opts)).systems[i]
+	s := tables[name](redisClient(true)).systems[i]
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	check(err)
 	fmt.Println(l.Addr())

@@ -154,14 +154,26 @@ type sessionDetails struct {
 // user agent and the address a session was started from, and reads the
 // browser, the system and the kind of device from the user agent.
 type deviceDetails struct {
-	UserAgent      string    `json:"user_agent"`
-	OS             string    `json:"os"`
-	OSVersion      string    `json:"os_version"`
-	Browser        string    `json:"browser"`
-	BrowserVersion string    `json:"browser_version"`
-	DeviceType     string    `json:"device_type"`
-	IP             string    `json:"ip"`
-	Location       *struct{} `json:"location"`
+	UserAgent      string   `json:"user_agent"`
+	OS             string   `json:"os"`
+	OSVersion      string   `json:"os_version"`
+	Browser        string   `json:"browser"`
+	BrowserVersion string   `json:"browser_version"`
+	DeviceType     string   `json:"device_type"`
+	IP             string   `json:"ip"`
+	Location       location `json:"location"`
+}
+
+// location is scalekit.v1.sessions.Location, the place Scalekit finds for
+// the device's address (developer-docs openapi/scalekit.yaml,
+// v1sessionsLocation; an object in the user.logout example). The fake has
+// no geolocation: every member is there, empty.
+type location struct {
+	City              string `json:"city"`
+	Latitude          string `json:"latitude"`
+	Longitude         string `json:"longitude"`
+	Region            string `json:"region"`
+	RegionSubdivision string `json:"region_subdivision"`
 }
 
 type authenticatedClients struct {

@@ -58,6 +58,11 @@ func TestSessionAPIREST(t *testing.T) {
 	if clients := got["authenticated_clients"].([]any); len(clients) != 1 || clients[0].(map[string]any)["client_id"] != "skc_1" {
 		t.Errorf("authenticated_clients %v", clients)
 	}
+	// The default policy gives every session both expiry times, and the
+	// device a location object (empty: the fake has no geolocation).
+	if loc, ok := got["device"].(map[string]any)["location"].(map[string]any); got["idle_expires_at"] == nil || got["absolute_expires_at"] == nil || !ok || loc["city"] != "" {
+		t.Errorf("idle_expires_at %v, absolute_expires_at %v, device %v; want both times and a location", got["idle_expires_at"], got["absolute_expires_at"], got["device"])
+	}
 
 	status, got = rest(t, s, token, "POST", "/api/v1/sessions/"+sidB+"/revoke")
 	revoked := got["revoked_session"].(map[string]any)
@@ -226,5 +231,46 @@ func TestSessionAPIGRPC(t *testing.T) {
 	}
 	if ses, _ := s.Session(sid); ses.Status != scalekittest.StatusRevoked {
 		t.Errorf("status %s after RevokeSession over gRPC", ses.Status)
+	}
+}
+
+// The status filter takes the schema's lower case and the upper case the
+// reference's code samples send, over REST and gRPC alike; a status that is
+// none of the four is still refused.
+func TestStatusFilterIgnoresCase(t *testing.T) {
+	s := newServer(t, scalekittest.Config{})
+	token := apiToken(t, s)
+	_, live := signIn(t, s, "ada@example.com")
+	_, ended := signIn(t, s, "ada@example.com")
+	user, sidLive, sidEnded := claimsOf(t, live.IDToken)["sub"].(string), claimsOf(t, live.IDToken)["sid"].(string), claimsOf(t, ended.IDToken)["sid"].(string)
+	if _, err := s.RevokeSession(sidEnded); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		filter string
+		want   string // the session listed, or "" for an error
+	}{
+		{"active", sidLive},
+		{"ACTIVE", sidLive},
+		{"Active", sidLive},
+		{"REVOKED", sidEnded},
+		{"ACTIVE_", ""},
+	}
+	for _, tt := range tests {
+		status, got := rest(t, s, token, "GET", "/api/v1/users/"+user+"/sessions?filter.status="+tt.filter)
+		if tt.want == "" {
+			if status != http.StatusBadRequest {
+				t.Errorf("REST filter.status=%s: %d %v, want 400", tt.filter, status, got)
+			}
+		} else if page, _ := got["sessions"].([]any); status != 200 || len(page) != 1 || page[0].(map[string]any)["session_id"] != tt.want {
+			t.Errorf("REST filter.status=%s: %d %v, want %s alone", tt.filter, status, got, tt.want)
+		}
+		reply, code := grpcCall(t, s, token, "GetUserSessions", append(pbString(1, user), pbString(4, string(pbString(1, tt.filter)))...))
+		switch {
+		case tt.want == "" && code != "3":
+			t.Errorf("gRPC filter status %s: grpc-status %s, want 3", tt.filter, code)
+		case tt.want != "" && (code != "0" || !strings.Contains(string(reply), tt.want)):
+			t.Errorf("gRPC filter status %s: grpc-status %s, reply without %s", tt.filter, code, tt.want)
+		}
 	}
 }

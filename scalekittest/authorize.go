@@ -114,7 +114,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := s.newAuthorization(client.ID, q)
-	if e := checkRequest(client, q); e != nil {
+	if e := s.checkRequest(client, q); e != nil {
 		s.sendBackError(w, r, q, a, e)
 		return
 	}
@@ -180,7 +180,7 @@ func (s *Server) signInForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := s.formAuthorization(r.PostFormValue("authorization"), client.ID, q)
-	if e := checkRequest(client, q); e != nil {
+	if e := s.checkRequest(client, q); e != nil {
 		s.sendBackError(w, r, q, a, e)
 		return
 	}
@@ -201,7 +201,7 @@ func (s *Server) checkClient(q url.Values) (*Client, error) {
 	switch {
 	case client == nil:
 		return nil, errors.New("invalid_client: unknown client_id")
-	case !slices.Contains(client.RedirectURIs, q.Get("redirect_uri")):
+	case !redirectURIRegistered(client.RedirectURIs, q.Get("redirect_uri")):
 		return nil, errors.New("invalid_request: redirect_uri is not registered")
 	}
 	return client, nil
@@ -212,7 +212,34 @@ func (s *Server) checkClient(q url.Values) (*Client, error) {
 // redirects to your callback URL with error parameters": developer-docs
 // src/content/docs/authenticate/fsa/multiapp/single-page-app.mdx, "Handle
 // errors").
-func checkRequest(client *Client, q url.Values) *authorizeError {
+func (s *Server) checkRequest(client *Client, q url.Values) *authorizeError {
+	if e := checkParams(client, q); e != nil {
+		return e
+	}
+	return s.checkSelectors(q)
+}
+
+// checkSelectors refuses an organization_id or a connection_id the
+// environment does not have, with the errors Scalekit's SSO error reference
+// lists for them, sent to the redirect URI with error and error_description
+// (developer-docs src/content/docs/sso/reference/sso-integration-errors.mdx:
+// invalid_organization_id, invalid_connection_id). An organization the
+// environment has, with or without an upstream provider, and the
+// connection of the environment's own form are fine.
+func (s *Server) checkSelectors(q url.Values) *authorizeError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id := q.Get("organization_id"); id != "" && s.orgs[id] == nil {
+		return &authorizeError{"invalid_organization_id", "no organization " + id + " in this environment"}
+	}
+	if id := q.Get("connection_id"); id != "" && id != s.connID && s.upByConn[id] == nil {
+		return &authorizeError{"invalid_connection_id", "no connection " + id + " in this environment"}
+	}
+	return nil
+}
+
+// checkParams checks the OAuth parameters of an authorization request.
+func checkParams(client *Client, q url.Values) *authorizeError {
 	method := q.Get("code_challenge_method")
 	prompts := strings.Fields(q.Get("prompt"))
 	switch {

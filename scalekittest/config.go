@@ -27,10 +27,24 @@ type Config struct {
 	WebhookSecret string
 
 	// IdleTimeout ends a session that saw no sign-in or refresh for that
-	// long; AbsoluteTimeout ends it that long after it began. Zero turns a
-	// timeout off, as it is by default.
+	// long; AbsoluteTimeout ends it that long after it began. Zero means
+	// 7 days and 30 days. Scalekit documents no default session policy:
+	// these are the timeouts the API reference's user.logout example
+	// shows, idle_expires_at 7 days after last_active_at and
+	// absolute_expires_at 30 days after created_at (developer-docs
+	// openapi/scalekit.yaml, webhooks user.logout). A session always has
+	// both expiry times, as the example and UserAuthEventData, where only
+	// expired_at and logout_at may be null, have them.
 	IdleTimeout     time.Duration
 	AbsoluteTimeout time.Duration
+	// NoIdleTimeout turns the idle timeout off, as the dashboard's switch
+	// does (idle_session_timeout_enabled, developer-docs
+	// openapi/scalekit.yaml, organizationsOrganizationSessionPolicySettings):
+	// a session then ends only at its absolute timeout, and its
+	// idle_expires_at, which the reference never shows null, reports that
+	// moment (undocumented: strictest reading, the earliest the session
+	// can end).
+	NoIdleTimeout bool
 
 	// AccessTokenLifetime is how long the access tokens of a sign-in or a
 	// refresh live. Zero means five minutes, the default the guides give
@@ -76,6 +90,15 @@ type Config struct {
 	// one Scalekit sends: a receiver should compare without regard to case,
 	// and a test can run under both.
 	WebhookLowerCaseStatus bool
+
+	// WebhookAny2xx counts any 2xx answer to a webhook as delivered, as the
+	// dashboard's log guide describes success ("a 2xx status code":
+	// developer-docs src/content/docs/guides/dashboard/auth-logs.mdx,
+	// "Webhook delivery statuses"). By default only 200, 201 and 202 do,
+	// the answers the webhook guide lists (implement-webhooks.mdx, "Return
+	// success responses"), and a 204 is a failure that is retried: the
+	// sources disagree, and the default is the stricter of the two.
+	WebhookAny2xx bool
 
 	// DeliveryRetryDelays are the waits before each retry of a webhook or
 	// back-channel delivery, in order: one attempt, then one more after each

@@ -130,7 +130,7 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 		rec.HadCookie = true
 		s.mu.Lock()
 		if ses := s.live(c.Value); ses != nil {
-			s.end(ses, StatusLogout, s.now(), clientID)
+			s.end(ses, StatusLogout, s.now())
 			rec.EndedSession = ses.id
 			if up := s.upByConn[ses.conn]; up != nil && up.IDPLogoutRequired {
 				idp = up
@@ -176,10 +176,10 @@ func (s *Server) postLogoutURIRegistered(clientID, target string) bool {
 	defer s.mu.Unlock()
 	if clientID != "" {
 		c := s.clients[clientID]
-		return c != nil && slices.Contains(c.PostLogoutRedirectURIs, target)
+		return c != nil && redirectURIRegistered(c.PostLogoutRedirectURIs, target)
 	}
 	for _, c := range s.clients {
-		if slices.Contains(c.PostLogoutRedirectURIs, target) {
+		if redirectURIRegistered(c.PostLogoutRedirectURIs, target) {
 			return true
 		}
 	}

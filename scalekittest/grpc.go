@@ -231,6 +231,13 @@ func appendSessionDetails(b []byte, d sessionDetails) []byte {
 	dev = appendString(dev, 16, d.Device.BrowserVersion)
 	dev = appendString(dev, 17, d.Device.DeviceType)
 	dev = appendString(dev, 19, d.Device.IP)
+	var loc []byte
+	loc = appendString(loc, 1, d.Device.Location.Region)
+	loc = appendString(loc, 2, d.Device.Location.RegionSubdivision)
+	loc = appendString(loc, 3, d.Device.Location.City)
+	loc = appendString(loc, 4, d.Device.Location.Latitude)
+	loc = appendString(loc, 5, d.Device.Location.Longitude)
+	dev = appendBytes(dev, 20, loc) // Location, present even when empty
 	b = appendBytes(b, 12, dev)
 	b = appendTimestamp(b, 13, d.LastActiveAt)
 	for _, c := range d.AuthenticatedClients {

@@ -180,12 +180,21 @@ func TestNodeSDK(t *testing.T) {
 		len(list(got, "authenticatedClients")) != 1 || obj(list(got, "authenticatedClients")[0].(map[string]any), "")["clientId"] != clientID {
 		t.Errorf("session.getSession: %v", got)
 	}
-	row("session.getSession", "status active, userId "+user.ID+", authenticatedClients ["+clientID+"]")
+	if dev, _ := got["device"].(map[string]any); got["idleExpiresAt"] == nil || got["absoluteExpiresAt"] == nil || dev["location"] == nil {
+		t.Errorf("session.getSession: idleExpiresAt %v, absoluteExpiresAt %v, device %v; want both times and a location", got["idleExpiresAt"], got["absoluteExpiresAt"], got["device"])
+	}
+	row("session.getSession", "status active, userId "+user.ID+", authenticatedClients ["+clientID+"], both expiry times, device.location")
 	got = getJSON(t, http.MethodGet, appURL+"/admin/users/"+user.ID+"/sessions?status=active", "")
 	if sessions := list(got, "sessions"); got["totalSize"] != 2.0 || len(sessions) != 2 {
 		t.Errorf("session.getUserSessions: %v, want the two active sessions", got)
 	}
 	row("session.getUserSessions (filter status active)", "totalSize 2: both devices")
+	// The reference's own Node sample sends status: ['ACTIVE'].
+	got = getJSON(t, http.MethodGet, appURL+"/admin/users/"+user.ID+"/sessions?status=ACTIVE", "")
+	if sessions := list(got, "sessions"); got["totalSize"] != 2.0 || len(sessions) != 2 {
+		t.Errorf("session.getUserSessions with status ACTIVE: %v, want the two active sessions", got)
+	}
+	row("session.getUserSessions (filter status ACTIVE, as the reference's sample)", "totalSize 2: both devices")
 	got = getJSON(t, http.MethodPost, appURL+"/admin/sessions/"+sidPhone+"/revoke", "")
 	if rs := obj(got, "revokedSession"); rs["sessionId"] != sidPhone || rs["status"] != "revoked" || rs["expiredAt"] == nil || rs["logoutAt"] != nil {
 		t.Errorf("session.revokeSession: %v, want expiredAt set and no logoutAt", got)

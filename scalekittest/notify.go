@@ -132,16 +132,21 @@ func (s *Server) SendLogoutToken(ctx context.Context, uri, token string) error {
 }
 
 // notifyLocked queues the notifications of an ended session: a logout token
-// to each back-channel URI of each client it signed into but except, and a
-// user.logout event to each webhook URL. The caller holds s.mu.
-func (s *Server) notifyLocked(ses Session, except string) {
+// to each back-channel URI of each client it signed into, and a user.logout
+// event to each webhook URL. The client whose logout at /oidc/logout ended
+// the session is notified like the others: the back-channel logout URL is
+// called "regardless of how the logout was initiated", the user's own
+// logout included (developer-docs src/content/docs/guides/dashboard/
+// redirects.mdx, "Back channel logout URL"), and no source leaves the
+// initiating app out. The caller holds s.mu.
+func (s *Server) notifyLocked(ses Session) {
 	if s.closed {
 		return
 	}
 	var queue []*Delivery
 	for _, id := range ses.Clients {
 		c := s.clients[id]
-		if c == nil || id == except {
+		if c == nil {
 			continue
 		}
 		for _, uri := range c.BackChannelLogoutURIs {
@@ -168,11 +173,15 @@ func (s *Server) notifyLocked(ses Session, except string) {
 // delivered reports whether a receiver's answer counts as delivered: for a
 // webhook, 200, 201 or 202, the answers the webhook guide lists as success
 // (developer-docs src/content/docs/authenticate/implement-workflows/
-// implement-webhooks.mdx, "Handle success responses"); for a back-channel
-// logout token, 200, or 204, which OpenID Connect Back-Channel Logout 1.0
-// (section 2.8) asks providers to accept too.
-func delivered(kind DeliveryKind, status int) bool {
+// implement-webhooks.mdx, "Return success responses"), or any 2xx with
+// [Config.WebhookAny2xx]; for a back-channel logout token, 200, or 204,
+// which OpenID Connect Back-Channel Logout 1.0 (section 2.8) asks providers
+// to accept too.
+func (s *Server) delivered(kind DeliveryKind, status int) bool {
 	if kind == WebhookDelivery {
+		if s.cfg.WebhookAny2xx {
+			return status >= 200 && status <= 299
+		}
 		return status == http.StatusOK || status == http.StatusCreated || status == http.StatusAccepted
 	}
 	return status == http.StatusOK || status == http.StatusNoContent
@@ -216,7 +225,7 @@ func (s *Server) deliver(d *Delivery) {
 		attemptCtx, done := context.WithTimeout(ctx, s.cfg.DeliveryTimeout)
 		status, err := s.post(attemptCtx, d)
 		done()
-		ok := err == nil && delivered(d.Kind, status)
+		ok := err == nil && s.delivered(d.Kind, status)
 		s.mu.Lock()
 		d.Attempts, d.LastStatus, d.LastError, d.Delivered = attempt, status, "", ok
 		if err != nil {
@@ -290,6 +299,7 @@ func (s *Server) logoutEvent(ses Session) string {
 		status = strings.ToLower(ses.Status)
 	}
 	dev := deviceOf(ses.UserAgent, ses.IPAddress)
+	connType, connProvider := connectionKind(s, ses.ConnectionID)
 	event := map[string]any{
 		"spec_version":    "1",
 		"id":              newID("evt_"),
@@ -307,9 +317,12 @@ func (s *Server) logoutEvent(ses Session) string {
 					"id": u.ProfileID, "given_name": u.GivenName, "family_name": u.FamilyName, "name": u.Name(),
 					"email_verified": true, "metadata": map[string]string{}, "custom_attributes": nil,
 					"external_identities": []map[string]any{{
-						"connection_id": ses.ConnectionID, "connection_type": connectionType(s, ses.ConnectionID),
+						"connection_id": ses.ConnectionID, "connection_type": connType, "connection_provider": connProvider,
 						"connection_user_id": u.Email, "is_social": false,
+						// The fake reads the profile from the connection at
+						// each sign-in: last synced then.
 						"created_time": rfc3339(u.CreatedAt), "last_login_time": rfc3339(u.LastLoginAt),
+						"last_synced_time": rfc3339(u.LastLoginAt),
 					}},
 					"gender": "", "groups": nil, "locale": "", "phone_number": "", "phone_number_verified": false,
 					"picture": "", "preferred_username": "",
@@ -324,7 +337,7 @@ func (s *Server) logoutEvent(ses Session) string {
 				// The example spells the device type as a title ("Desktop").
 				"device": map[string]any{
 					"browser": dev.Browser, "browser_version": dev.BrowserVersion, "device_type": titleCase(dev.DeviceType),
-					"ip": dev.IP, "location": nil, "os": dev.OS, "os_version": dev.OSVersion, "user_agent": dev.UserAgent,
+					"ip": dev.IP, "location": dev.Location, "os": dev.OS, "os_version": dev.OSVersion, "user_agent": dev.UserAgent,
 				},
 			},
 		},
@@ -334,14 +347,18 @@ func (s *Server) logoutEvent(ses Session) string {
 	return strings.TrimSpace(b.String())
 }
 
-// connectionType is how the webhook's external_identities name the kind of
-// connection: OIDC for an upstream's, PASSWORDLESS for the environment's
-// own email form.
-func connectionType(s *Server, conn string) string {
+// connectionKind is how the webhook's external_identities name the
+// connection that signed the user in, by its type and its provider, two
+// values of the API reference's enums (developer-docs
+// openapi/scalekit.yaml, connectionsConnectionType and
+// commonsIdentityProviderType): an upstream's is an OIDC connection to a
+// provider of the organization's own (CUSTOM), the environment's email
+// form a PASSWORDLESS connection of Scalekit's (SCALEKIT).
+func connectionKind(s *Server, conn string) (typ, provider string) {
 	if s.upByConn[conn] != nil {
-		return "OIDC"
+		return "OIDC", "CUSTOM"
 	}
-	return "PASSWORDLESS"
+	return "PASSWORDLESS", "SCALEKIT"
 }
 
 // rfc3339 formats t, or gives null for the zero time.

@@ -216,6 +216,30 @@ func TestWebhookPayloadIsTheReferenceExample(t *testing.T) {
 			}
 			profile, _ := u["user_profile"].(map[string]any)
 			profileID, _ := profile["id"].(string)
+			// Only expired_at and logout_at may be null (UserAuthEventData);
+			// the example's device.location is an object, and its
+			// external identity has a provider and a sync time.
+			for _, k := range []string{"created_at", "updated_at", "last_active_at", "idle_expires_at", "absolute_expires_at"} {
+				if _, ok := us[k].(string); !ok {
+					t.Errorf("%s: user_session.%s is %v, want a time", how, k, us[k])
+				}
+			}
+			loc, _ := us["device"].(map[string]any)["location"].(map[string]any)
+			for _, k := range []string{"city", "latitude", "longitude", "region", "region_subdivision"} {
+				if _, ok := loc[k].(string); !ok {
+					t.Errorf("device.location.%s is %v, want a string, in %v", k, loc[k], us["device"])
+				}
+			}
+			ids, _ := profile["external_identities"].([]any)
+			if len(ids) != 1 {
+				t.Fatalf("external_identities %v, want one", profile["external_identities"])
+			}
+			id := ids[0].(map[string]any)
+			for _, k := range []string{"connection_id", "connection_type", "connection_provider", "connection_user_id", "created_time", "last_login_time", "last_synced_time"} {
+				if v, ok := id[k].(string); !ok || v == "" {
+					t.Errorf("external identity's %s is %v, want a string", k, id[k])
+				}
+			}
 			switch {
 			case ev["display_name"] != "User Logout" || ev["object"] != "User" || ev["spec_version"] != "1":
 				t.Errorf("envelope %v", ev)
@@ -276,39 +300,48 @@ func TestDeliveriesRetryAndGiveUp(t *testing.T) {
 	}
 }
 
-// Scalekit's webhook guide counts 200, 201 and 202 as delivered; a
-// back-channel logout token is delivered by 200, or 204, which OpenID
-// Connect Back-Channel Logout asks providers to accept. Any other answer is
-// retried.
+// Scalekit's webhook guide counts 200, 201 and 202 as delivered, its log
+// guide any 2xx (WebhookAny2xx); a back-channel logout token is delivered
+// by 200, or 204, which OpenID Connect Back-Channel Logout asks providers
+// to accept. Any other answer is retried.
 func TestDeliveredAnswers(t *testing.T) {
 	tests := []struct {
-		status             int
-		webhook, backChann bool
+		status                         int
+		webhook, webhookAny, backChann bool
 	}{
-		{http.StatusOK, true, true},
-		{http.StatusCreated, true, false},
-		{http.StatusAccepted, true, false},
-		{http.StatusNoContent, false, true},
-		{http.StatusFound, false, false},
+		{http.StatusOK, true, true, true},
+		{http.StatusCreated, true, true, false},
+		{http.StatusAccepted, true, true, false},
+		{http.StatusNoContent, false, true, true},
+		{http.StatusResetContent, false, true, false},
+		{http.StatusFound, false, false, false},
+		{http.StatusServiceUnavailable, false, false, false},
 	}
 	for _, tt := range tests {
-		rc := newReceiver(t)
-		rc.answer("/hook", tt.status)
-		rc.answer("/bc", tt.status)
-		s := newServer(t, scalekittest.Config{WebhookURLs: []string{rc.URL + "/hook"}, DeliveryRetryDelays: []time.Duration{time.Millisecond}})
-		if err := s.AddClient(scalekittest.Client{ID: "skc_1", Secret: "secret", RedirectURIs: []string{callback}, BackChannelLogoutURIs: []string{rc.URL + "/bc"}}); err != nil {
-			t.Fatal(err)
-		}
-		_, tok := signIn(t, s, "ada@example.com")
-		if _, err := s.RevokeSession(claimsOf(t, tok.IDToken)["sid"].(string)); err != nil {
-			t.Fatal(err)
-		}
-		settle(t, s)
-		for _, d := range s.Deliveries() {
-			want := map[scalekittest.DeliveryKind]bool{scalekittest.WebhookDelivery: tt.webhook, scalekittest.BackChannelDelivery: tt.backChann}[d.Kind]
-			attempts := map[bool]int{true: 1, false: 2}[want]
-			if d.Delivered != want || d.Attempts != attempts || d.LastStatus != tt.status {
-				t.Errorf("%d to a %s: delivered %v after %d attempts (last %d); want %v after %d", tt.status, d.Kind, d.Delivered, d.Attempts, d.LastStatus, want, attempts)
+		for _, any2xx := range []bool{false, true} {
+			rc := newReceiver(t)
+			rc.answer("/hook", tt.status)
+			rc.answer("/bc", tt.status)
+			s := newServer(t, scalekittest.Config{WebhookURLs: []string{rc.URL + "/hook"}, WebhookAny2xx: any2xx, DeliveryRetryDelays: []time.Duration{time.Millisecond}})
+			if err := s.AddClient(scalekittest.Client{ID: "skc_1", Secret: "secret", RedirectURIs: []string{callback}, BackChannelLogoutURIs: []string{rc.URL + "/bc"}}); err != nil {
+				t.Fatal(err)
+			}
+			_, tok := signIn(t, s, "ada@example.com")
+			if _, err := s.RevokeSession(claimsOf(t, tok.IDToken)["sid"].(string)); err != nil {
+				t.Fatal(err)
+			}
+			settle(t, s)
+			webhook := tt.webhook
+			if any2xx {
+				webhook = tt.webhookAny
+			}
+			for _, d := range s.Deliveries() {
+				want := map[scalekittest.DeliveryKind]bool{scalekittest.WebhookDelivery: webhook, scalekittest.BackChannelDelivery: tt.backChann}[d.Kind]
+				attempts := map[bool]int{true: 1, false: 2}[want]
+				if d.Delivered != want || d.Attempts != attempts || d.LastStatus != tt.status {
+					t.Errorf("%d to a %s (WebhookAny2xx %v): delivered %v after %d attempts (last %d); want %v after %d",
+						tt.status, d.Kind, any2xx, d.Delivered, d.Attempts, d.LastStatus, want, attempts)
+				}
 			}
 		}
 	}

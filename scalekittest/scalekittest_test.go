@@ -188,19 +188,19 @@ func TestIDTokenVerifiesAndCarriesScalekitClaims(t *testing.T) {
 // permissions, the scope string, a tkn_ jti), not the scopes array of
 // machine-to-machine tokens; the ID token's amr names the connection.
 func TestAccessTokenClaims(t *testing.T) {
-	s := newServer(t, scalekittest.Config{Users: []scalekittest.User{
-		{Email: "grace@example.com", Roles: []string{"admin"}, Permissions: []string{"users:read"}, ExternalID: "ext_7"}}})
+	s := newServer(t, scalekittest.Config{Organizations: []scalekittest.Organization{{ID: "org_42", ExternalID: "acme"}},
+		Users: []scalekittest.User{{Email: "grace@example.com", Roles: []string{"admin"}, Permissions: []string{"users:read"}, ExternalID: "ext_7", OrganizationID: "org_42"}}})
 	p, err := oidc.NewProvider(context.Background(), s.Issuer())
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		email, xuid string
-		roles       []any
-		permissions []any
+		email, xuid, xoid string
+		roles             []any
+		permissions       []any
 	}{
-		{"ada@example.com", "", []any{"member"}, []any{}},
-		{"grace@example.com", "ext_7", []any{"admin"}, []any{"users:read"}},
+		{"ada@example.com", "", "", []any{"member"}, []any{}},
+		{"grace@example.com", "ext_7", "acme", []any{"admin"}, []any{"users:read"}},
 	}
 	for _, tt := range tests {
 		_, tok := signIn(t, s, tt.email)
@@ -220,6 +220,14 @@ func TestAccessTokenClaims(t *testing.T) {
 			t.Errorf("%s: jti %q, xuid %q; want tkn_ and digits, %q", tt.email, jti, xuid, tt.xuid)
 		case claims["client_id"] != "skc_1" || !scalekitID.MatchString(claims["sid"].(string)) || !scalekitID.MatchString(claims["oid"].(string)):
 			t.Errorf("%s: access token claims %v, want client_id, sid and oid", tt.email, claims)
+		}
+		// xoid, the organization's external ID, in both tokens when it
+		// has one (complete-login.mdx).
+		if xoid, _ := claims["xoid"].(string); xoid != tt.xoid {
+			t.Errorf("%s: access token's xoid %q, want %q", tt.email, xoid, tt.xoid)
+		}
+		if xoid, _ := claimsOf(t, tok.IDToken)["xoid"].(string); xoid != tt.xoid {
+			t.Errorf("%s: ID token's xoid %q, want %q", tt.email, xoid, tt.xoid)
 		}
 		amr, _ := claimsOf(t, tok.IDToken)["amr"].([]any)
 		ses, _ := s.Session(claims["sid"].(string))
@@ -353,6 +361,10 @@ func TestAuthorizeRefusesBadRequests(t *testing.T) {
 		{"public client without PKCE", url.Values{"client_id": {"skc_spa"}}, "invalid_request"},
 		{"prompt=none with another prompt", url.Values{"prompt": {"none login"}}, "invalid_request"},
 		{"prompt=none without a session", url.Values{"prompt": {"none"}}, "login_required"},
+		// sso/reference/sso-integration-errors.mdx
+		{"unknown organization", url.Values{"organization_id": {"org_999"}}, "invalid_organization_id"},
+		{"organization not an ID", url.Values{"organization_id": {"acme"}}, "invalid_organization_id"},
+		{"unknown connection", url.Values{"connection_id": {"conn_999"}}, "invalid_connection_id"},
 	}
 	for _, tt := range tests {
 		q := url.Values{}
@@ -381,6 +393,40 @@ func TestAuthorizeRefusesBadRequests(t *testing.T) {
 		}
 		if a := s.Authorizations(); a[len(a)-1].Error != tt.errorCode {
 			t.Errorf("%s: recorded error %q, want %q", tt.name, a[len(a)-1].Error, tt.errorCode)
+		}
+	}
+}
+
+// An organization or connection the environment has lets the sign-in go
+// on, an organization without an upstream to the environment's own form;
+// an unknown one is refused even when a live session could have answered.
+func TestOrganizationAndConnectionMustExist(t *testing.T) {
+	s := newServer(t, scalekittest.Config{Organizations: []scalekittest.Organization{{ID: "org_42"}}})
+	c, tok := signIn(t, s, "ada@example.com")
+	ownConn := claimsOf(t, tok.IDToken)["amr"].([]any)[0].(string)
+	tests := []struct {
+		params url.Values
+		error  string // "" for a code
+	}{
+		{url.Values{"organization_id": {"org_42"}}, ""},
+		{url.Values{"organization_id": {s.DefaultOrganization().ID}}, ""},
+		{url.Values{"connection_id": {ownConn}}, ""},
+		{url.Values{"organization_id": {"org_43"}}, "invalid_organization_id"},
+		{url.Values{"organization_id": {"org_42"}, "connection_id": {"conn_1"}}, "invalid_connection_id"},
+	}
+	for _, tt := range tests {
+		q := url.Values{"client_id": {"skc_1"}, "redirect_uri": {callback}, "response_type": {"code"}, "scope": {"openid"}, "state": {"st"}}
+		for k, v := range tt.params {
+			q[k] = v
+		}
+		resp, err := c.Get(s.URL + "/oauth/authorize?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := resp.Location()
+		if loc == nil || loc.Query().Get("error") != tt.error || (tt.error == "") != loc.Query().Has("code") || loc.Query().Get("state") != "st" {
+			t.Errorf("%v with a live session: %d to %v, want the callback with error %q", tt.params, resp.StatusCode, loc, tt.error)
 		}
 	}
 }
@@ -472,11 +518,16 @@ func TestDiscovery(t *testing.T) {
 		Issuer      string   `json:"issuer"`
 		EndSession  string   `json:"end_session_endpoint"`
 		GrantTypes  []string `json:"grant_types_supported"`
+		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
 		BackChannel bool     `json:"backchannel_logout_supported"`
+		Revocation  *string  `json:"revocation_endpoint"`
 	}
 	json.NewDecoder(resp.Body).Decode(&doc)
+	// Public clients authenticate with none; no revocation endpoint, whose
+	// path Scalekit does not document.
 	if doc.Issuer != s.URL || doc.EndSession != s.URL+"/oidc/logout" || !doc.BackChannel ||
-		strings.Join(doc.GrantTypes, " ") != "authorization_code refresh_token client_credentials" {
+		strings.Join(doc.GrantTypes, " ") != "authorization_code refresh_token client_credentials" ||
+		strings.Join(doc.AuthMethods, " ") != "client_secret_basic client_secret_post none" || doc.Revocation != nil {
 		t.Errorf("discovery %+v", doc)
 	}
 }

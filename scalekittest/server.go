@@ -70,6 +70,13 @@ type Server struct {
 	settled    chan struct{} // closed when inflight drops to zero
 }
 
+// The session policy a [Config] gets when it sets none; see
+// [Config.IdleTimeout].
+const (
+	DefaultIdleTimeout     = 7 * 24 * time.Hour
+	DefaultAbsoluteTimeout = 30 * 24 * time.Hour
+)
+
 // defaultRetryDelays is the webhook guide's schedule; see
 // [Config.DeliveryRetryDelays].
 var defaultRetryDelays = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 5 * time.Minute, 15 * time.Minute}
@@ -102,6 +109,12 @@ func New(cfg Config) (_ *Server, err error) {
 	}
 	if s.http == nil {
 		s.http = &http.Client{}
+	}
+	if s.cfg.IdleTimeout == 0 {
+		s.cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if s.cfg.AbsoluteTimeout == 0 {
+		s.cfg.AbsoluteTimeout = DefaultAbsoluteTimeout
 	}
 	if s.cfg.AccessTokenLifetime == 0 {
 		s.cfg.AccessTokenLifetime = 5 * time.Minute
@@ -174,10 +187,8 @@ func New(cfg Config) (_ *Server, err error) {
 		s.bg.Add(1)
 		go up.serve()
 	}
-	if d := s.sweepInterval(); d > 0 {
-		s.bg.Add(1)
-		go s.sweepEvery(d)
-	}
+	s.bg.Add(1)
+	go s.sweepEvery(s.sweepInterval())
 	return s, nil
 }
 
@@ -314,12 +325,16 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		// authenticateWithCode; developer-docs src/content/docs/guides/
 		// authenticate-scalekit-api.mdx); the MCP guide registers a client
 		// with client_secret_basic (developer-docs src/content/docs/
-		// authenticate/mcp/additional-reading.mdx). Both are accepted.
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		// authenticate/mcp/additional-reading.mdx). Both are accepted. A
+		// public client sends no secret at all, its client_id and PKCE
+		// verifier alone (none: developer-docs src/content/docs/
+		// authenticate/fsa/multiapp/single-page-app.mdx and
+		// native-app.mdx).
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
 		"code_challenge_methods_supported":      []string{"S256"},
 		"scopes_supported":                      []string{"openid", "email", "profile", "offline_access"},
 		"claims_supported": []string{"iss", "aud", "azp", "sub", "oid", "exp", "iat", "at_hash", "c_hash", "amr",
-			"email", "email_verified", "name", "given_name", "family_name", "sid", "client_id", "nonce"},
+			"email", "email_verified", "name", "given_name", "family_name", "sid", "client_id", "nonce", "xoid"},
 		"backchannel_logout_supported":         true,
 		"backchannel_logout_session_supported": true,
 	})

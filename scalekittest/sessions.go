@@ -29,8 +29,10 @@ type Session struct {
 	LastActiveAt   time.Time
 	// EndedAt is when it stopped being active; zero while it is.
 	EndedAt time.Time
-	// IdleExpiresAt and AbsoluteExpiresAt are when the timeouts end it;
-	// zero when that timeout is off.
+	// AbsoluteExpiresAt is when the absolute timeout ends it.
+	// IdleExpiresAt is when it ends if it stays idle: the idle timeout
+	// after LastActiveAt, or AbsoluteExpiresAt when that comes first or
+	// the idle timeout is off ([Config.NoIdleTimeout]).
 	IdleExpiresAt     time.Time
 	AbsoluteExpiresAt time.Time
 	UserAgent         string
@@ -126,7 +128,7 @@ func (s *Server) ExpireSession(sessionID string) (Session, error) {
 		s.mu.Unlock()
 		return Session{}, fmt.Errorf("scalekittest: session %s has already ended (%s)", sessionID, ses.status)
 	}
-	s.end(ses, StatusExpired, s.now(), "")
+	s.end(ses, StatusExpired, s.now())
 	snap := s.snapshot(ses)
 	s.mu.Unlock()
 	return snap, nil
@@ -163,29 +165,29 @@ func (s *Server) applyPolicy(ses *session) {
 	if ses.status != StatusActive {
 		return
 	}
-	var at time.Time
-	if s.cfg.IdleTimeout > 0 {
-		at = ses.active.Add(s.cfg.IdleTimeout)
-	}
-	if s.cfg.AbsoluteTimeout > 0 {
-		if abs := ses.created.Add(s.cfg.AbsoluteTimeout); at.IsZero() || abs.Before(at) {
-			at = abs
-		}
-	}
-	if !at.IsZero() && !s.now().Before(at) {
-		s.end(ses, StatusExpired, at, "")
+	if _, at := s.expiry(ses); !s.now().Before(at) {
+		s.end(ses, StatusExpired, at)
 	}
 }
 
-// sweepInterval is how often expired sessions are found without anyone
-// asking, so apps hear of them; zero when no timeout is set.
-func (s *Server) sweepInterval() time.Duration {
-	shortest := s.cfg.IdleTimeout
-	if shortest == 0 || (s.cfg.AbsoluteTimeout > 0 && s.cfg.AbsoluteTimeout < shortest) {
-		shortest = s.cfg.AbsoluteTimeout
+// expiry returns when the session's timeouts end it: absolute, after its
+// absolute timeout, and idle, if it sees no more activity (absolute at the
+// latest).
+func (s *Server) expiry(ses *session) (absolute, idle time.Time) {
+	absolute = ses.created.Add(s.cfg.AbsoluteTimeout)
+	idle = absolute
+	if at := ses.active.Add(s.cfg.IdleTimeout); !s.cfg.NoIdleTimeout && at.Before(absolute) {
+		idle = at
 	}
-	if shortest == 0 {
-		return 0
+	return absolute, idle
+}
+
+// sweepInterval is how often expired sessions are found without anyone
+// asking, so apps hear of them.
+func (s *Server) sweepInterval() time.Duration {
+	shortest := s.cfg.AbsoluteTimeout
+	if !s.cfg.NoIdleTimeout {
+		shortest = min(shortest, s.cfg.IdleTimeout)
 	}
 	return min(max(shortest/4, 50*time.Millisecond), time.Second)
 }
@@ -209,18 +211,18 @@ func (s *Server) sweepEvery(d time.Duration) {
 }
 
 // end sets a final status and notifies every client the session signed
-// into except the one that asked (by back channel), and every webhook. The
-// upstream session behind it lives on: only a logout in the browser can
-// take the user through the upstream's own logout (see
+// into (by back channel), the one whose logout ended it included, and every
+// webhook. The upstream session behind it lives on: only a logout in the
+// browser can take the user through the upstream's own logout (see
 // [UpstreamConfig.IDPLogoutRequired]). The caller holds s.mu.
-func (s *Server) end(ses *session, status string, at time.Time, except string) {
+func (s *Server) end(ses *session, status string, at time.Time) {
 	ses.status, ses.ended = status, at
 	for tok, g := range s.refresh {
 		if g.session == ses {
 			delete(s.refresh, tok)
 		}
 	}
-	s.notifyLocked(s.snapshot(ses), except)
+	s.notifyLocked(s.snapshot(ses))
 }
 
 func (s *Server) userSessions(userID string) []*session {
@@ -246,12 +248,7 @@ func (s *Server) snapshot(ses *session) Session {
 		Clients: slices.Clone(ses.clients), CreatedAt: ses.created, LastActiveAt: ses.active, EndedAt: ses.ended,
 		UserAgent: ses.userAgent, IPAddress: ses.ip, ConnectionID: ses.conn, UpstreamSessionID: ses.upstream,
 	}
-	if s.cfg.IdleTimeout > 0 {
-		out.IdleExpiresAt = ses.active.Add(s.cfg.IdleTimeout)
-	}
-	if s.cfg.AbsoluteTimeout > 0 {
-		out.AbsoluteExpiresAt = ses.created.Add(s.cfg.AbsoluteTimeout)
-	}
+	out.AbsoluteExpiresAt, out.IdleExpiresAt = s.expiry(ses)
 	return out
 }
 
@@ -307,7 +304,7 @@ func (s *Server) revokeSession(id string) (Session, *apiError) {
 	}
 	s.applyPolicy(ses)
 	if ses.status == StatusActive {
-		s.end(ses, StatusRevoked, s.now(), "")
+		s.end(ses, StatusRevoked, s.now())
 	} else if !s.cfg.RevokeEndedSessionSucceeds {
 		return Session{}, &apiError{codeFailedPrecondition, "session has already ended (" + ses.status + ")"}
 	}
@@ -327,7 +324,7 @@ func (s *Server) revokeUserSessions(userID string) ([]Session, *apiError) {
 	now := s.now()
 	for _, ses := range s.userSessions(userID) {
 		if ses.status == StatusActive {
-			s.end(ses, StatusRevoked, now, "")
+			s.end(ses, StatusRevoked, now)
 			out = append(out, s.snapshot(ses))
 		}
 	}
@@ -355,11 +352,21 @@ func (s *Server) userSessionPage(q sessionQuery) (sessionPage, *apiError) {
 	if !validID(q.userID, "usr_") {
 		return sessionPage{}, &apiError{codeInvalidArgument, "user_id must match ^usr_[0-9]+$"}
 	}
-	for _, st := range q.statuses {
-		if st != StatusActive && st != StatusExpired && st != StatusRevoked && st != StatusLogout {
+	// The schema spells the statuses in lower case (developer-docs
+	// openapi/scalekit.yaml, sessionsUserSessionFilter status; the same in
+	// the Node SDK's jsdoc of getUserSessions), while the reference's code
+	// samples for GetUserSessions, in all four languages, send
+	// status: ['ACTIVE'] (openapi/scalekit.yaml, x-codeSamples of
+	// /api/v1/users/{user_id}/sessions). Both spellings are taken, over
+	// REST and gRPC alike.
+	statuses := make([]string, len(q.statuses))
+	for i, st := range q.statuses {
+		statuses[i] = strings.ToLower(st)
+		if !slices.Contains([]string{StatusActive, StatusExpired, StatusRevoked, StatusLogout}, statuses[i]) {
 			return sessionPage{}, &apiError{codeInvalidArgument, "filter.status must be active, expired, revoked or logout"}
 		}
 	}
+	q.statuses = statuses
 	if !q.start.IsZero() && !q.end.IsZero() && !q.end.After(q.start) {
 		return sessionPage{}, &apiError{codeInvalidArgument, "filter.end_time must be after filter.start_time"}
 	}

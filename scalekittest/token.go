@@ -129,7 +129,7 @@ func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request, client *Cl
 		return
 	case g.used:
 		if s.cfg.RefreshReuseRevokesSession && s.live(g.session.id) != nil {
-			s.end(g.session, StatusRevoked, s.now(), "")
+			s.end(g.session, StatusRevoked, s.now())
 		}
 		s.mu.Unlock()
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "refresh token already used")
@@ -184,6 +184,10 @@ func (s *Server) issue(w http.ResponseWriter, client *Client, ses *session, scop
 	now := s.now()
 	s.mu.Lock()
 	user := ses.user.clone()
+	var orgExternalID string
+	if org := s.orgs[user.OrganizationID]; org != nil {
+		orgExternalID = org.ExternalID
+	}
 	s.mu.Unlock()
 	accessClaims := map[string]any{
 		"iss": s.URL, "sub": user.ID, "aud": []string{client.ID}, "client_id": client.ID, "sid": ses.id,
@@ -193,6 +197,12 @@ func (s *Server) issue(w http.ResponseWriter, client *Client, ses *session, scop
 	}
 	if user.ExternalID != "" {
 		accessClaims["xuid"] = user.ExternalID // "External user ID (if mapped)"
+	}
+	// xoid is the organization's external ID, "if mapped", in both tokens
+	// (complete-login.mdx, the decoded ID and access tokens; a claim
+	// Scalekit sets, session-token-claims.mdx, "Reserved claim keys").
+	if orgExternalID != "" {
+		accessClaims["xoid"] = orgExternalID
 	}
 	access, err := s.Sign(accessClaims, "JWT")
 	if err != nil {
@@ -205,6 +215,9 @@ func (s *Server) issue(w http.ResponseWriter, client *Client, ses *session, scop
 		"amr": []string{ses.conn}, "at_hash": halfHash(access),
 		"email": user.Email, "email_verified": true,
 		"name": user.Name(), "given_name": user.GivenName, "family_name": user.FamilyName,
+	}
+	if orgExternalID != "" {
+		claims["xoid"] = orgExternalID
 	}
 	if code != "" {
 		claims["c_hash"] = halfHash(code)

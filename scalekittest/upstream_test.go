@@ -384,8 +384,13 @@ func TestUpstreamLeavesOtherUsersAlone(t *testing.T) {
 // domain_hint, domain and login_hint (or the typed address) decides.
 func TestUpstreamRouting(t *testing.T) {
 	fake := newServer(t, scalekittest.Config{Upstreams: []scalekittest.UpstreamConfig{{
-		Domains: []string{"sso.example", "Corp.Example"}, OrganizationID: "org_7001", ConnectionID: "conn_7002"}}})
+		Domains: []string{"sso.example", "Corp.Example"}, OrganizationID: "org_7001", ConnectionID: "conn_7002"}},
+		Organizations: []scalekittest.Organization{{ID: "org_1", DisplayName: "Another organization"}}})
 	up := fake.Upstreams()[0]
+	// The connection of the environment's own form, as a sign-in there
+	// names it.
+	_, tok := signIn(t, fake, "ada@example.com")
+	ownConn := claimsOf(t, tok.IDToken)["amr"].([]any)[0].(string)
 	tests := []struct {
 		name     string
 		params   url.Values
@@ -405,7 +410,7 @@ func TestUpstreamRouting(t *testing.T) {
 		{"typed address elsewhere", url.Values{}, "ada@example.com", false, ""},
 		{"subdomain", url.Values{"login_hint": {"grace@eu.sso.example"}}, "", false, ""},
 		{"another organization wins over the hint", url.Values{"organization_id": {"org_1"}, "login_hint": {"grace@sso.example"}}, "", false, ""},
-		{"another connection wins over the domain", url.Values{"connection_id": {"conn_1"}, "domain_hint": {"sso.example"}, "login_hint": {"grace@sso.example"}}, "", false, ""},
+		{"another connection wins over the domain", url.Values{"connection_id": {ownConn}, "domain_hint": {"sso.example"}, "login_hint": {"grace@sso.example"}}, "", false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,9 +10,11 @@
 // -public registers the client without a secret, as a single-page or
 // native app is: it signs in with PKCE and redeems its code with its
 // client_id and code_verifier alone. A redirect URI that breaks one of
-// Scalekit's rules (a query, a fragment, over 256 characters) stops it at
-// start-up with the rule named; a custom scheme such as myapp://callback is
-// fine. More clients, users, organizations and upstream providers come from
+// Scalekit's rules (a query, a fragment, over 256 characters, a wildcard
+// outside the outermost label of the host name) stops it at start-up with
+// the rule named; a custom scheme such as myapp://callback is fine, and so
+// is a wildcard where Scalekit allows one in development, as in
+// http://*.app.localhost:3000/callback. More clients, users, organizations and upstream providers come from
 // a JSON file given with -config:
 //
 //	{"clients": [{"id": "skc_1", "secret": "…", "redirect_uris": ["…"],
@@ -157,10 +159,12 @@ func parseFlags(args []string, stderr io.Writer) (scalekittest.Config, error) {
 	fs.Var(&webhooks, "webhook-url", "URL that receives user.logout webhooks (repeatable)")
 	fs.StringVar(&cfg.WebhookSecret, "webhook-secret", "", "webhook signing secret, whsec_<base64> (default: a random one, printed)")
 	fs.BoolVar(&cfg.WebhookLowerCaseStatus, "webhook-lowercase-status", false, "user.logout webhooks spell the session status in lower case, as the session API does (default: upper case, as the API reference's webhook example does)")
+	fs.BoolVar(&cfg.WebhookAny2xx, "webhook-any-2xx", false, "count any 2xx answer to a webhook as delivered, as Scalekit's webhook log guide says (default: only 200, 201 and 202, as its webhook guide lists)")
 	fs.StringVar(&retryDelays, "delivery-retry-delays", "", "waits before each retry of a webhook or back-channel delivery, such as 1s,1s; none for no retry (default: 5s,30s,2m,5m,15m, Scalekit's webhook guide)")
 	fs.DurationVar(&cfg.DeliveryTimeout, "delivery-timeout", 0, "how long each delivery attempt waits for an answer (0: 10s, Scalekit's window)")
-	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "end sessions idle this long (0: never)")
-	fs.DurationVar(&cfg.AbsoluteTimeout, "absolute-timeout", 0, "end sessions this long after sign-in (0: never)")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "end sessions idle this long (0: 168h, the idle timeout of the API reference's user.logout example)")
+	fs.BoolVar(&cfg.NoIdleTimeout, "no-idle-timeout", false, "turn the idle timeout off: sessions end at their absolute timeout, which idle_expires_at then reports")
+	fs.DurationVar(&cfg.AbsoluteTimeout, "absolute-timeout", 0, "end sessions this long after sign-in (0: 720h, the absolute timeout of the API reference's user.logout example)")
 	fs.DurationVar(&cfg.AccessTokenLifetime, "access-token-lifetime", 0, "lifetime of a sign-in's access tokens (0: 5m)")
 	fs.DurationVar(&cfg.ClientCredentialsLifetime, "client-credentials-lifetime", 0, "lifetime of client_credentials tokens (0: 86399s)")
 	fs.StringVar(&hintless, "hintless-logout", "refuse", "/oidc/logout with client_id or post_logout_redirect_uri but no id_token_hint: refuse, end or redirect")

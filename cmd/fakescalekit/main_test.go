@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/endsession/logout/scalekittest"
 )
 
 // started is a run of the command in this process.
@@ -159,6 +161,8 @@ func TestBadFlags(t *testing.T) {
 		{"post-logout URI with query", []string{"-client-id", "skc_1", "-post-logout-uri", "http://localhost/out?x=1"}, "must have no query"},
 		{"redirect URI with a fragment", []string{"-client-id", "skc_1", "-redirect-uri", "http://localhost/cb#x"}, "must have no fragment"},
 		{"redirect URI too long", []string{"-client-id", "skc_1", "-redirect-uri", "http://localhost/" + strings.Repeat("a", 240)}, "at most 256"},
+		{"wildcard under a top-level name", []string{"-client-id", "skc_1", "-redirect-uri", "http://*.localhost:3000/cb"}, "top-level domain"},
+		{"wildcard in the path", []string{"-client-id", "skc_1", "-redirect-uri", "http://app.localhost:3000/*"}, "host name"},
 		{"public client with a secret", []string{"-client-id", "skc_1", "-public", "-client-secret", "x"}, "a public client has no secret"},
 		{"bad retry delays", []string{"-client-id", "skc_1", "-delivery-retry-delays", "soon"}, "-delivery-retry-delays"},
 		{"bad duration", []string{"-client-id", "skc_1", "-idle-timeout", "soon"}, "invalid value"},
@@ -444,5 +448,35 @@ func TestWebhookFlags(t *testing.T) {
 	d := ds.Deliveries[0]
 	if len(d.Attempts) != 1 || d.Attempts[0].Status != 500 || !strings.Contains(d.Body, `"status":"revoked"`) {
 		t.Errorf("delivery %+v, want one attempt answered 500 and a lower-case status", d)
+	}
+}
+
+// Each option for what Scalekit leaves open reaches the configuration, and
+// is off without its flag.
+func TestOptionFlags(t *testing.T) {
+	tests := []struct {
+		flag string
+		set  func(scalekittest.Config) bool
+	}{
+		{"-webhook-any-2xx", func(c scalekittest.Config) bool { return c.WebhookAny2xx }},
+		{"-no-idle-timeout", func(c scalekittest.Config) bool { return c.NoIdleTimeout }},
+		{"-webhook-lowercase-status", func(c scalekittest.Config) bool { return c.WebhookLowerCaseStatus }},
+		{"-accept-ended-hint", func(c scalekittest.Config) bool { return c.AcceptEndedSessionHint }},
+		{"-revoke-ended-ok", func(c scalekittest.Config) bool { return c.RevokeEndedSessionSucceeds }},
+		{"-refresh-reuse-revokes", func(c scalekittest.Config) bool { return c.RefreshReuseRevokesSession }},
+	}
+	for _, tt := range tests {
+		base := []string{"-client-id", "skc_1"}
+		without, err := parseFlags(base, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		with, err := parseFlags(append(base, tt.flag), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.set(without) || !tt.set(with) {
+			t.Errorf("%s: set without it %v, with it %v; want false, true", tt.flag, tt.set(without), tt.set(with))
+		}
 	}
 }

@@ -328,15 +328,25 @@ func Total(m map[string]int) int {
 // arguments go to every node's command line.
 func RedisCluster(t testing.TB, extra ...string) *redis.ClusterClient {
 	t.Helper()
+	rdb, _ := RedisClusterNodes(t, extra...)
+	return rdb
+}
+
+// RedisClusterNodes is RedisCluster that also returns the nodes, for tests
+// that stop or pause one.
+func RedisClusterNodes(t testing.TB, extra ...string) (*redis.ClusterClient, []*RedisServer) {
+	t.Helper()
 	if _, err := exec.LookPath("redis-cli"); err != nil {
 		SkipOrFail(t, "redis-cli is not installed")
 	}
 	var addrs []string
+	var nodes []*RedisServer
 	for range 3 {
 		dir := t.TempDir()
 		args := append([]string{"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-node-timeout", "2000"}, extra...)
 		s := StartRedisServer(t, args...)
 		addrs = append(addrs, s.Addr)
+		nodes = append(nodes, s)
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
@@ -356,7 +366,7 @@ func RedisCluster(t testing.TB, extra ...string) *redis.ClusterClient {
 		}
 		<-time.After(50 * time.Millisecond)
 	}
-	return rdb
+	return rdb, nodes
 }
 
 func waitClusterOK(t testing.TB, addr string) {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package logout_test
+
+const raceEnabled = false
