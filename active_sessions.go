@@ -108,6 +108,7 @@ func (h *Handler) EndOtherSessions(w http.ResponseWriter, r *http.Request) (int,
 	if !ok {
 		return 0, errors.New("logout: the store cannot end a user's other sessions; use a RedisStore or a RevocableCookieStore")
 	}
+	clicked := time.Now()
 	s, token, err := h.requestSession(r)
 	if err != nil {
 		return 0, err
@@ -128,7 +129,7 @@ func (h *Handler) EndOtherSessions(w http.ResponseWriter, r *http.Request) (int,
 		reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndOtherDevices, Issuer: s.Issuer, Subject: s.Subject, Handle: handle})
 	}
 	if h.backstop != nil && s.Subject != "" {
-		h.backstop.endOthers(s.Subject, s.SessionID)
+		h.backstop.schedule(ctx, false, h.backstop.othersJob(s.Subject, s.SessionID, clicked))
 	}
 	return len(ended), nil
 }

@@ -26,7 +26,7 @@ func TestAllocationCeilings(t *testing.T) {
 		logout, page float64
 	}{
 		{"CookieStore", func(t *testing.T) logout.SessionStore { return newCookieStore(t) }, 23, 14},
-		{"RevocableCookieStore", func(t *testing.T) logout.SessionStore { return benchRevocableStore(t, true) }, 33, 31},
+		{"RevocableCookieStore", func(t *testing.T) logout.SessionStore { return benchRevocableStore(t, true) }, 44, 31},
 		{"RedisStore", func(t *testing.T) logout.SessionStore { return benchRedisStore(t, true) }, 34, 25},
 		{"RedisStore, client without ContextTimeoutEnabled", func(t *testing.T) logout.SessionStore { return benchRedisStore(t, false) }, 38, 29},
 	}

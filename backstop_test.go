@@ -3,6 +3,8 @@ package logout_test
 import (
 	"context"
 	"errors"
+	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -89,25 +91,44 @@ func TestBackstopEndsAbandonedLogout(t *testing.T) {
 	}
 }
 
-// The backstop is off the request path: a logout still costs one Redis
-// command and no call to the provider.
+// The backstop is off the request path: no call to the provider. Without a
+// Provider a logout costs one Redis command; with one, the job is recorded
+// in Redis before the logout answers, in one more command and round trip.
 func TestBackstopCostsTheRequestNothing(t *testing.T) {
+	defer logout.SetBackstopPoll(time.Hour)() // no claim among the commands counted
 	e := newProvEnv(t, scalekittest.Config{})
 	srv := startRedisServer(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { rdb.Close() })
 	counter := newCommandCounter(t, srv.Addr)
-	h := e.handler(t, logout.NewRedisStore(rdb), time.Hour, nil)
-	tok := e.signInAtFake(t, newJar(t), "ada@example.com")
-	cookies := signIn(t, h, e.appSession(tok))
-	counter.Reset(t)
-	before := e.calls.total()
-	serve(h, logoutRequest(http.MethodPost, cookies))
-	if got := counter.Count(t); total(got) != 1 || got["getdel"] != 1 {
-		t.Errorf("logout sent %v to Redis, want one GETDEL", got)
-	}
-	if got := e.calls.total() - before; got != 0 {
-		t.Errorf("logout made %d calls to the provider on the request path, want 0", got)
+	for _, withProvider := range []bool{false, true} {
+		h := e.handler(t, logout.NewRedisStore(rdb), time.Hour, func(c *logout.Config) {
+			if !withProvider {
+				c.Provider = nil
+			}
+		})
+		// A first logout loads the scripts, as in a running app.
+		serve(h, logoutRequest(http.MethodPost, signIn(t, h, e.appSession(e.signInAtFake(t, newJar(t), "ada@example.com")))))
+		cookies := signIn(t, h, e.appSession(e.signInAtFake(t, newJar(t), "ada@example.com")))
+		counter.Reset(t)
+		before := e.calls.total()
+		serve(h, logoutRequest(http.MethodPost, cookies))
+		got := counter.Count(t)
+		want := map[string]int{"getdel": 1}
+		if withProvider {
+			want["evalsha"] = 1
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("Provider %v: logout sent %v to Redis, want %v", withProvider, got, want)
+		}
+		if got := e.calls.total() - before; got != 0 {
+			t.Errorf("logout made %d calls to the provider on the request path, want 0", got)
+		}
+		if withProvider {
+			if depth, _, err := logout.BackstopStats(context.Background(), h); err != nil || depth != 2 {
+				t.Errorf("jobs recorded in Redis when the logout answered: %d, %v; want 2", depth, err)
+			}
+		}
 	}
 }
 
@@ -159,47 +180,72 @@ func TestBackstopReportsFailures(t *testing.T) {
 	}
 }
 
-// Close waits for scheduled jobs, grace periods included; with a deadline
-// it abandons what is left and reports each.
+// Close waits for scheduled jobs, grace periods included. With a deadline,
+// it abandons and reports each job waiting in this process; a job recorded
+// in Redis stays there, unreported, and another instance finishes it.
 func TestHandlerCloseDrainsTheBackstop(t *testing.T) {
-	e := newProvEnv(t, scalekittest.Config{})
-	h := e.handler(t, newMiniStore(t), 200*time.Millisecond, nil)
-	tok := e.signInAtFake(t, newJar(t), "ada@example.com")
-	serve(h, logoutRequest(http.MethodPost, signIn(t, h, e.appSession(tok))))
-	if err := h.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := status(t, e.fake, tok.SessionID); got != scalekittest.StatusRevoked {
-		t.Errorf("after Close: %s, want revoked (Close drains)", got)
-	}
+	for _, kind := range []string{"in process", "redis"} {
+		t.Run(kind, func(t *testing.T) {
+			e := newProvEnv(t, scalekittest.Config{})
+			_, rdb := newMini(t)
+			newStore := func() logout.SessionStore {
+				if kind == "redis" {
+					return logout.NewRedisStore(rdb)
+				}
+				return newCookieStore(t)
+			}
+			h := e.handler(t, newStore(), 200*time.Millisecond, nil)
+			tok := e.signInAtFake(t, newJar(t), "ada@example.com")
+			serve(h, logoutRequest(http.MethodPost, signIn(t, h, e.appSession(tok))))
+			if err := h.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := status(t, e.fake, tok.SessionID); got != scalekittest.StatusRevoked {
+				t.Errorf("after Close: %s, want revoked (Close drains)", got)
+			}
 
-	var abandoned []error
-	var mu sync.Mutex
-	h = e.handler(t, newMiniStore(t), time.Hour, func(c *logout.Config) {
-		c.OnBackstopError = func(_ context.Context, err error) { mu.Lock(); abandoned = append(abandoned, err); mu.Unlock() }
-	})
-	tok = e.signInAtFake(t, newJar(t), "ada@example.com")
-	serve(h, logoutRequest(http.MethodPost, signIn(t, h, e.appSession(tok))))
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if err := h.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Close past its deadline: %v", err)
+			var abandoned []error
+			var mu sync.Mutex
+			store := newStore()
+			h = e.handler(t, store, time.Hour, func(c *logout.Config) {
+				c.OnBackstopError = func(_ context.Context, err error) { mu.Lock(); abandoned = append(abandoned, err); mu.Unlock() }
+			})
+			tok = e.signInAtFake(t, newJar(t), "ada@example.com")
+			serve(h, logoutRequest(http.MethodPost, signIn(t, h, e.appSession(tok))))
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			if err := h.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Close past its deadline: %v", err)
+			}
+			mu.Lock()
+			switch {
+			case kind == "in process" && (len(abandoned) != 1 || !strings.Contains(abandoned[0].Error(), tok.SessionID)):
+				t.Errorf("reported %v, want the abandoned session", abandoned)
+			case kind == "redis" && len(abandoned) != 0:
+				t.Errorf("reported %v, want nothing: the job waits in Redis", abandoned)
+			}
+			abandoned = nil
+			mu.Unlock()
+			if kind == "redis" {
+				// It waits there for the other instances (the Crash tests
+				// show one finishing such a job).
+				other := e.handler(t, logout.NewRedisStore(rdb), time.Hour, nil)
+				if depth, _, err := logout.BackstopStats(context.Background(), other); err != nil || depth != 1 {
+					t.Fatalf("jobs in Redis: %d, %v; want the one left behind, not yet due", depth, err)
+				}
+			}
+			// A closed handler still logs out; the backstop reports it cannot help.
+			tok = e.signInAtFake(t, newJar(t), "ada@example.com")
+			if resp := serve(h, logoutRequest(http.MethodPost, signIn(t, h, e.appSession(tok)))); resp.StatusCode != http.StatusSeeOther {
+				t.Errorf("logout after Close: %d", resp.StatusCode)
+			}
+			waitFor(t, 5*time.Second, "the refused job's report", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(abandoned) == 1 && strings.Contains(abandoned[0].Error(), "closed")
+			})
+		})
 	}
-	mu.Lock()
-	if len(abandoned) != 1 || !strings.Contains(abandoned[0].Error(), tok.SessionID) {
-		t.Errorf("reported %v, want the abandoned session", abandoned)
-	}
-	mu.Unlock()
-	// A closed handler still logs out; the backstop reports it cannot help.
-	tok = e.signInAtFake(t, newJar(t), "ada@example.com")
-	if resp := serve(h, logoutRequest(http.MethodPost, signIn(t, h, e.appSession(tok)))); resp.StatusCode != http.StatusSeeOther {
-		t.Errorf("logout after Close: %d", resp.StatusCode)
-	}
-	waitFor(t, 5*time.Second, "the refused job's report", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(abandoned) == 2 && strings.Contains(abandoned[1].Error(), "closed")
-	})
 }
 
 // Sign out everywhere ends the user's provider sessions on the other devices
@@ -229,6 +275,80 @@ func TestEverywhereAtTheProvider(t *testing.T) {
 			}
 			if _, err := currentSession(h, phoneCookies); !errors.Is(err, logout.ErrNoSession) {
 				t.Errorf("the phone's app session: %v, want ended", err)
+			}
+		})
+	}
+}
+
+// listGate fails a Provider's first listing of a user's sessions with 503,
+// and holds the next until the test releases it.
+type listGate struct {
+	next     http.RoundTripper
+	mu       sync.Mutex
+	lists    int
+	failed   chan struct{}
+	released chan struct{}
+}
+
+func (g *listGate) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/v1/users/") {
+		g.mu.Lock()
+		g.lists++
+		n := g.lists
+		g.mu.Unlock()
+		if n == 1 {
+			close(g.failed)
+			return &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{"Content-Type": {"application/json"}},
+				Body: io.NopCloser(strings.NewReader(`{"code":14,"message":"unavailable"}`)), Request: r}, nil
+		}
+		<-g.released
+	}
+	return g.next.RoundTrip(r)
+}
+
+// "Sign out everywhere" and "sign out other devices" end, at the provider,
+// only the sessions begun before the click: a retry after a session-API
+// error spares a device the user signed in on while the job waited.
+func TestEndOthersRetrySparesLaterSignIns(t *testing.T) {
+	defer logout.SetBackstopRetry(10 * time.Millisecond)()
+	for _, way := range []string{"everywhere", "other devices"} {
+		t.Run(way, func(t *testing.T) {
+			e := newProvEnv(t, scalekittest.Config{})
+			gate := &listGate{next: e.calls, failed: make(chan struct{}), released: make(chan struct{})}
+			p, err := logout.NewProvider(logout.ProviderConfig{
+				Issuer: e.fake.Issuer(), ClientID: provClient, ClientSecret: provSecret, HTTPClient: &http.Client{Transport: gate},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs := &logSink{}
+			h := e.handler(t, newMiniStore(t), time.Hour, func(c *logout.Config) {
+				c.Provider = p
+				c.Logger = newLogger(logs)
+			})
+			here := e.signInAtFake(t, newJar(t), "ada@example.com")
+			phone := e.signInAtFake(t, newJar(t), "ada@example.com")
+			cookies := signIn(t, h, e.appSession(here))
+			signIn(t, h, e.appSession(phone))
+
+			if way == "everywhere" {
+				serve(h.Everywhere(), logoutRequest(http.MethodPost, cookies))
+			} else if _, err := h.EndOtherSessions(httptest.NewRecorder(), logoutRequest(http.MethodPost, cookies)); err != nil {
+				t.Fatal(err)
+			}
+			<-gate.failed
+			// The job waits to try again; meanwhile the user signs in on a
+			// new device.
+			later := e.signInAtFake(t, newJar(t), "ada@example.com")
+			close(gate.released)
+			waitFor(t, 5*time.Second, "the retry to finish", func() bool {
+				return strings.Contains(logs.String(), "backstop ended the provider session") && strings.Contains(logs.String(), here.UserID)
+			})
+			if got := status(t, e.fake, phone.SessionID); got != scalekittest.StatusRevoked {
+				t.Errorf("the phone's provider session (begun before the click): %s, want revoked", got)
+			}
+			if got := status(t, e.fake, later.SessionID); got != scalekittest.StatusActive {
+				t.Errorf("the provider session begun after the click: %s, want active", got)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -139,6 +140,14 @@ type Config struct {
 	// the session only if it is still active. Everywhere also ends, at once,
 	// the user's provider sessions on every other device. [Handler.Refresh]
 	// needs it too.
+	//
+	// With a [RedisStore] or a [RevocableCookieStore], the backstop's jobs
+	// are recorded in that Redis before the logout answers (one more
+	// command, in one more round trip), and every instance sharing it runs
+	// them: an instance that crashes, is killed or runs out of memory after
+	// a logout loses nothing. Each instance then polls the queue, one Redis
+	// command a second when idle. With any other store the jobs wait in the
+	// process that took the logout, and die with it.
 	Provider *Provider
 	// BackstopDelay is how long the backstop waits after a logout before it
 	// checks the provider session. Zero means 10 seconds; a browser
@@ -243,7 +252,8 @@ type CookieConfig struct {
 // With no EndSessionEndpoint it fetches the issuer's discovery document,
 // once, and that is all the I/O it does: the fetch is bounded by ctx and by
 // 10 seconds, whichever ends first. With EndSessionEndpoint set it does no
-// I/O.
+// I/O. With a Provider and a store in Redis it starts the backstop's poller,
+// which runs in the background until [Handler.Close] (see Config.Provider).
 func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("logout: Config.Store is required")
@@ -270,7 +280,16 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	h.onEnd = endHook{cfg.OnSessionEnd, h.tel}
 	if cfg.Provider != nil {
 		h.provider = cfg.Provider
-		h.backstop = newBackstop(cfg.Provider, cmp.Or(cfg.BackstopDelay, 10*time.Second), h.log, cfg.OnBackstopError, h.tel)
+		var q *durableQueue
+		if host, ok := cfg.Store.(backstopHost); ok {
+			q = host.backstopQueue(cfg.Provider, h.timeout)
+		}
+		h.backstop = newBackstop(cfg.Provider, cmp.Or(cfg.BackstopDelay, 10*time.Second), h.log, cfg.OnBackstopError, h.tel, q)
+		if q != nil {
+			// A Handler dropped without Close stops polling once it is
+			// collected and the jobs it recorded are done.
+			runtime.AddCleanup(h, func(b *backstop) { b.queue.orphan() }, h.backstop)
+		}
 	}
 
 	endpoint := cfg.EndSessionEndpoint

@@ -249,6 +249,14 @@ func (j cookieJar) markSignedOut(w http.ResponseWriter) {
 	w.Header().Add("Set-Cookie", j.signedOutLine)
 }
 
+// clearSignedOut takes the signal back, as a sign-in within its minute
+// must: the other tabs would otherwise hear that the browser signed out.
+func (j cookieJar) clearSignedOut(w http.ResponseWriter, r *http.Request) {
+	if _, err := r.Cookie(j.signedOutName()); err == nil {
+		http.SetCookie(w, expired(j.signedOutCookie()))
+	}
+}
+
 func (j cookieJar) signedOutCookie() *http.Cookie {
 	c := j.cookie(j.signedOutName(), "1")
 	c.HttpOnly = false

@@ -64,7 +64,8 @@
 //     hears every ending).
 //   - The provider's side: provider.go ([Provider], its session API),
 //     backstop.go (ending the provider session from the server),
-//     discovery.go.
+//     backstop_redis.go (its jobs kept in Redis, which any instance
+//     finishes), discovery.go.
 //   - Running it: telemetry.go (the OpenTelemetry metrics and spans every
 //     flow reports; [Config.MeterProvider] lists them).
 //

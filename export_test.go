@@ -1,6 +1,7 @@
 package logout
 
 import (
+	"context"
 	"encoding/base64"
 	"slices"
 	"time"
@@ -59,6 +60,19 @@ func SetBackstopRetry(d time.Duration) (restore func()) {
 
 // SetProviderClock makes p read the time from now.
 func SetProviderClock(p *Provider, now func() time.Time) { p.now = now }
+
+// SetBackstopPoll sets the longest wait between two claims of the
+// backstop's queue in Redis.
+func SetBackstopPoll(d time.Duration) (restore func()) {
+	old := backstopPoll
+	backstopPoll = d
+	return func() { backstopPoll = old }
+}
+
+// BackstopStats is what the backstop reports of its queue.
+func BackstopStats(ctx context.Context, h *Handler) (depth int, oldestDue time.Duration, err error) {
+	return h.backstop.stats(ctx)
+}
 
 // Instrument is one of the package's instruments as telemetry.go names it,
 // with each attribute it carries and the attribute's values, for the tests

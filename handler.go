@@ -86,6 +86,10 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 	hdr.Set("Cache-Control", "private, no-cache, no-store, must-revalidate")
 	hdr.Add("Vary", "Cookie")
 
+	// The moment the user asked: "everywhere" ends the sessions begun
+	// before it, here and at the provider.
+	clicked := time.Now()
+
 	// 1. Refuse anything that is not a same-origin logout, touching nothing.
 	if err := h.checkRequest(w, r); err != nil {
 		h.tel.logout(r.Context(), span, everywhere, refusedLogout(err))
@@ -127,7 +131,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 		}
 		if everywhere && storeErr == nil && ended.Subject != "" {
 			sctx, call := h.tel.store(ctx, storeEndSubject)
-			_, storeErr = revokeAndReport(sctx, h.store.(Revoker), h.onEnd, EndEverywhere, ended.Issuer, ended.Subject, "", time.Now())
+			_, storeErr = revokeAndReport(sctx, h.store.(Revoker), h.onEnd, EndEverywhere, ended.Issuer, ended.Subject, "", clicked)
 			call.end(storeErr)
 		}
 		cancel()
@@ -153,11 +157,22 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 
 	// 4. Have the backstop end the provider's session from the server too,
 	// whatever the store did, in case the browser never gets there.
-	if h.backstop != nil && everywhere && ended.Subject != "" {
-		h.backstop.endOthers(ended.Subject, ended.SessionID)
-	}
-	if h.backstop != nil && ended.SessionID != "" {
-		h.backstop.endSession(ended.SessionID)
+	// With its store in Redis, the jobs are recorded there before this
+	// answers (one round trip more), so that any instance finishes them
+	// should this one die.
+	if h.backstop != nil {
+		var jobs []backstopJob
+		if everywhere && ended.Subject != "" {
+			jobs = append(jobs, h.backstop.othersJob(ended.Subject, ended.SessionID, clicked))
+		}
+		if ended.SessionID != "" {
+			jobs = append(jobs, h.backstop.sessionJob(ended.SessionID))
+		}
+		if len(jobs) > 0 {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
+			h.backstop.schedule(ctx, storeErr != nil && !errors.Is(storeErr, ErrNotConfirmed), jobs...)
+			cancel()
+		}
 	}
 
 	// 5. Tell the app what happened: a store failure to OnError (and, with
@@ -397,10 +412,13 @@ func isScript(r *http.Request) bool {
 }
 
 // Close stops the backstop taking new jobs and waits, until ctx is done, for
-// the ones already scheduled (their grace periods included), so that a
-// deploy does not drop them; those still waiting then are abandoned and
-// reported to OnBackstopError and the log. Call it on shutdown, after the
-// HTTP server stopped serving. Without a Provider it returns at once.
+// the ones this instance scheduled (their grace periods included), so that a
+// deploy does not drop them. When ctx ends first, jobs waiting in this
+// process are abandoned and reported to OnBackstopError and the log; jobs
+// recorded in Redis stay there, for the other instances or the app's next
+// start, and are not reported. Either way it then returns ctx's error. It
+// also stops the backstop's poller. Call it on shutdown, after the HTTP
+// server stopped serving. Without a Provider it returns at once.
 func (h *Handler) Close(ctx context.Context) error {
 	if h.backstop == nil {
 		return nil

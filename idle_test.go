@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -375,4 +378,37 @@ func (p plainStore) Update(ctx context.Context, t string, s logout.Session) (str
 }
 func (p plainStore) End(ctx context.Context, t string) (logout.Session, error) {
 	return p.s.End(ctx, t)
+}
+
+// A RedisStore session past its absolute expiry, whose record idle
+// renewals kept alive, is reported once, however many requests still bring
+// its cookie, and its record goes.
+func TestExpiredSessionReportedOnce(t *testing.T) {
+	var expired atomic.Int32
+	e := newIdleEnv(t, "redis", func(c *logout.Config) {
+		c.OnSessionEnd = func(_ context.Context, end logout.SessionEnd) {
+			if end.Reason == logout.EndExpired {
+				expired.Add(1)
+			}
+		}
+	})
+	s := testSession()
+	s.Expiry = e.clock.Now().Add(20 * time.Minute)
+	cookies := signInAt(t, e, s)
+	e.advance(10 * time.Minute)
+	if _, err, _ := e.browse(t, jarOf(cookies)); err != nil {
+		t.Fatal(err)
+	}
+	e.advance(11 * time.Minute) // past the absolute expiry; the record lives on
+	for range 3 {               // tabs, or copies of the cookie, that still carry it
+		if _, err, _ := e.browse(t, jarOf(cookies)); !errors.Is(err, logout.ErrNoSession) {
+			t.Fatalf("past the absolute expiry: %v, want ErrNoSession", err)
+		}
+	}
+	if n := expired.Load(); n != 1 {
+		t.Errorf("the expired session was reported %d times, want once", n)
+	}
+	if keys := e.mini.Keys(); slices.ContainsFunc(keys, func(k string) bool { return strings.Contains(k, ":s:") }) {
+		t.Errorf("the expired session's record is still in Redis: %v", keys)
+	}
 }

@@ -27,6 +27,9 @@ func noteSecret(s string) {
 }
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(backstopChildEnv); path != "" {
+		os.Exit(runBackstopChild(path)) // an instance the durable backstop's tests kill
+	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(&suiteLogs, nil)))
 	for _, s := range []string{testSession().IDToken, testSession().AccessToken, testSession().RefreshToken} {
 		noteSecret(s)

@@ -201,8 +201,19 @@ func (p *Provider) UserSessions(ctx context.Context, userID string) ([]ProviderS
 }
 
 // EndOtherSessions ends every active provider session of the user but keep
-// (which may be empty), one revoke each, and returns how many it ended.
+// (which may be empty) that began before the call, one revoke each, and
+// returns how many it ended.
 func (p *Provider) EndOtherSessions(ctx context.Context, userID, keep string) (int, error) {
+	return p.endSessionsBefore(ctx, userID, keep, p.now())
+}
+
+// endSessionsBefore ends the user's active provider sessions but keep that
+// the provider says began at or before before: a sign-in made after the
+// user asked, on another device, stays, however late a retry runs. A session
+// the provider gives no creation time for is ended, since it cannot be told
+// apart from one that began before. The times are compared as the provider
+// and this host read their clocks.
+func (p *Provider) endSessionsBefore(ctx context.Context, userID, keep string, before time.Time) (int, error) {
 	sessions, err := p.UserSessions(ctx, userID)
 	if err != nil {
 		return 0, err
@@ -210,7 +221,7 @@ func (p *Provider) EndOtherSessions(ctx context.Context, userID, keep string) (i
 	n := 0
 	var errs []error
 	for _, s := range sessions {
-		if s.ID == keep || !s.Active() {
+		if s.ID == keep || !s.Active() || s.CreatedAt.After(before) {
 			continue
 		}
 		if err := p.EndSession(ctx, s.ID); err != nil {

@@ -3,6 +3,7 @@ package logout_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/endsession/logout"
@@ -105,5 +106,34 @@ func TestScalekitGuideCookies(t *testing.T) {
 	}
 	if _, err := logout.New(t.Context(), logout.Config{Store: newCookieStore(t), EndSessionEndpoint: testEndSession, PostLogoutRedirectURI: testPostLogout, IDTokenCookie: "idToken"}); err == nil {
 		t.Error("IDTokenCookie without a ClearCookies entry was accepted")
+	}
+}
+
+// A sign-in after a logout takes back the short-lived signed-out signal with
+// the re-authentication mark, so the user's other tabs are not told that
+// the browser signed out when it has just signed in again.
+func TestSignInClearsTheSignedOutSignal(t *testing.T) {
+	h, _ := newHandler(t, newCookieStore(t), nil)
+	resp := serve(h, logoutRequest(http.MethodPost, signIn(t, h, testSession())))
+	var signal *http.Cookie
+	for _, c := range resp.Cookies() {
+		if strings.HasSuffix(c.Name, "-signed-out") && c.MaxAge > 0 {
+			signal = c
+		}
+	}
+	if signal == nil {
+		t.Fatal("the logout set no signed-out signal")
+	}
+	r := httptest.NewRequest(http.MethodGet, testAppOrigin+"/callback", nil)
+	r.AddCookie(&http.Cookie{Name: signal.Name, Value: signal.Value})
+	rec := httptest.NewRecorder()
+	if err := h.StartSession(rec, r, testSession()); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rec.Result().Cookies() {
+		noteSecret(c.Value)
+	}
+	if got := setCookies(rec.Result())[signal.Name]; got == nil || got["max-age"] != "0" {
+		t.Errorf("the sign-in left the signed-out signal in place: %v", got)
 	}
 }

@@ -203,14 +203,53 @@ end
 return 1
 `
 
-// refreshedScript records a cookie session's refresh, unless another refresh
-// recorded its own first, and leaves the new cookie value for the requests
-// that still carry the old one.
+// endHandleScript ends a cookie session by recording its handle, unless a
+// revocation ended it already; the same reading of the records as
+// RevocationList.revoked. One node only: the records live in different
+// slots.
 //
-// KEYS: 1 the hash of the session's current refresh token, 2 the stash for
-// the old cookie's holders.
-// ARGV: 1 the hash the caller expects (or "" for a session never refreshed),
-// 2 the new hash, 3 its TTL in ms, 4 the sealed new cookie value.
+// KEYS: 1 the handle's record, 2 the user's other-devices record ("ms
+// handle"), 3 the user's record ("ms"), 4 (optional) the sid's record
+// ("ms").
+// ARGV: 1 the handle record's TTL in ms, 2 the session's start in Unix ms,
+// 3 the session's handle as the other-devices record names it.
+// Reply: 1 ended by this call; 0 ended before (its handle recorded, or a
+// revocation covers it).
+var (
+	endHandleScript = redis.NewScript(endHandleSrc)
+	endHandleSHA    = shaOf(endHandleScript)
+)
+
+const endHandleSrc = `
+local issued = tonumber(ARGV[2])
+local others = redis.call('GET', KEYS[2])
+if others then
+  local at, keep = string.match(others, '^(%d+) (%S*)')
+  if at and issued <= tonumber(at) and keep ~= ARGV[3] then
+    return 0
+  end
+end
+for i = 3, #KEYS do
+  local at = tonumber(redis.call('GET', KEYS[i]) or '')
+  if at and issued <= at then
+    return 0
+  end
+end
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return 1
+end
+return 0
+`
+
+// refreshedScript records a cookie session's refresh, unless another refresh
+// recorded its own first, with the newest cookie value for the holders of
+// older cookies, whose refresh token the refresh spent.
+//
+// KEYS: 1 the hash of the session's current refresh token, 2 the newest
+// cookie value.
+// ARGV: 1 the hash the caller expects (or that of the refresh token sealed
+// at sign-in, for a session never refreshed), 2 the new hash, 3 the TTL of
+// both in ms (the session's remaining life), 4 the sealed new cookie value.
 // Reply: 1 recorded; 0 another refresh came first.
 const refreshedScript = `
 local cur = redis.call('GET', KEYS[1])
@@ -218,7 +257,7 @@ if cur and cur ~= ARGV[1] then
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-redis.call('SET', KEYS[2], ARGV[4], 'PX', 60000)
+redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
 return 1
 `
 
@@ -236,8 +275,22 @@ return 0
 // evalCmd is the EVAL of script on keys with args, built to be sent by
 // redisCalls.process or in a durability write: what go-redis's Eval sends.
 func evalCmd(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return scriptCmd(ctx, "eval", script, keys, args...)
+}
+
+// evalShaCmd is evalCmd by the script's SHA-1, boxed once by the caller
+// (see shaOf): the caller sends evalCmd instead when Redis answers
+// NOSCRIPT.
+func evalShaCmd(ctx context.Context, sha any, keys []string, args ...any) *redis.Cmd {
+	return scriptCmd(ctx, "evalsha", sha, keys, args...)
+}
+
+// shaOf is a script's SHA-1 as EVALSHA takes it, boxed once.
+func shaOf(s *redis.Script) any { return s.Hash() }
+
+func scriptCmd(ctx context.Context, verb, script any, keys []string, args ...any) *redis.Cmd {
 	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
-	cmdArgs = append(cmdArgs, "eval", script, len(keys))
+	cmdArgs = append(cmdArgs, verb, script, len(keys))
 	for _, k := range keys {
 		cmdArgs = append(cmdArgs, k)
 	}
@@ -247,3 +300,80 @@ func evalCmd(ctx context.Context, script string, keys []string, args ...any) *re
 	}
 	return cmd
 }
+
+// The scripts of the backstop's queue in Redis (backstop_redis.go): one
+// sorted set of jobs, each scored with the time it falls due in Unix
+// milliseconds of the server's own clock (TIME), which every instance
+// shares.
+
+// redisNow is the part of a script that reads the server's clock into now.
+const redisNow = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// scheduleScript records jobs.
+//
+// KEYS: 1 the queue.
+// ARGV: pairs of a delay in ms and a job.
+// Reply: the server's time in Unix ms.
+var (
+	scheduleScript = redis.NewScript(scheduleSrc)
+	scheduleSHA    = shaOf(scheduleScript)
+)
+
+const scheduleSrc = redisNow + `
+for i = 1, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[i]), ARGV[i + 1])
+end
+return now
+`
+
+// claimScript claims due jobs: it moves each to a score past the longest an
+// attempt may take, so that no other instance claims it meanwhile, and so
+// that it falls due again should its claimer die.
+//
+// KEYS: 1 the queue.
+// ARGV: 1 how long a claim lasts in ms, 2 the most jobs to claim.
+// Reply: the jobs claimed.
+var claimScript = redis.NewScript(redisNow + `
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[2])
+for _, m in ipairs(due) do
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), m)
+end
+return due
+`)
+
+// finishScript settles a claimed job: removes it and, to try it again,
+// puts its next record in its place.
+//
+// KEYS: 1 the queue.
+// ARGV: 1 the job as claimed, 2 the delay in ms before the next attempt,
+// or -1 for none, 3 the job's next record.
+// Reply: 1 settled; 0 the job was not there (its claim had lapsed, and
+// another instance took it over).
+var finishScript = redis.NewScript(`
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+if tonumber(ARGV[2]) >= 0 then
+` + redisNow + `
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+end
+return 1
+`)
+
+// statsScript reads the queue's depth and how long its oldest job has been
+// due.
+//
+// KEYS: 1 the queue. ARGV: none.
+// Reply: the number of jobs, waiting or claimed; the ms since the earliest
+// one fell due (negative when none is due yet, 0 when the queue is empty).
+var statsScript = redis.NewScript(redisNow + `
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local overdue = 0
+if first[2] then
+  overdue = now - tonumber(first[2])
+end
+return {redis.call('ZCARD', KEYS[1]), overdue}
+`)

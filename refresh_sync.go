@@ -4,6 +4,8 @@
 package logout
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/cipher"
 	"crypto/rand"
@@ -14,6 +16,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,40 +25,39 @@ import (
 // refreshSync is what a store that instances share offers to keep refreshes
 // of one session single-flight across them.
 type refreshSync interface {
-	// lease takes the session's refresh lease, or returns errLeaseHeld.
-	lease(ctx context.Context, token string) (release func(), err error)
+	// lease takes the session's refresh lease for ttl, or returns
+	// errLeaseHeld.
+	lease(ctx context.Context, token string, ttl time.Duration) (release func(), err error)
 	leaseHeld(ctx context.Context, token string) (bool, error)
-	// loadVersion loads the session and names its current refresh.
-	loadVersion(ctx context.Context, token string) (Session, string, error)
+	// carriedRefresh is the refresh token the request's own token stands
+	// for: the one the request saw.
+	carriedRefresh(ctx context.Context, token string) (string, error)
+	// loadVersion loads the newest state of the token's session and names
+	// its refresh. A cookie that a refresh replaced (it still holds the
+	// spent refresh token) gives the session that refresh stored, sealed
+	// anew as used now, with the token to write in its place.
+	loadVersion(ctx context.Context, token string) (s Session, newToken, version string, err error)
 	// updateIfVersion stores s only if the refresh is still version, or
 	// returns errStaleVersion.
 	updateIfVersion(ctx context.Context, token, version string, s Session) (string, error)
 	// isCurrent reports whether refreshToken is the session's current one.
 	isCurrent(ctx context.Context, token, refreshToken string) (bool, error)
-	// latest returns the session, and its token, as the last refresh left
-	// it, for a request that carries the token from before.
-	latest(ctx context.Context, token string) (Session, string, error)
-	// settled reports whether a refresh replaced the session this very
-	// token holds, when the token itself carries the tokens (a cookie), and
-	// returns what it stored.
-	settled(ctx context.Context, token string) (Session, string, bool, error)
 }
 
 var (
 	errLeaseHeld    = errors.New("logout: another instance is refreshing the session")
 	errStaleVersion = errors.New("logout: the session was refreshed meanwhile")
+	errRefreshLost  = errors.New("logout: another instance's refresh of the session did not complete; try again")
+	errSpentCookie  = errors.New("logout: the cookie holds a refresh token already spent, and the session that replaced it is gone")
 )
 
-// refreshLeaseTTL bounds how long one instance may hold a session's refresh
-// before another may try: longer than a refresh takes, short enough that a
-// crashed instance does not block refreshes for long.
-const refreshLeaseTTL = 15 * time.Second
-
 // refreshFlights shares one refresh among the requests of this instance
-// that carry the same session token.
+// that refresh the same session, and remembers for a while what the
+// refreshes of stores that share nothing (a bare CookieStore) left behind.
 type refreshFlights struct {
 	mu      sync.Mutex
 	flights map[string]*refreshFlight
+	settled settledRefreshes
 }
 
 type refreshFlight struct {
@@ -86,6 +88,68 @@ func (f *refreshFlights) do(key string, fn func() refreshResult) refreshResult {
 	return fl.res
 }
 
+// settledRefreshes remembers, in this process, the session token each
+// recent refresh stored, under the hash of the refresh token it spent, so
+// that a cookie still holding a spent token (another tab's, a renewal that
+// raced the refresh) is answered with the session that replaced it instead
+// of being redeemed again. It serves the stores that keep no shared state,
+// for which nothing else can tell a spent token from a revoked session. It
+// is bounded: entries last settledFor, at most settledMax of them, the
+// oldest dropped first.
+type settledRefreshes struct {
+	mu      sync.Mutex
+	entries map[string]settledRefresh
+	order   []string // keys, oldest first
+	n       atomic.Int32
+}
+
+type settledRefresh struct {
+	token string
+	until time.Time
+}
+
+const (
+	settledFor = 5 * time.Minute
+	settledMax = 4096
+)
+
+func (m *settledRefreshes) remember(spent, token string, now time.Time) {
+	if spent == "" {
+		return
+	}
+	key := refreshHash(spent)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.entries == nil {
+		m.entries = map[string]settledRefresh{}
+	}
+	for len(m.order) > 0 && (len(m.order) >= settledMax || now.After(m.entries[m.order[0]].until)) {
+		delete(m.entries, m.order[0])
+		m.order = m.order[1:]
+	}
+	if _, ok := m.entries[key]; !ok {
+		m.order = append(m.order, key)
+	}
+	m.entries[key] = settledRefresh{token: token, until: now.Add(settledFor)}
+	m.n.Store(int32(len(m.entries)))
+}
+
+// replacedBy returns the session token a refresh stored in place of the one
+// holding refreshToken, if this process remembers one.
+func (m *settledRefreshes) replacedBy(refreshToken string) (string, bool) {
+	if refreshToken == "" || m.n.Load() == 0 {
+		return "", false
+	}
+	key := refreshHash(refreshToken)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.entries[key]
+	if !ok || time.Now().After(e.until) {
+		return "", false
+	}
+	return e.token, true
+}
+
 // refreshHash names a refresh token in Redis without writing it there.
 func refreshHash(refreshToken string) string {
 	sum := sha256.Sum256([]byte("logout refresh\x00" + refreshToken))
@@ -111,13 +175,13 @@ func (r *RedisStore) leaseKey(ref redisRef) string {
 	return strings.TrimSuffix(ref.session, ref.field) + "lease:" + ref.field
 }
 
-func (r *RedisStore) lease(ctx context.Context, token string) (func(), error) {
+func (r *RedisStore) lease(ctx context.Context, token string, ttl time.Duration) (func(), error) {
 	ref, ok := r.parse(token)
 	if !ok {
 		return nil, ErrNoSession
 	}
 	key, owner := r.leaseKey(ref), newLeaseOwner()
-	got, err := within(ctx, r.calls, func() (bool, error) { return r.rdb.SetNX(ctx, key, owner, refreshLeaseTTL).Result() })
+	got, err := within(ctx, r.calls, func() (bool, error) { return r.rdb.SetNX(ctx, key, owner, ttl).Result() })
 	if err != nil {
 		return nil, fmt.Errorf("logout: redis refresh lease: %w", err)
 	}
@@ -135,21 +199,31 @@ func (r *RedisStore) leaseHeld(ctx context.Context, token string) (bool, error) 
 	return seenKey(ctx, r.rdb, r.calls, r.leaseKey(ref))
 }
 
-func (r *RedisStore) loadVersion(ctx context.Context, token string) (Session, string, error) {
+// carriedRefresh reads the record: the token names it, and it always holds
+// the latest tokens.
+func (r *RedisStore) carriedRefresh(ctx context.Context, token string) (string, error) {
+	s, err := r.Load(ctx, token)
+	return s.RefreshToken, err
+}
+
+func (r *RedisStore) loadVersion(ctx context.Context, token string) (Session, string, string, error) {
 	ref, ok := r.parse(token)
 	if !ok {
-		return Session{}, "", ErrNoSession
+		return Session{}, "", "", ErrNoSession
 	}
 	blob, err := within(ctx, r.calls, func() ([]byte, error) { return r.rdb.Get(ctx, ref.session).Bytes() })
 	if errors.Is(err, redis.Nil) {
-		return Session{}, "", ErrNoSession
+		return Session{}, "", "", ErrNoSession
 	}
 	if err != nil {
-		return Session{}, "", fmt.Errorf("logout: redis load: %w", err)
+		return Session{}, "", "", fmt.Errorf("logout: redis load: %w", err)
 	}
 	s, err := r.open(ref, blob)
+	if err != nil {
+		return Session{}, "", "", r.dropLapsed(ctx, ref, err)
+	}
 	sum := sha1.Sum(blob)
-	return s, hex.EncodeToString(sum[:]), err
+	return s, token, hex.EncodeToString(sum[:]), nil
 }
 
 func (r *RedisStore) updateIfVersion(ctx context.Context, token, version string, s Session) (string, error) {
@@ -168,26 +242,18 @@ func (r *RedisStore) isCurrent(ctx context.Context, token, refreshToken string) 
 	return s.RefreshToken == refreshToken, nil
 }
 
-func (r *RedisStore) latest(ctx context.Context, token string) (Session, string, error) {
-	s, err := r.Load(ctx, token)
-	return s, token, err
-}
-
-// settled is never true for a Redis session: its token names the record,
-// which always holds the latest tokens.
-func (r *RedisStore) settled(context.Context, string) (Session, string, bool, error) {
-	return Session{}, "", false, nil
-}
-
 // How RevocableCookieStore takes part, through keys of its RevocationList
-// under the session's handle.
+// under the session's handle. A cookie holds its session's tokens, so a
+// refresh leaves every cookie sealed before it holding a spent refresh
+// token; the list records which refresh token is current, and the newest
+// cookie value, so that such a cookie is known and replaced, never redeemed.
 
-func (c *RevocableCookieStore) lease(ctx context.Context, token string) (func(), error) {
+func (c *RevocableCookieStore) lease(ctx context.Context, token string, ttl time.Duration) (func(), error) {
 	_, handle, err := c.open(token)
 	if err != nil {
 		return nil, err
 	}
-	return c.list.lease(ctx, handle)
+	return c.list.lease(ctx, handle, ttl)
 }
 
 func (c *RevocableCookieStore) leaseHeld(ctx context.Context, token string) (bool, error) {
@@ -198,29 +264,27 @@ func (c *RevocableCookieStore) leaseHeld(ctx context.Context, token string) (boo
 	return c.list.leaseHeld(ctx, handle)
 }
 
-// loadVersion names the refresh by the hash of the refresh token the cookie
-// holds.
-func (c *RevocableCookieStore) loadVersion(ctx context.Context, token string) (Session, string, error) {
-	s, err := c.Load(ctx, token)
-	return s, refreshHash(s.RefreshToken), err
+// carriedRefresh is the refresh token sealed in the cookie; no I/O.
+func (c *RevocableCookieStore) carriedRefresh(_ context.Context, token string) (string, error) {
+	s, _, err := c.open(token)
+	return s.RefreshToken, err
+}
+
+// loadVersion names the refresh by the hash of the session's current
+// refresh token.
+func (c *RevocableCookieStore) loadVersion(ctx context.Context, token string) (Session, string, string, error) {
+	n, err := c.newest(ctx, token, 0)
+	switch {
+	case err != nil:
+		return Session{}, "", "", err
+	case n.stale:
+		return Session{}, "", "", errSpentCookie
+	}
+	return n.s, n.token, cmp.Or(n.current, refreshHash(n.s.RefreshToken)), nil
 }
 
 func (c *RevocableCookieStore) updateIfVersion(ctx context.Context, token, version string, s Session) (string, error) {
-	newToken, err := c.Update(ctx, token, s)
-	if err != nil {
-		return "", err
-	}
-	_, handle, err := c.open(token)
-	if err != nil {
-		return "", err
-	}
-	// A first refresh finds no hash recorded: the version then stands for
-	// the refresh token sealed at sign-in, which no other refresh has
-	// redeemed yet, or it would have recorded its own.
-	if err := c.list.refreshed(ctx, handle, version, refreshHash(s.RefreshToken), token, newToken, s.Expiry.Sub(c.clock())); err != nil {
-		return "", err
-	}
-	return newToken, nil
+	return c.update(ctx, token, s, version)
 }
 
 func (c *RevocableCookieStore) isCurrent(ctx context.Context, token, refreshToken string) (bool, error) {
@@ -232,50 +296,83 @@ func (c *RevocableCookieStore) isCurrent(ctx context.Context, token, refreshToke
 	return cur == "" || cur == refreshHash(refreshToken), err
 }
 
-func (c *RevocableCookieStore) settled(ctx context.Context, token string) (Session, string, bool, error) {
-	_, handle, err := c.open(token)
-	if err != nil {
-		return Session{}, "", false, err
-	}
-	newToken, err := c.list.stashed(ctx, handle, token)
-	if err != nil || newToken == "" {
-		return Session{}, "", false, err
-	}
-	s, err := c.Load(ctx, newToken)
-	return s, newToken, true, err
+// newestCookie is what newest found.
+type newestCookie struct {
+	s       Session
+	handle  []byte
+	token   string // the cookie to keep: the one given, or the newest one
+	current string // the hash of the current refresh token, "" before the first refresh
+	stale   bool   // the cookie holds a spent refresh token and nothing replaces it
 }
 
-func (c *RevocableCookieStore) latest(ctx context.Context, token string) (Session, string, error) {
-	_, handle, err := c.open(token)
+// newest opens the cookie, checks that the session was not ended, and reads
+// which refresh token is current, in one round trip (the records are read
+// together). When a refresh replaced the cookie's session, it reads the
+// newest cookie value (a second round trip, only then) and seals that
+// session anew as used now, under the same handle.
+func (c *RevocableCookieStore) newest(ctx context.Context, token string, idle time.Duration) (newestCookie, error) {
+	s, handle, err := c.openIdle(token, idle)
 	if err != nil {
-		return Session{}, "", err
+		return newestCookie{}, err
 	}
-	newToken, err := c.list.stashed(ctx, handle, token)
+	if err := c.checkLifetimeOf(s); err != nil {
+		return newestCookie{}, err
+	}
+	revoked, current, err := c.list.records(ctx, handle, s)
 	if err != nil {
-		return Session{}, "", err
+		return newestCookie{}, err
 	}
-	if newToken == "" {
-		newToken = token
+	if revoked {
+		return newestCookie{}, ErrNoSession
 	}
-	s, err := c.Load(ctx, newToken)
-	return s, newToken, err
+	n := newestCookie{s: s, handle: handle, token: token, current: current}
+	if current == "" || current == refreshHash(s.RefreshToken) {
+		return n, nil
+	}
+	latest, err := c.list.latest(ctx, handle)
+	if err != nil {
+		return newestCookie{}, err
+	}
+	ls, lhandle, err := c.openAt(latest, 0)
+	if latest == "" || err != nil || !bytes.Equal(lhandle, handle) || refreshHash(ls.RefreshToken) != current {
+		n.stale = true
+		return n, nil
+	}
+	ls.LastSeen = c.clock().Truncate(time.Millisecond)
+	if n.token, err = c.seal(handle, ls); err != nil {
+		return newestCookie{}, err
+	}
+	n.s = ls
+	return n, nil
 }
 
 // The refresh of a cookie session is single-flight across instances through
 // keys of the list, all under the session handle's hash tag (one slot on
 // Cluster): a lease; the hash of the session's current refresh token (absent
-// until its first refresh); and, for the requests that lost the race, the
-// winner's new cookie value, encrypted with a key derived from the old one,
-// so only a holder of the old cookie can read it and a Redis dump shows
-// nothing usable.
+// until its first refresh); and the newest cookie value, encrypted with a
+// key derived from the session's handle, which only the session's cookies
+// hold, so a Redis dump shows nothing usable. Both live as long as the
+// session.
 
 func (l *RevocationList) refreshKey(handle []byte, kind string) string {
-	return l.KeyPrefix + "{" + hashKey(string(handle)) + "}:" + kind
+	// PREFIX{hashKey(handle)}:kind, in one allocation: a signed-in page
+	// reads one.
+	sum := sha256.Sum256(handle)
+	var h [32]byte
+	hex.Encode(h[:], sum[:16])
+	var b strings.Builder
+	b.Grow(len(l.KeyPrefix) + len(h) + 3 + len(kind))
+	b.WriteString(l.KeyPrefix)
+	b.WriteByte('{')
+	b.Write(h[:])
+	b.WriteString("}:")
+	b.WriteString(kind)
+	return b.String()
 }
 
-func (l *RevocationList) lease(ctx context.Context, handle []byte) (func(), error) {
+func (l *RevocationList) lease(ctx context.Context, handle []byte, ttl time.Duration) (func(), error) {
 	key, owner := l.refreshKey(handle, "lease"), newLeaseOwner()
-	got, err := within(ctx, l.calls, func() (bool, error) { return l.rdb.SetNX(ctx, key, owner, refreshLeaseTTL).Result() })
+	got, err := within(ctx, l.calls, func() (bool, error) { return l.rdb.SetNX(ctx, key, owner, ttl).Result() })
 	if err != nil {
 		return nil, fmt.Errorf("logout: redis refresh lease: %w", err)
 	}
@@ -303,16 +400,16 @@ func (l *RevocationList) currentRefresh(ctx context.Context, handle []byte) (str
 }
 
 // refreshed records a refresh, if the session's refresh token is still the
-// one hashed as was (or none was recorded yet), and stashes the new cookie
-// value for the old one's holders.
-func (l *RevocationList) refreshed(ctx context.Context, handle []byte, was, now string, oldToken, newToken string, ttl time.Duration) error {
-	stashKey := l.refreshKey(handle, "stash:"+hashKey(oldToken))
-	sealed, err := stashSeal(oldToken, stashKey, newToken)
+// one hashed as was (or none was recorded yet), with the newest cookie value
+// for the holders of older ones.
+func (l *RevocationList) refreshed(ctx context.Context, handle []byte, was, now string, newToken string, ttl time.Duration) error {
+	latestKey := l.refreshKey(handle, "latest")
+	sealed, err := latestSeal(handle, latestKey, newToken)
 	if err != nil {
 		return err
 	}
 	n, err := within(ctx, l.calls, func() (int, error) {
-		return l.rdb.Eval(ctx, refreshedScript, []string{l.refreshKey(handle, "rt"), stashKey}, was, now, max(ttl, 0).Milliseconds()+60_000, sealed).Int()
+		return l.rdb.Eval(ctx, refreshedScript, []string{l.refreshKey(handle, "rt"), latestKey}, was, now, max(ttl, 0).Milliseconds()+60_000, sealed).Int()
 	})
 	if err != nil {
 		return fmt.Errorf("logout: redis refresh state: %w", err)
@@ -323,41 +420,37 @@ func (l *RevocationList) refreshed(ctx context.Context, handle []byte, was, now 
 	return nil
 }
 
-// stashed returns the cookie value a refresh left for the holders of
-// oldToken, or "" when there is none.
-func (l *RevocationList) stashed(ctx context.Context, handle []byte, oldToken string) (string, error) {
-	stashKey := l.refreshKey(handle, "stash:"+hashKey(oldToken))
-	sealed, err := within(ctx, l.calls, func() ([]byte, error) { return l.rdb.Get(ctx, stashKey).Bytes() })
+// latest returns the newest cookie value of the session, or "" when none
+// was recorded.
+func (l *RevocationList) latest(ctx context.Context, handle []byte) (string, error) {
+	key := l.refreshKey(handle, "latest")
+	sealed, err := within(ctx, l.calls, func() ([]byte, error) { return l.rdb.Get(ctx, key).Bytes() })
 	if errors.Is(err, redis.Nil) {
 		return "", nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("logout: redis refresh state: %w", err)
 	}
-	return stashOpen(oldToken, stashKey, sealed)
+	a, err := latestAEAD(handle)
+	if err != nil {
+		return "", err
+	}
+	plain, err := a.Open(nil, nil, sealed, []byte(key))
+	if err != nil {
+		return "", nil // not ours to read: as if none were recorded
+	}
+	return string(plain), nil
 }
 
-func stashAEAD(oldToken string) (cipher.AEAD, error) {
-	key := sha256.Sum256([]byte("logout refresh stash\x00" + oldToken))
+func latestAEAD(handle []byte) (cipher.AEAD, error) {
+	key := sha256.Sum256([]byte("logout refresh latest\x00" + string(handle)))
 	return newAEAD(key[:])
 }
 
-func stashSeal(oldToken, aad, newToken string) ([]byte, error) {
-	a, err := stashAEAD(oldToken)
+func latestSeal(handle []byte, aad, newToken string) ([]byte, error) {
+	a, err := latestAEAD(handle)
 	if err != nil {
 		return nil, err
 	}
 	return a.Seal(nil, nil, []byte(newToken), []byte(aad)), nil
-}
-
-func stashOpen(oldToken, aad string, sealed []byte) (string, error) {
-	a, err := stashAEAD(oldToken)
-	if err != nil {
-		return "", err
-	}
-	plain, err := a.Open(nil, nil, sealed, []byte(aad))
-	if err != nil {
-		return "", ErrNoSession
-	}
-	return string(plain), nil
 }

@@ -1,13 +1,19 @@
 package logout_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/endsession/logout"
@@ -179,6 +185,341 @@ func TestRefreshAfterLogout(t *testing.T) {
 			}
 			if _, err := currentSession(h, cookies); !errors.Is(err, logout.ErrNoSession) {
 				t.Errorf("session after logout and refresh: %v", err)
+			}
+		})
+	}
+}
+
+// refreshGate holds the provider's refresh_token grants of one Provider:
+// each waits, once it reached the gate, until the test lets it through or
+// makes it fail.
+type refreshGate struct {
+	next    http.RoundTripper
+	entered chan struct{}
+	release chan bool // true: on to the provider; false: a 503 instead
+}
+
+func newRefreshGate(next http.RoundTripper) *refreshGate {
+	return &refreshGate{next: next, entered: make(chan struct{}, 16), release: make(chan bool, 16)}
+}
+
+func (g *refreshGate) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Path == "/oauth/token" && r.Body != nil {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if strings.Contains(string(body), "grant_type=refresh_token") {
+			g.entered <- struct{}{}
+			if !<-g.release {
+				return &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{"Content-Type": {"application/json"}},
+					Body: io.NopCloser(strings.NewReader(`{"error":"temporarily_unavailable"}`)), Request: r}, nil
+			}
+		}
+	}
+	return g.next.RoundTrip(r)
+}
+
+// gatedProvider is a Provider on the env's fake whose refreshes pass g,
+// counted with the env's other calls.
+func (e *provEnv) gatedProvider(t *testing.T, g *refreshGate) *logout.Provider {
+	t.Helper()
+	g.next = e.calls
+	p, err := logout.NewProvider(logout.ProviderConfig{
+		Issuer: e.fake.Issuer(), ClientID: provClient, ClientSecret: provSecret, HTTPClient: &http.Client{Transport: g},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// commandSignal reports on a channel each time its client sends a command of
+// one name.
+type commandSignal struct {
+	name string
+	seen chan struct{}
+}
+
+func (c commandSignal) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c commandSignal) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (c commandSignal) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == c.name {
+			select {
+			case c.seen <- struct{}{}:
+			default:
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// refreshGrants counts the refresh and client-credentials grants the env's
+// fake has been sent.
+func (e *provEnv) grants() int { return e.calls.count("POST /oauth/token") }
+
+// A page request that carries the cookie a refresh replaced, handled after
+// the refresh, renews nothing of the old session: it writes no cookie that
+// still holds the spent refresh token.
+func TestRenewNeverResealsARefreshedSession(t *testing.T) {
+	for _, kind := range []string{"revocable cookie", "cookie (one instance)"} {
+		t.Run(kind, func(t *testing.T) {
+			e := newProvEnv(t, scalekittest.Config{})
+			m, rdb := newMini(t)
+			clock := newFakeClock()
+			var store logout.SessionStore = newCookieStore(t)
+			if kind == "revocable cookie" {
+				store = newRevocableStore(t, rdb)
+			}
+			logout.SetCookieStoreClock(store, clock.Now)
+			h := e.handler(t, store, 0, func(c *logout.Config) { c.IdleTimeout = 15 * time.Minute })
+			tok := e.signInAtFake(t, newJar(t), "ada@example.com")
+			old := signIn(t, h, e.appSession(tok))
+
+			refreshed, err := h.Refresh(httptest.NewRecorder(), refreshRequest(old))
+			if err != nil {
+				t.Fatal(err)
+			}
+			noteSecret(refreshed.RefreshToken)
+			noteSecret(refreshed.AccessToken)
+			noteSecret(refreshed.IDToken)
+			// Late enough that a renewal of the old cookie would write a new one.
+			clock.Advance(2 * time.Minute)
+			m.FastForward(2 * time.Minute)
+			rec := httptest.NewRecorder()
+			h.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).ServeHTTP(rec, refreshRequest(old))
+			written := rec.Result().Cookies()
+			for _, c := range written {
+				noteSecret(c.Value)
+			}
+			if len(written) == 0 {
+				return
+			}
+			s, err := currentSession(h, written)
+			if err != nil {
+				t.Fatalf("the cookie the page request wrote: %v", err)
+			}
+			if s.RefreshToken != refreshed.RefreshToken {
+				t.Error("the page request re-sealed the session the refresh replaced: its cookie holds the spent refresh token")
+			}
+		})
+	}
+}
+
+// A cookie renewed while a refresh ran, whose response reached the browser
+// last, holds the refresh token the refresh spent: the next Refresh never
+// sends it to the provider, and never answers with its stale tokens.
+func TestRefreshNeverRedeemsASpentToken(t *testing.T) {
+	for _, reuseRevokes := range []bool{true, false} {
+		t.Run(fmt.Sprint("RefreshReuseRevokesSession=", reuseRevokes), func(t *testing.T) {
+			e := newProvEnv(t, scalekittest.Config{RefreshReuseRevokesSession: reuseRevokes})
+			m, rdb := newMini(t)
+			clock := newFakeClock()
+			store := newRevocableStore(t, rdb)
+			logout.SetCookieStoreClock(store, clock.Now)
+			h := e.handler(t, store, 0, func(c *logout.Config) { c.IdleTimeout = 15 * time.Minute })
+			tok := e.signInAtFake(t, newJar(t), "ada@example.com")
+			old := signIn(t, h, e.appSession(tok))
+
+			// The page request renews the cookie just before the refresh
+			// stores its tokens; its answer reaches the browser last.
+			clock.Advance(2 * time.Minute)
+			m.FastForward(2 * time.Minute)
+			rec := httptest.NewRecorder()
+			h.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).ServeHTTP(rec, refreshRequest(old))
+			renewed := rec.Result().Cookies()
+			if len(renewed) == 0 {
+				t.Fatal("the page request did not renew the cookie")
+			}
+			for _, c := range renewed {
+				noteSecret(c.Value)
+			}
+			refreshed, err := h.Refresh(httptest.NewRecorder(), refreshRequest(old))
+			if err != nil {
+				t.Fatal(err)
+			}
+			noteSecret(refreshed.RefreshToken)
+
+			rec = httptest.NewRecorder()
+			got, err := h.Refresh(rec, refreshRequest(renewed))
+			if err != nil {
+				t.Fatalf("Refresh with the renewed old cookie: %v", err)
+			}
+			noteSecret(got.RefreshToken)
+			noteSecret(got.AccessToken)
+			noteSecret(got.IDToken)
+			if st := status(t, e.fake, tok.SessionID); st != scalekittest.StatusActive {
+				t.Fatalf("provider session %s: the spent refresh token was sent to the provider", st)
+			}
+			if got.RefreshToken == tok.RefreshToken || got.AccessToken == tok.AccessToken {
+				t.Error("Refresh answered with the stale tokens of the old cookie, and no error")
+			}
+			if c := rec.Result().Cookies(); len(c) > 0 {
+				for _, ck := range c {
+					noteSecret(ck.Value)
+				}
+				if s, err := currentSession(h, c); err != nil || s.RefreshToken != got.RefreshToken {
+					t.Errorf("the cookie Refresh wrote: %v; holds the returned tokens: %v", err, s.RefreshToken == got.RefreshToken)
+				}
+			}
+		})
+	}
+}
+
+// Two tabs of one browser on one instance with a bare CookieStore: the
+// second refresh, with the same cookie, handled just after the first
+// finished, gets the first one's tokens; nobody is signed out, and the
+// provider sees one refresh.
+func TestCookieStoreTabsRefreshOnOneInstance(t *testing.T) {
+	e := newProvEnv(t, scalekittest.Config{RefreshReuseRevokesSession: true})
+	h := e.handler(t, newCookieStore(t), 0, nil)
+	tok := e.signInAtFake(t, newJar(t), "ada@example.com")
+	cookies := signIn(t, h, e.appSession(tok))
+	grants := e.grants()
+
+	first, err := h.Refresh(httptest.NewRecorder(), refreshRequest(cookies))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noteSecret(first.RefreshToken)
+	noteSecret(first.AccessToken)
+	noteSecret(first.IDToken)
+	rec := httptest.NewRecorder()
+	second, err := h.Refresh(rec, refreshRequest(cookies))
+	if err != nil {
+		t.Fatalf("the second tab's refresh: %v", err)
+	}
+	if second.RefreshToken != first.RefreshToken {
+		t.Error("the second tab got other tokens than the first")
+	}
+	if setCookies(rec.Result())[cookies[0].Name]["max-age"] == "0" {
+		t.Error("the second tab's refresh expired the session cookie")
+	}
+	if got := e.grants() - grants; got != 1 {
+		t.Errorf("the provider saw %d refreshes, want 1", got)
+	}
+	if st := status(t, e.fake, tok.SessionID); st != scalekittest.StatusActive {
+		t.Errorf("provider session %s, want active", st)
+	}
+}
+
+// twoInstances is a session signed in on two Handlers that share its store,
+// a on a Provider whose refreshes pass gate, b on the env's own; b's Redis
+// client reports each EXISTS it sends (a wait on the refresh lease).
+func twoInstances(t *testing.T, e *provEnv, newStore func(redis.UniversalClient, []byte) logout.SessionStore, gate *refreshGate) (a, b *logout.Handler, bWaits chan struct{}, m *miniredis.Miniredis, tok providerTokens, cookies []*http.Cookie) {
+	t.Helper()
+	m, rdbA := newMini(t)
+	rdbB := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdbB.Close() })
+	bWaits = make(chan struct{}, 1)
+	rdbB.AddHook(commandSignal{name: "exists", seen: bWaits})
+	key := newKey(t)
+	a = e.handler(t, newStore(rdbA, key), time.Hour, func(c *logout.Config) { c.Provider = e.gatedProvider(t, gate) })
+	b = e.handler(t, newStore(rdbB, key), time.Hour, nil)
+	tok = e.signInAtFake(t, newJar(t), "ada@example.com")
+	return a, b, bWaits, m, tok, signIn(t, a, e.appSession(tok))
+}
+
+// When the instance holding the refresh lease fails, a request that waited
+// for it on another instance gets an error, never the old session as if it
+// had been refreshed.
+func TestWaitingRefreshFailsWhenTheHolderFails(t *testing.T) {
+	for name, newStore := range sharedStores(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newProvEnv(t, scalekittest.Config{})
+			gate := newRefreshGate(nil)
+			a, b, bWaits, _, _, cookies := twoInstances(t, e, newStore, gate)
+
+			aDone := make(chan error, 1)
+			go func() {
+				_, err := a.Refresh(httptest.NewRecorder(), refreshRequest(cookies))
+				aDone <- err
+			}()
+			<-gate.entered // a holds the lease, and the provider holds a
+			for len(bWaits) > 0 {
+				<-bWaits
+			}
+			type result struct {
+				s   logout.Session
+				err error
+			}
+			bDone := make(chan result, 1)
+			go func() {
+				s, err := b.Refresh(httptest.NewRecorder(), refreshRequest(cookies))
+				bDone <- result{s, err}
+			}()
+			select {
+			case <-bWaits: // b found the lease taken and waits
+			case r := <-bDone:
+				t.Fatalf("b did not wait for a's refresh: %v", r.err)
+			}
+			gate.release <- false // the provider fails a's refresh
+			if err := <-aDone; err == nil {
+				t.Fatal("a's refresh succeeded through a failing provider")
+			}
+			if r := <-bDone; r.err == nil {
+				t.Errorf("b's refresh reported success though nothing was refreshed (got the old tokens back: %v)", r.s.RefreshToken != "")
+			}
+		})
+	}
+}
+
+// A refresh that takes as long as its bound allows (a slow provider) keeps
+// its lease throughout: no other instance redeems the same refresh token
+// meanwhile.
+func TestRefreshLeaseOutlivesASlowProvider(t *testing.T) {
+	for name, newStore := range sharedStores(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newProvEnv(t, scalekittest.Config{RefreshReuseRevokesSession: true})
+			gate := newRefreshGate(nil)
+			a, b, bWaits, m, tok, cookies := twoInstances(t, e, newStore, gate)
+			grants := e.grants()
+
+			type result struct {
+				s   logout.Session
+				err error
+			}
+			aDone := make(chan result, 1)
+			go func() {
+				s, err := a.Refresh(httptest.NewRecorder(), refreshRequest(cookies))
+				aDone <- result{s, err}
+			}()
+			<-gate.entered
+			// The provider is slow: Redis's clock moves to just before the
+			// end of the refresh's bound (StoreTimeout 3 s + 2 × the
+			// provider's 10 s timeout).
+			m.FastForward(22 * time.Second)
+			for len(bWaits) > 0 {
+				<-bWaits
+			}
+			bDone := make(chan result, 1)
+			go func() {
+				s, err := b.Refresh(httptest.NewRecorder(), refreshRequest(cookies))
+				bDone <- result{s, err}
+			}()
+			var rb result
+			select {
+			case <-bWaits:
+			case rb = <-bDone:
+				bDone <- rb
+			}
+			gate.release <- true
+			ra := <-aDone
+			rb = <-bDone
+			for who, r := range map[string]result{"a": ra, "b": rb} {
+				if r.err != nil {
+					t.Errorf("%s: %v", who, r.err)
+				}
+				noteSecret(r.s.RefreshToken)
+				noteSecret(r.s.AccessToken)
+				noteSecret(r.s.IDToken)
+			}
+			if got := e.grants() - grants; got != 1 {
+				t.Errorf("the provider saw %d refreshes of one refresh token, want 1", got)
+			}
+			if st := status(t, e.fake, tok.SessionID); st != scalekittest.StatusActive {
+				t.Errorf("provider session %s, want active", st)
 			}
 		})
 	}

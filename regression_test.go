@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,5 +201,109 @@ func TestRevocationOnRing(t *testing.T) {
 		if _, err := currentSession(hr, redisCookies); !errors.Is(err, logout.ErrNoSession) {
 			t.Errorf("user %d: a Redis session ended by sid opens on a Ring: %v", i, err)
 		}
+	}
+}
+
+// A session already ended on the server (by "sign out everywhere", a
+// webhook or back-channel logout, or "sign out other devices") is not live
+// for a logout that brings its cookie: no OnLogout, no second report of the
+// ending, no ID token in the Location. Both stores that keep server-side
+// state answer it alike.
+func TestLogoutOfAnEndedSession(t *testing.T) {
+	ways := map[string]func(t *testing.T, h *logout.Handler, store logout.SessionStore, victim logout.Session){
+		"everywhere from another device": func(t *testing.T, h *logout.Handler, _ logout.SessionStore, victim logout.Session) {
+			serve(h.Everywhere(), logoutRequest(http.MethodPost, signIn(t, h, victim)))
+		},
+		"other devices": func(t *testing.T, h *logout.Handler, _ logout.SessionStore, victim logout.Session) {
+			if _, err := h.EndOtherSessions(httptest.NewRecorder(), logoutRequest(http.MethodPost, signIn(t, h, victim))); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"webhook or back-channel by sid": func(t *testing.T, _ *logout.Handler, store logout.SessionStore, victim logout.Session) {
+			if _, err := store.(logout.Revoker).EndSID(context.Background(), victim.Issuer, victim.SessionID); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"webhook or back-channel by user": func(t *testing.T, _ *logout.Handler, store logout.SessionStore, victim logout.Session) {
+			if _, err := store.(logout.Revoker).EndSubject(context.Background(), victim.Issuer, victim.Subject, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	stores := map[string]func(t *testing.T) logout.SessionStore{
+		"redis":            func(t *testing.T) logout.SessionStore { return newMiniStore(t) },
+		"revocable cookie": func(t *testing.T) logout.SessionStore { _, rdb := newMini(t); return newRevocableStore(t, rdb) },
+	}
+	for storeName, newStore := range stores {
+		for way, end := range ways {
+			t.Run(storeName+"/"+way, func(t *testing.T) {
+				var logouts, reported atomic.Int32
+				store := newStore(t)
+				h, _ := newHandler(t, store, func(c *logout.Config) {
+					c.OnLogout = func(*http.Request, logout.Session) { logouts.Add(1) }
+					c.OnSessionEnd = func(_ context.Context, e logout.SessionEnd) {
+						if e.Reason == logout.EndLogout {
+							reported.Add(1)
+						}
+					}
+				})
+				s := testSession()
+				s.IssuedAt = time.Now().Add(-time.Minute)
+				cookies := signIn(t, h, s)
+				end(t, h, store, s)
+				// Ending the victim's sessions from another device logged
+				// that device out or kept it: only the victim's logout counts.
+				logouts.Store(0)
+				reported.Store(0)
+
+				resp := serve(h, logoutRequest(http.MethodPost, cookies))
+				if resp.StatusCode != http.StatusSeeOther {
+					t.Fatalf("logout: %d", resp.StatusCode)
+				}
+				if n := logouts.Load(); n != 0 {
+					t.Errorf("OnLogout called %d times for a session already ended", n)
+				}
+				if n := reported.Load(); n != 0 {
+					t.Errorf("the ending was reported again, as a logout, %d times", n)
+				}
+				if hint := location(t, resp).Query().Get("id_token_hint"); hint != "" {
+					t.Error("the ended session's ID token went into the Location")
+				}
+			})
+		}
+	}
+}
+
+// With WaitReplicas set and no replica confirming, a logout of a session a
+// revocation already ended is still no logout: nothing to report as
+// unconfirmed, no ID token, no OnError.
+func TestUnconfirmedLogoutOfAnEndedSession(t *testing.T) {
+	rdb := realRedis(t)
+	list := logout.NewRevocationList(rdb)
+	list.KeyPrefix = keyPrefix(t, rdb)
+	list.WaitReplicas = 1 // the machine's Redis has no replica: WAIT answers 0
+	list.WaitTimeout = 50 * time.Millisecond
+	store, err := logout.NewRevocableCookieStore(list, newKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logouts int
+	var reported error
+	h, _ := newHandler(t, store, func(c *logout.Config) {
+		c.OnLogout = func(*http.Request, logout.Session) { logouts++ }
+		c.OnError = func(_ *http.Request, err error) { reported = err }
+	})
+	s := testSession()
+	s.IssuedAt = time.Now().Add(-time.Minute)
+	cookies := signIn(t, h, s)
+	if _, err := store.EndSubject(context.Background(), s.Issuer, s.Subject, time.Now()); !errors.Is(err, logout.ErrNotConfirmed) {
+		t.Fatalf("EndSubject: %v, want recorded but not confirmed", err)
+	}
+	resp := serve(h, logoutRequest(http.MethodPost, cookies))
+	if logouts != 0 || reported != nil {
+		t.Errorf("OnLogout called %d times, OnError got %v; want neither", logouts, reported)
+	}
+	if hint := location(t, resp).Query().Get("id_token_hint"); hint != "" {
+		t.Error("the ended session's ID token went into the Location")
 	}
 }

@@ -100,21 +100,91 @@ func (l *RevocationList) durability() durability {
 	return durability{replicas: l.WaitReplicas, timeout: l.WaitTimeout}
 }
 
-// endHandle records the session as ended; only the first caller gets true.
-func (l *RevocationList) endHandle(ctx context.Context, handle []byte, ttl time.Duration) (bool, error) {
+// endHandle records the session as ended, unless a revocation of its sid,
+// its user or its user's other devices ended it already; only the first
+// caller gets true. On one node it is one script (EVALSHA); where the
+// records live in different slots (Cluster, Ring), the record is set while
+// they are read, side by side.
+func (l *RevocationList) endHandle(ctx context.Context, handle []byte, s Session, ttl time.Duration) (bool, error) {
 	key := l.handleKey(handle)
-	set := redis.NewStatusCmd(ctx, "set", key, "1", "px", (max(ttl, 0) + time.Minute).Milliseconds(), "nx")
-	if err := l.durability().write(ctx, l.calls, l.rdb, key, set); err != nil {
+	ttl = max(ttl, 0) + time.Minute
+	if l.cluster {
+		return l.endHandleSharded(ctx, handle, s, ttl)
+	}
+	var keyArray [4]string // on the stack
+	keys := l.recordKeys(keyArray[:0], handle, s)
+	args := [...]any{ttl.Milliseconds(), unixMilli(s.IssuedAt), cookieHandle(handle)}
+	d := l.durability()
+	// By its SHA-1, and by its text once when Redis does not hold it yet;
+	// by its text always in a WAIT pipeline, where a second try would wait
+	// for the replicas a second time.
+	var end *redis.Cmd
+	err := redisNoScript
+	if d.replicas <= 0 {
+		end = evalShaCmd(ctx, endHandleSHA, keys, args[:]...)
+		err = d.write(ctx, l.calls, l.rdb, key, end)
+	}
+	if errors.Is(err, redisNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT") {
+		end = evalCmd(ctx, endHandleSrc, keys, args[:]...)
+		err = d.write(ctx, l.calls, l.rdb, key, end)
+	}
+	// The reply is read only once the write returned: a write cut off by
+	// its deadline may still be filling it in.
+	return settleEnd(func() (int, error) { return end.Int() }, err, false)
+}
+
+// settleEnd reads the reply of an ending write: whether this call ended the
+// session, and, when it did but the replicas did not confirm it, their
+// error. An ending that found the session already over is not this call's
+// to report, confirmed or not.
+func settleEnd(reply func() (int, error), writeErr error, revoked bool) (bool, error) {
+	if writeErr != nil && !errors.Is(writeErr, ErrNotConfirmed) {
+		return false, fmt.Errorf("logout: redis revocation: %w", writeErr)
+	}
+	n, err := reply()
+	if err != nil {
 		return false, fmt.Errorf("logout: redis revocation: %w", err)
 	}
-	switch err := set.Err(); {
-	case errors.Is(err, redis.Nil):
+	if n != 1 || revoked {
 		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("logout: redis revocation: %w", err)
+	}
+	if writeErr != nil {
+		return true, fmt.Errorf("logout: redis revocation: %w", writeErr)
 	}
 	return true, nil
 }
+
+// endHandleSharded is endHandle where the records live in different slots:
+// the handle's record is set in the pipeline that reads the others, one
+// round trip; with WaitReplicas, whose WAIT goes to the handle's node, the
+// records are read first, a round trip before.
+func (l *RevocationList) endHandleSharded(ctx context.Context, handle []byte, s Session, ttl time.Duration) (bool, error) {
+	key := l.handleKey(handle)
+	set := redis.NewStatusCmd(ctx, "set", key, "1", "px", ttl.Milliseconds(), "nx")
+	var revoked bool
+	var err error
+	if d := l.durability(); d.replicas > 0 {
+		if revoked, err = l.revoked(ctx, handle, s); err != nil {
+			return false, err
+		}
+		err = d.write(ctx, l.calls, l.rdb, key, set)
+	} else {
+		revoked, err = l.readWith(ctx, handle, s, set)
+	}
+	return settleEnd(func() (int, error) {
+		switch err := set.Err(); {
+		case errors.Is(err, redis.Nil):
+			return 0, nil
+		case err != nil:
+			return 0, err
+		}
+		return 1, nil
+	}, err, revoked)
+}
+
+// redisNoScript stands for a script Redis was never asked to run by its
+// SHA-1.
+var redisNoScript = errors.New("NOSCRIPT not sent")
 
 // revoke records that sessions under the sid or subject that began up to at
 // are ended, keeping the later time if one is already recorded.
@@ -141,13 +211,50 @@ func (l *RevocationList) revokeOthers(ctx context.Context, issuer, subject strin
 	return nil
 }
 
+// recordKeys appends to dst the records that may end the session: its
+// handle's, its user's other devices', its user's, and its sid's when it
+// has one.
+func (l *RevocationList) recordKeys(dst []string, handle []byte, s Session) []string {
+	dst = append(dst, l.handleKey(handle), l.key("others", s.Issuer, s.Subject), l.key("sub", s.Issuer, s.Subject))
+	if s.SessionID != "" {
+		dst = append(dst, l.key("sid", s.Issuer, s.SessionID))
+	}
+	return dst
+}
+
 // revoked reads the session's records in one round trip. Only a nil reply
 // means "no record"; any other error fails closed.
 func (l *RevocationList) revoked(ctx context.Context, handle []byte, s Session) (bool, error) {
-	var keyArray, valArray [4]string // on the stack
-	keys := append(keyArray[:0], l.handleKey(handle), l.key("others", s.Issuer, s.Subject), l.key("sub", s.Issuer, s.Subject))
-	if s.SessionID != "" {
-		keys = append(keys, l.key("sid", s.Issuer, s.SessionID))
+	revoked, _, err := l.read(ctx, handle, s, false)
+	return revoked, err
+}
+
+// records is revoked, and with it, in the same round trip, the hash of the
+// session's current refresh token ("" before its first refresh).
+func (l *RevocationList) records(ctx context.Context, handle []byte, s Session) (revoked bool, current string, err error) {
+	return l.read(ctx, handle, s, true)
+}
+
+// readWith is revoked with also sent in the same pipeline, on Cluster.
+func (l *RevocationList) readWith(ctx context.Context, handle []byte, s Session, also redis.Cmder) (bool, error) {
+	revoked, _, err := l.readAlso(ctx, handle, s, false, also)
+	return revoked, err
+}
+
+// read reads the session's records and, with refresh, after them the hash
+// of its current refresh token.
+func (l *RevocationList) read(ctx context.Context, handle []byte, s Session, refresh bool) (bool, string, error) {
+	return l.readAlso(ctx, handle, s, refresh, nil)
+}
+
+// readAlso is read; on Cluster it sends also in the same pipeline, and
+// leaves its reply in it.
+func (l *RevocationList) readAlso(ctx context.Context, handle []byte, s Session, refresh bool, also redis.Cmder) (bool, string, error) {
+	var keyArray, valArray [5]string // on the stack
+	keys := l.recordKeys(keyArray[:0], handle, s)
+	n := len(keys)
+	if refresh {
+		keys = append(keys, l.refreshKey(handle, "rt"))
 	}
 	vals := valArray[:len(keys)]
 	if !l.cluster {
@@ -158,7 +265,7 @@ func (l *RevocationList) revoked(ctx context.Context, handle []byte, s Session) 
 		}
 		mget := redis.NewSliceCmd(ctx, args...)
 		if err := l.calls.process(ctx, l.rdb, mget); err != nil {
-			return false, fmt.Errorf("logout: redis revocation check: %w", err)
+			return false, "", fmt.Errorf("logout: redis revocation check: %w", err)
 		}
 		for i, v := range mget.Val() {
 			vals[i], _ = v.(string)
@@ -174,35 +281,45 @@ func (l *RevocationList) revoked(ctx context.Context, handle []byte, s Session) 
 				for i, k := range keys {
 					cmds[i] = p.Get(ctx, k)
 				}
+				if also != nil {
+					p.Process(ctx, also)
+				}
 				return nil
 			})
 		})
 		if err != nil && !errors.Is(err, redis.Nil) {
-			return false, fmt.Errorf("logout: redis revocation check: %w", err)
+			return false, "", fmt.Errorf("logout: redis revocation check: %w", err)
 		}
 		for i, c := range cmds {
 			v, err := c.Result()
 			if err != nil && !errors.Is(err, redis.Nil) {
-				return false, fmt.Errorf("logout: redis revocation check: %w", err)
+				return false, "", fmt.Errorf("logout: redis revocation check: %w", err)
 			}
 			vals[i] = v
 		}
 	}
+	var current string
+	if refresh {
+		current = vals[n]
+	}
 	if vals[0] != "" {
-		return true, nil
+		return true, current, nil
 	}
 	issued := unixMilli(s.IssuedAt)
 	if at, keep, ok := strings.Cut(vals[1], " "); ok {
 		if ms, err := strconv.ParseInt(at, 10, 64); err == nil && issued <= ms && keep != cookieHandle(handle) {
-			return true, nil
+			return true, current, nil
 		}
 	}
-	for _, v := range vals[2:] {
+	for _, v := range vals[2:n] {
+		if v == "" {
+			continue // no record: nothing to parse, and no error to allocate
+		}
 		if at, err := strconv.ParseInt(v, 10, 64); err == nil && issued <= at {
-			return true, nil
+			return true, current, nil
 		}
 	}
-	return false, nil
+	return false, current, nil
 }
 
 func (l *RevocationList) seen(ctx context.Context, key string) (bool, error) {

@@ -14,7 +14,9 @@ import (
 // call it from the sign-in callback once the ID token is verified. A session
 // the request already carried is ended first, so sign-in always starts a new
 // one (no session fixation). A zero IssuedAt becomes now and a zero Expiry
-// now plus Config.SessionLifetime.
+// now plus Config.SessionLifetime. A signed-out signal the browser still
+// holds from a logout is expired (see [Handler.BroadcastScript]), so that
+// the other tabs do not hear of a logout the user has just undone.
 func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session) error {
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
@@ -50,7 +52,11 @@ func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, s Session
 	if h.jar.reauthMarked(r) {
 		h.jar.clearReauth(w)
 	}
-	return h.jar.write(w, carried, token, s.Expiry)
+	if err := h.jar.write(w, carried, token, s.Expiry); err != nil {
+		return err
+	}
+	h.jar.clearSignedOut(w, r)
+	return nil
 }
 
 // PromptLogin reports whether the browser signed out with re-authentication
@@ -116,15 +122,15 @@ func (h *Handler) Middleware(next http.Handler) http.Handler {
 		if carried := h.jar.read(r); carried.token != "" {
 			ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 			var token string
-			if rn, ok := h.store.(Renewer); ok {
-				ctx, call := h.tel.store(ctx, storeRenew)
-				l.s, token, l.err = rn.Renew(ctx, carried.token, h.idle)
-				call.end(l.err)
-			} else {
-				ctx, call := h.tel.store(ctx, storeLoad)
-				token = carried.token
-				l.s, l.err = h.store.Load(ctx, carried.token)
-				call.end(l.err)
+			l.s, token, l.err = h.renew(ctx, carried.token)
+			if l.err == nil {
+				// A cookie whose session a refresh on this instance replaced
+				// (a store that shares nothing) gives way to the new one.
+				if next, ok := h.refreshes.settled.replacedBy(l.s.RefreshToken); ok {
+					if s, t, err := h.renew(ctx, next); err == nil {
+						l.s, token = s, t
+					}
+				}
 			}
 			if lapsed := asLapsed(l.err); lapsed != nil {
 				// Seen ending: report it once, and take the cookie away so
@@ -141,6 +147,20 @@ func (h *Handler) Middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), loadedKey{}, l)))
 	})
+}
+
+// renew loads the token's session and records its use, where the store can.
+func (h *Handler) renew(ctx context.Context, token string) (Session, string, error) {
+	if rn, ok := h.store.(Renewer); ok {
+		ctx, call := h.tel.store(ctx, storeRenew)
+		s, newToken, err := rn.Renew(ctx, token, h.idle)
+		call.end(err)
+		return s, newToken, err
+	}
+	ctx, call := h.tel.store(ctx, storeLoad)
+	s, err := h.store.Load(ctx, token)
+	call.end(err)
+	return s, token, err
 }
 
 // SessionFromContext returns the session [Handler.Middleware] loaded for the

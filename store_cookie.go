@@ -149,7 +149,21 @@ func (c *RevocableCookieStore) Load(ctx context.Context, token string) (Session,
 // Update seals s in place of the session the token holds, if that one was
 // not ended. The handle stays, so a logout ends the new cookie as well. The
 // issuer, subject, sid and IssuedAt cannot change.
+//
+// When s holds another refresh token than the cookie, Update also records
+// it as the session's current one, with the new cookie value (a second
+// round trip), so that every older cookie of the session is known to hold
+// a spent token: a renewal then writes the new cookie in its place, and
+// [Handler.Refresh] never redeems the old token. If the cookie's own
+// refresh token was already replaced by another refresh, Update stores
+// nothing and returns an error.
 func (c *RevocableCookieStore) Update(ctx context.Context, token string, s Session) (string, error) {
+	return c.update(ctx, token, s, "")
+}
+
+// update is Update; with was set, it records the refresh only if the
+// session's current refresh token is the one hashed as was.
+func (c *RevocableCookieStore) update(ctx context.Context, token string, s Session, was string) (string, error) {
 	old, handle, err := c.open(token)
 	if err != nil {
 		return "", err
@@ -163,24 +177,48 @@ func (c *RevocableCookieStore) Update(ctx context.Context, token string, s Sessi
 	if err := c.checkRevoked(ctx, handle, old); err != nil {
 		return "", err
 	}
-	return c.seal(handle, s)
+	newToken, err := c.seal(handle, s)
+	if err != nil || (was == "" && s.RefreshToken == old.RefreshToken) {
+		return newToken, err
+	}
+	if was == "" {
+		was = refreshHash(old.RefreshToken)
+	}
+	if err := c.list.refreshed(ctx, handle, was, refreshHash(s.RefreshToken), newToken, s.Expiry.Sub(c.clock())); err != nil {
+		return "", err
+	}
+	return newToken, nil
 }
 
 // End records the session as ended, in one command that only one caller can
-// win, and returns what it held to that caller.
+// win, and returns what it held to that caller. A session that a revocation
+// already ended (by its sid, its user or "sign out other devices") is not
+// there to end: ErrNoSession, as [RedisStore] answers. The same command
+// reads those records: one EVAL (on Cluster or a Ring, a SET and one GET
+// per record, sent together). A cookie that expired or idled out is checked
+// too, and its lapse reported only when no revocation came first.
 func (c *RevocableCookieStore) End(ctx context.Context, token string) (Session, error) {
 	s, handle, err := c.open(token)
-	if err != nil {
+	var lapsed *lapsedError
+	switch {
+	case errors.As(err, &lapsed):
+		s = lapsed.s
+	case err != nil:
 		return Session{}, err
 	}
-	first, err := c.list.endHandle(ctx, handle, s.Expiry.Sub(c.clock()))
+	if err := c.checkLifetimeOf(s); err != nil {
+		return Session{}, err
+	}
+	first, err := c.list.endHandle(ctx, handle, s, s.Expiry.Sub(c.clock()))
 	switch {
-	case errors.Is(err, ErrNotConfirmed):
-		return s, err // recorded on the primary: see RedisStore.End
-	case err != nil:
+	case err != nil && !(first && errors.Is(err, ErrNotConfirmed)):
 		return Session{}, err
 	case !first:
 		return Session{}, ErrNoSession
+	case lapsed != nil:
+		return Session{}, lapsed // over by itself; the record only keeps copies out
+	case err != nil:
+		return s, err // recorded on the primary, not confirmed: see RedisStore.End
 	}
 	return s, nil
 }
@@ -209,15 +247,20 @@ func (c *RevocableCookieStore) EndSubject(ctx context.Context, issuer, subject s
 // Renew opens the session, checks that it was not ended, and records its use
 // as [CookieStore.Renew] does. The new seal keeps the handle, so ending the
 // session ends every cookie it ever had.
+//
+// A cookie whose session a refresh replaced (it holds the refresh token the
+// refresh spent) is never sealed again: Renew returns the session the
+// refresh stored, in a new cookie that takes the old one's place (one more
+// round trip, only then).
 func (c *RevocableCookieStore) Renew(ctx context.Context, token string, idle time.Duration) (Session, string, error) {
-	s, handle, err := c.openIdle(token, idle)
-	if err != nil {
+	n, err := c.newest(ctx, token, idle)
+	switch {
+	case err != nil:
 		return Session{}, "", err
+	case n.token != token, n.stale:
+		return n.s, n.token, nil
 	}
-	if err := c.checkRevoked(ctx, handle, s); err != nil {
-		return Session{}, "", err
-	}
-	return c.renew(s, handle, token, idle)
+	return c.renew(n.s, n.handle, token, idle)
 }
 
 func (c *RevocableCookieStore) bind(b binding) SessionStore {
@@ -263,11 +306,18 @@ func (c *RevocableCookieStore) checkLifetime(s Session) error {
 	return nil
 }
 
-func (c *RevocableCookieStore) checkRevoked(ctx context.Context, handle []byte, s Session) error {
-	// A session longer than the list's Lifetime (which was lowered since it
-	// was sealed) might outlive its revocation records: refuse it.
+// checkLifetimeOf refuses a session longer than the list's Lifetime (which
+// was lowered since it was sealed): it might outlive its revocation records.
+func (c *RevocableCookieStore) checkLifetimeOf(s Session) error {
 	if !s.IssuedAt.IsZero() && s.Expiry.Sub(s.IssuedAt) > c.list.Lifetime {
 		return ErrNoSession
+	}
+	return nil
+}
+
+func (c *RevocableCookieStore) checkRevoked(ctx context.Context, handle []byte, s Session) error {
+	if err := c.checkLifetimeOf(s); err != nil {
+		return err
 	}
 	revoked, err := c.list.revoked(ctx, handle, s)
 	if err != nil {
@@ -313,7 +363,7 @@ const renewEvery = 10
 func (c *sealer) openIdle(token string, idle time.Duration) (Session, []byte, error) {
 	s, handle, err := c.open(token)
 	if err == nil && idleSince(s, idle, c.clock()) {
-		return Session{}, nil, &lapsedError{reason: EndIdle, s: s, handle: cookieHandle(handle)}
+		return Session{}, handle, &lapsedError{reason: EndIdle, s: s, handle: cookieHandle(handle)}
 	}
 	return s, handle, err
 }
@@ -382,6 +432,11 @@ func (c *sealer) seal(handle []byte, s Session) (string, error) {
 }
 
 func (c *sealer) open(token string) (Session, []byte, error) {
+	return c.openAt(token, c.idle)
+}
+
+// openAt opens the token, refusing it when idle for idle (zero: never).
+func (c *sealer) openAt(token string, idle time.Duration) (Session, []byte, error) {
 	if len(token) > maxCookieTokenLen {
 		return Session{}, nil, ErrNoSession
 	}
@@ -401,14 +456,18 @@ func (c *sealer) open(token string) (Session, []byte, error) {
 		if err != nil {
 			return Session{}, nil, ErrNoSession
 		}
+		// A lapsed session's handle comes back with its error, for End to
+		// check what the server side knows of it. Capped: the strings of s
+		// live in the rest.
+		handle := plain[:handleLen:handleLen]
 		now := c.clock()
 		if !s.Expiry.After(now) {
-			return Session{}, nil, &lapsedError{reason: EndExpired, s: s, handle: cookieHandle(plain[:handleLen])}
+			return Session{}, handle, &lapsedError{reason: EndExpired, s: s, handle: cookieHandle(handle)}
 		}
-		if idleSince(s, c.idle, now) {
-			return Session{}, nil, &lapsedError{reason: EndIdle, s: s, handle: cookieHandle(plain[:handleLen])}
+		if idleSince(s, idle, now) {
+			return Session{}, handle, &lapsedError{reason: EndIdle, s: s, handle: cookieHandle(handle)}
 		}
-		return s, plain[:handleLen:handleLen], nil // capped: the strings of s live in the rest
+		return s, handle, nil
 	}
 	return Session{}, nil, ErrNoSession
 }

@@ -188,13 +188,19 @@ func (r *RedisStore) Load(ctx context.Context, token string) (Session, error) {
 	if err != nil {
 		return Session{}, fmt.Errorf("logout: redis load: %w", err)
 	}
-	return r.openReply(ref, get)
+	s, err := r.openReply(ref, get)
+	if err != nil {
+		return Session{}, r.dropLapsed(ctx, ref, err)
+	}
+	return s, nil
 }
 
 // Renew loads the session and pushes its idle expiry, in one command:
 // GETEX, which touches nothing when the session is gone, so a renewal racing
 // a logout can never bring it back. The token stays the same. The record may
-// outlive Expiry by up to idle, but never opens after it.
+// outlive Expiry by up to idle, but never opens after it: the first request
+// that finds it expired deletes it (a second command), and only that one is
+// told the session lapsed.
 func (r *RedisStore) Renew(ctx context.Context, token string, idle time.Duration) (Session, string, error) {
 	if idle <= 0 {
 		s, err := r.Load(ctx, token)
@@ -218,10 +224,27 @@ func (r *RedisStore) Renew(ctx context.Context, token string, idle time.Duration
 	}
 	s, err := r.openReply(ref, getex)
 	if err != nil {
-		return Session{}, "", err
+		return Session{}, "", r.dropLapsed(ctx, ref, err)
 	}
 	s.LastSeen = r.clock().Truncate(time.Millisecond)
 	return s, token, nil
+}
+
+// dropLapsed deletes the record of a session that open found past its
+// absolute expiry: renewals keep a record alive up to an idle period
+// longer. Only the request whose DEL removed it gets the lapsed error, so
+// the ending is reported once; the others, and any when the DEL fails, get
+// plain ErrNoSession.
+func (r *RedisStore) dropLapsed(ctx context.Context, ref redisRef, err error) error {
+	var lapsed *lapsedError
+	if !errors.As(err, &lapsed) {
+		return err
+	}
+	del := redis.NewIntCmd(ctx, "del", ref.session)
+	if r.calls.process(ctx, r.rdb, del) != nil || del.Val() == 0 {
+		return ErrNoSession
+	}
+	return err
 }
 
 // Update rewrites the session only while it still exists, in one script, so a

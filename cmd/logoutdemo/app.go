@@ -261,6 +261,10 @@ func (d *demo) openStore(o options) (logout.SessionStore, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Keys expire by the wall clock, as in a real Redis: an in-process
+		// Redis keeps no clock of its own unless told to, and idle sessions
+		// and revocation records would never lapse.
+		mr.ClockTTL(true)
 		d.closers = append(d.closers, mr.Close)
 		o.RedisURL = "redis://" + mr.Addr()
 	}

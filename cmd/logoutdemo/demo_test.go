@@ -265,6 +265,9 @@ func TestDemoFetchCallerGetsJSON(t *testing.T) {
 func TestDemoLogoutCostsOneRedisCommand(t *testing.T) {
 	srv := testenv.StartRedisServer(t)
 	counter := testenv.NewCommandCounter(t, srv.Addr)
+	// The backstop's job queue is counted by the package's own tests: its
+	// records and its poller's claims are left out here.
+	counter.Ignore("{backstop:")
 	d := startDemo(t, options{Store: "redis", RedisURL: "redis://" + srv.Addr})
 	c := browserlessClient(t)
 	follow(t, c, d.AppURL+"/login?login_hint=ada@example.com")

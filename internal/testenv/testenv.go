@@ -256,11 +256,16 @@ func FreePort(t testing.TB) int {
 // through MONITOR. Commands a script runs inside the server are not sent by
 // anyone and are left out, as is the counter's own marker.
 type CommandCounter struct {
-	rdb  *redis.Client
-	conn net.Conn
-	r    *bufio.Reader
-	seq  int
+	rdb    *redis.Client
+	conn   net.Conn
+	r      *bufio.Reader
+	seq    int
+	ignore []string
 }
+
+// Ignore leaves out the commands whose MONITOR line holds substr, such as
+// those of a background poller on keys of its own.
+func (c *CommandCounter) Ignore(substr string) { c.ignore = append(c.ignore, substr) }
 
 func NewCommandCounter(t testing.TB, addr string) *CommandCounter {
 	t.Helper()
@@ -301,7 +306,7 @@ func (c *CommandCounter) Count(t testing.TB) map[string]int {
 		}
 		// +1700000000.123456 [0 127.0.0.1:40000] "evalsha" "…" …
 		_, rest, ok := strings.Cut(line, "] \"")
-		if !ok || strings.Contains(line, " lua]") {
+		if !ok || strings.Contains(line, " lua]") || slices.ContainsFunc(c.ignore, func(s string) bool { return strings.Contains(line, s) }) {
 			continue
 		}
 		name, _, _ := strings.Cut(rest, "\"")
