@@ -67,7 +67,8 @@
 //     backstop_redis.go (its jobs kept in Redis, which any instance
 //     finishes), discovery.go.
 //   - Running it: telemetry.go (the OpenTelemetry metrics and spans every
-//     flow reports; [Config.MeterProvider] lists them).
+//     flow reports; [Config.MeterProvider] lists them) and
+//     telemetry_names.go (their names, attributes and values).
 //
 // The package scalekittest runs a fake Scalekit for tests, and
 // cmd/fakescalekit serves it to apps in any language; cmd/logoutdemo is a
