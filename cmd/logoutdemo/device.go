@@ -1,3 +1,5 @@
+// The device a session records at sign-in, read from the User-Agent.
+
 package main
 
 import (

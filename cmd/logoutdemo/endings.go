@@ -1,3 +1,5 @@
+// The endings the OnSessionEnd hooks heard, kept for the sessions card.
+
 package main
 
 import (

@@ -1,3 +1,6 @@
+// The layer panel: which of the three sessions still sign this browser in,
+// and why.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// The OpenTelemetry SDK and its Prometheus exporter, served at /metrics.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// The demo's HTML templates and how they are rendered.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// Revoking this browser's Scalekit session as an administrator would.
+
 package main
 
 import (

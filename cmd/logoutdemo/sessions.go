@@ -1,3 +1,6 @@
+// The Active sessions card: the user's sessions in the app and at the
+// provider, and the buttons that end them.
+
 package main
 
 import (
