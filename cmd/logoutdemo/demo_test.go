@@ -369,3 +369,41 @@ func TestDemoRevokeRefusesCrossSite(t *testing.T) {
 		t.Errorf("after the revoke the app still signs the user in, or its panel says otherwise: %v", layerStates(page))
 	}
 }
+
+// -addr alone moves the whole demo: the embedded Scalekit and its upstream
+// providers take free ports of their own, so that only the app's port has to
+// be free. The start-up line names the Redis the demo uses.
+func TestDemoNeedsOnlyAddr(t *testing.T) {
+	o := demoFlags(t, "-addr", "127.0.0.1:0")
+	if o.IDPAddr != "" || o.UpstreamAddr != "" || o.SLOUpstreamAddr != "" {
+		t.Fatalf("default addresses %q %q %q; want all empty (free ports)", o.IDPAddr, o.UpstreamAddr, o.SLOUpstreamAddr)
+	}
+	o.BackstopDelay = 300 * time.Millisecond
+	d, err := start(context.Background(), o, slog.New(slog.NewTextHandler(&demoLogs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	if !strings.HasPrefix(d.Issuer, "http://127.0.0.1:") {
+		t.Errorf("the embedded Scalekit at %s; want a free port on the app's host, 127.0.0.1", d.Issuer)
+	}
+	resp, err := http.Get(d.AppURL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `id="sign-in"`) {
+		t.Errorf("the demo at %s shows no sign-in", d.AppURL)
+	}
+	if d.RedisName != "an in-process Redis" {
+		t.Errorf("RedisName %q, want an in-process Redis", d.RedisName)
+	}
+
+	srv := testenv.StartRedisServer(t)
+	o = demoFlags(t, "-redis-url", "redis://:secret@"+srv.Addr+"/3")
+	d2 := startDemo(t, o)
+	if want := "the Redis at " + srv.Addr + ", database 3"; d2.RedisName != want {
+		t.Errorf("RedisName %q, want %q (and never the password)", d2.RedisName, want)
+	}
+}

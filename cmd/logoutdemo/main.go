@@ -52,7 +52,7 @@ func main() {
 		os.Exit(1)
 	}
 	defer d.Close()
-	fmt.Printf("logoutdemo: open %s   (store: %s, identity provider: %s)\n", d.AppURL, o.Store, d.Issuer)
+	fmt.Printf("logoutdemo: open %s   (store: %s in %s; identity provider: %s)\n", d.AppURL, o.Store, d.RedisName, d.Issuer)
 	if d.Fake != nil {
 		for _, up := range d.Fake.Upstreams() {
 			fmt.Printf("logoutdemo: @%s goes through the upstream identity provider at %s (any password); IdP logout %s\n",
@@ -69,9 +69,9 @@ func main() {
 func newFlags(fs *flag.FlagSet, getenv func(string) string) *options {
 	o := &options{}
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "address the app listens on")
-	fs.StringVar(&o.IDPAddr, "idp-addr", "127.0.0.1:8081", "address of the embedded Scalekit environment")
-	fs.StringVar(&o.UpstreamAddr, "upstream-addr", "127.0.0.1:8082", "address of the embedded Scalekit's upstream identity provider for @"+ssoDomain+", a connection with IdP logout off (served as localhost, a site of its own)")
-	fs.StringVar(&o.SLOUpstreamAddr, "slo-upstream-addr", "127.0.0.1:8083", "address of the embedded Scalekit's upstream identity provider for @"+sloDomain+", a connection with IdP logout on (served as localhost)")
+	fs.StringVar(&o.IDPAddr, "idp-addr", "", "address of the embedded Scalekit environment; empty: a free port on the app's host")
+	fs.StringVar(&o.UpstreamAddr, "upstream-addr", "", "address of the embedded Scalekit's upstream identity provider for @"+ssoDomain+", a connection with IdP logout off, served as localhost (a site of its own); empty: a free port")
+	fs.StringVar(&o.SLOUpstreamAddr, "slo-upstream-addr", "", "address of the embedded Scalekit's upstream identity provider for @"+sloDomain+", a connection with IdP logout on, served as localhost; empty: a free port")
 	fs.StringVar(&o.Issuer, "issuer", getenv("SCALEKIT_ENVIRONMENT_URL"), "Scalekit environment URL (OpenID issuer); empty starts the embedded one [SCALEKIT_ENVIRONMENT_URL]")
 	fs.StringVar(&o.ClientID, "client-id", getenv("SCALEKIT_CLIENT_ID"), "OAuth client ID [SCALEKIT_CLIENT_ID]")
 	fs.StringVar(&o.ClientSecret, "client-secret", getenv("SCALEKIT_CLIENT_SECRET"), "OAuth client secret [SCALEKIT_CLIENT_SECRET]")
@@ -80,8 +80,8 @@ func newFlags(fs *flag.FlagSet, getenv func(string) string) *options {
 	fs.StringVar(&o.WebhookSecret, "webhook-secret", getenv("SCALEKIT_WEBHOOK_SECRET"), "secret of Scalekit's webhooks to /webhooks/scalekit (whsec_…); the embedded environment's own when it runs [SCALEKIT_WEBHOOK_SECRET]")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 0, "end app sessions unused for this long, such as 15m (0: off)")
 	fs.DurationVar(&o.AbsoluteTimeout, "absolute-timeout", 0, "end app sessions this long after sign-in, however busy (0: 12h)")
-	fs.DurationVar(&o.IDPIdleTimeout, "idp-idle-timeout", 0, "the embedded Scalekit's idle timeout (0: off)")
-	fs.DurationVar(&o.IDPAbsoluteTimeout, "idp-absolute-timeout", 0, "the embedded Scalekit's absolute timeout (0: off)")
+	fs.DurationVar(&o.IDPIdleTimeout, "idp-idle-timeout", 0, "the embedded Scalekit's idle timeout (0: its default, 7 days)")
+	fs.DurationVar(&o.IDPAbsoluteTimeout, "idp-absolute-timeout", 0, "the embedded Scalekit's absolute timeout (0: its default, 30 days)")
 	fs.DurationVar(&o.BackstopDelay, "backstop-delay", 3*time.Second, "after a logout, how long to wait before ending the Scalekit session from the server if the browser never got there")
 	fs.BoolVar(&o.Reauthenticate, "reauth", true, "after a logout, the next sign-in on that browser sends prompt=login and asks for credentials again (ReauthenticateAfterLogout; \"sign out everywhere\" always does); false shows an SSO user signed straight back in by their identity provider")
 	fs.BoolVar(&o.ForwardPrompt, "upstream-forward-prompt", true, "the embedded Scalekit passes prompt=login on to the upstream providers, so that the demo can show their password form after a logout; whether Scalekit does is undocumented, and false shows the other reading: Scalekit asks for the email, the upstream signs the user in without a password")

@@ -75,6 +75,9 @@ type demo struct {
 	Fake         *scalekittest.Server // nil against a real provider
 	Logout       *logout.Handler
 	Redis        redis.UniversalClient
+	// RedisName says which Redis the demo uses: "an in-process Redis", or
+	// the address and database of the one -redis-url named.
+	RedisName string
 
 	// ends is the last few session endings the app's OnSessionEnd hook
 	// heard of.
@@ -118,6 +121,12 @@ func start(ctx context.Context, o options, log *slog.Logger) (_ *demo, err error
 		o.ClientSecret = cmp.Or(o.ClientSecret, rand.Text())
 		fake := o.Fake
 		fake.Addr = o.IDPAddr
+		if fake.Addr == "" {
+			// A free port on the app's own host, so that -addr alone is
+			// enough to move the demo.
+			host, _, _ := net.SplitHostPort(l.Addr().String())
+			fake.Addr = net.JoinHostPort(host, "0")
+		}
 		if len(fake.Upstreams) == 0 {
 			// Two enterprise connections that differ only in Scalekit's
 			// "Enable IDP logout" switch, so that the panel can show what
@@ -269,10 +278,15 @@ func (d *demo) openStore(o options) (logout.SessionStore, error) {
 		mr.ClockTTL(true)
 		d.closers = append(d.closers, mr.Close)
 		o.RedisURL = "redis://" + mr.Addr()
+		d.RedisName = "an in-process Redis"
 	}
 	opts, err := redis.ParseURL(o.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("-redis-url: %w", err)
+	}
+	if d.RedisName == "" {
+		// The address and database, never the password the URL may hold.
+		d.RedisName = fmt.Sprintf("the Redis at %s, database %d", opts.Addr, opts.DB)
 	}
 	opts.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(opts)
