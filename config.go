@@ -80,7 +80,7 @@ type Config struct {
 	// must also be in ClearCookies, so logout expires it. The value is only
 	// passed on as a hint (the provider verifies it), and only when it has
 	// the shape of a JWT. Moving such an app to sealed sessions removes the
-	// need; see the README.
+	// need; see docs/upgrading.md.
 	IDTokenCookie string
 
 	// StoreTimeout bounds each store call. Zero means 3 seconds.

@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // docs/configuration.md documents every exported field of every
@@ -84,6 +86,74 @@ func exportedFields(t *testing.T, types ...string) map[string][]string {
 			}
 			return false
 		})
+	}
+	return out
+}
+
+// Every relative link of the README and of the documents under docs/ names a
+// file of the module, and an anchor a heading of that file.
+func TestDocsLinksResolve(t *testing.T) {
+	files, err := filepath.Glob("docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	for _, file := range append([]string{"README.md", "SECURITY.md", "CHANGELOG.md"}, files...) {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(src), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			path, anchor, _ := strings.Cut(target, "#")
+			if path == "" {
+				path = file
+			} else {
+				path = filepath.Join(filepath.Dir(file), path)
+			}
+			info, err := os.Stat(path)
+			if err != nil {
+				t.Errorf("%s: link %s: %v", file, target, err)
+				continue
+			}
+			if anchor != "" && !info.IsDir() && !slices.Contains(headingAnchors(t, path), anchor) {
+				t.Errorf("%s: link %s: %s has no heading #%s", file, target, path, anchor)
+			}
+		}
+	}
+}
+
+// headingAnchors returns the anchors GitHub gives the headings of a Markdown
+// file: lower case, spaces as hyphens, other punctuation dropped.
+func headingAnchors(t *testing.T, file string) []string {
+	t.Helper()
+	src, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	fenced := false
+	for _, line := range strings.Split(string(src), "\n") {
+		if strings.HasPrefix(line, "```") {
+			fenced = !fenced
+		}
+		if fenced || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		title := strings.ToLower(strings.TrimSpace(strings.TrimLeft(line, "#")))
+		var b strings.Builder
+		for _, r := range title {
+			switch {
+			case r == ' ':
+				b.WriteByte('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		out = append(out, b.String())
 	}
 	return out
 }

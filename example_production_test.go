@@ -23,13 +23,13 @@ import (
 )
 
 // The code of docs/production.md and of the README's "Running in
-// production", each region between "// production:NAME" and
-// "// production:end" exactly as the documents show it, so that it
+// production", each region between "// docs:NAME" and
+// "// docs:end" exactly as the documents show it, so that it
 // compiles. A test holds the documents to these regions.
 
 // The Redis client a store relies on.
 func Example_productionRedisClient() {
-	// production:redis-client
+	// docs:redis-client
 	rdb := redis.NewClient(&redis.Options{
 		Addr:                  os.Getenv("REDIS_ADDR"),
 		ContextTimeoutEnabled: true,        // the store's deadlines bound every call
@@ -40,13 +40,13 @@ func Example_productionRedisClient() {
 		PoolTimeout:           time.Second,
 	})
 	store := logout.NewRedisStore(rdb)
-	// production:end
+	// docs:end
 	_ = store
 }
 
 // Redis Cluster.
 func Example_productionRedisCluster() {
-	// production:redis-cluster
+	// docs:redis-cluster
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{
 		Addrs:                 strings.Split(os.Getenv("REDIS_CLUSTER_ADDRS"), ","),
 		ContextTimeoutEnabled: true,
@@ -56,13 +56,13 @@ func Example_productionRedisCluster() {
 		PoolSize:              64, // per node
 	})
 	store := logout.NewRedisStore(rdb) // a user's keys share a hash tag: one slot
-	// production:end
+	// docs:end
 	_ = store
 }
 
 // Redis Sentinel, with endings that wait for a replica.
 func Example_productionRedisSentinel() {
-	// production:redis-sentinel
+	// docs:redis-sentinel
 	rdb := redis.NewFailoverClient(&redis.FailoverOptions{
 		MasterName:            "logout",
 		SentinelAddrs:         strings.Split(os.Getenv("REDIS_SENTINEL_ADDRS"), ","),
@@ -74,24 +74,24 @@ func Example_productionRedisSentinel() {
 	store := logout.NewRedisStore(rdb)
 	store.WaitReplicas = 1 // an ending a replica has not confirmed is a failure, never "done"
 	store.WaitTimeout = 500 * time.Millisecond
-	// production:end
+	// docs:end
 	_ = store
 }
 
 // Two apps on one Redis.
 func Example_productionKeyPrefix() {
 	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("REDIS_ADDR"), ContextTimeoutEnabled: true})
-	// production:key-prefix
+	// docs:key-prefix
 	store := logout.NewRedisStore(rdb)
 	store.KeyPrefix = "billing:logout:" // the other app keeps "logout:", or its own
 
 	list := logout.NewRevocationList(rdb) // for a RevocableCookieStore
 	list.KeyPrefix = "billing:logout:rev:"
-	// production:end
+	// docs:end
 	_ = store
 }
 
-// production:cookie-keys
+// docs:cookie-keys
 
 // cookieKeys reads LOGOUT_COOKIE_KEYS: base64 keys of 32 bytes, separated
 // by commas, the newest first. The first seals new cookies; every one opens.
@@ -107,12 +107,12 @@ func cookieKeys(env string) ([][]byte, error) {
 	return keys, nil
 }
 
-// production:end
+// docs:end
 
 // Cookie keys from the environment.
 func Example_productionCookieKeys() {
 	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("REDIS_ADDR"), ContextTimeoutEnabled: true})
-	// production:cookie-store
+	// docs:cookie-store
 	keys, err := cookieKeys(os.Getenv("LOGOUT_COOKIE_KEYS"))
 	if err != nil {
 		log.Fatal(err)
@@ -121,27 +121,27 @@ func Example_productionCookieKeys() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	// production:end
+	// docs:end
 	_ = store
 }
 
 // Exporting the metrics to Prometheus.
 func Example_productionPrometheus() {
-	// production:prometheus
+	// docs:prometheus
 	exporter, err := prometheus.New() // go.opentelemetry.io/otel/exporters/prometheus
 	if err != nil {
 		log.Fatal(err)
 	}
 	otel.SetMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))) // go.opentelemetry.io/otel/sdk/metric
 	http.Handle("GET /metrics", promhttp.Handler())                                   // github.com/prometheus/client_golang/prometheus/promhttp
-	// production:end
+	// docs:end
 }
 
 // Shutting down without dropping the backstop's jobs.
 func Example_productionShutdown() {
 	var h *logout.Handler // from logout.New
 	mux := http.NewServeMux()
-	// production:shutdown
+	// docs:shutdown
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	srv := &http.Server{Addr: ":8080", Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -158,5 +158,5 @@ func Example_productionShutdown() {
 	defer cancel()
 	srv.Shutdown(shutdown) // no new logouts
 	h.Close(shutdown)      // then the backstop finishes what they scheduled
-	// production:end
+	// docs:end
 }

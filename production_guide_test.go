@@ -3,6 +3,7 @@ package logout_test
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -53,53 +54,78 @@ func docBlocks(t *testing.T, file string) []docBlock {
 	return out
 }
 
-// exampleRegions returns the regions of example_production_test.go, each
+// exampleRegions returns the regions of the package's example files, each
 // dedented by one tab when it sits in a function.
 func exampleRegions(t *testing.T) map[string]string {
 	t.Helper()
-	src, err := os.ReadFile("example_production_test.go")
-	if err != nil {
-		t.Fatal(err)
-	}
 	regions := map[string]string{}
-	var name, indent string
-	var body []string
-	for _, line := range strings.Split(string(src), "\n") {
-		trimmed := strings.TrimSpace(line)
-		switch {
-		case trimmed == "// production:end":
-			regions[name] = strings.TrimSpace(strings.Join(body, "\n"))
-			name, body = "", nil
-		case strings.HasPrefix(trimmed, "// production:"):
-			name = strings.TrimPrefix(trimmed, "// production:")
-			indent = line[:len(line)-len(strings.TrimLeft(line, "\t"))]
-		case name != "":
-			body = append(body, strings.TrimPrefix(line, indent))
+	for _, file := range []string{"example_production_test.go", "docs_examples_test.go"} {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var name, indent string
+		var body []string
+		for _, line := range strings.Split(string(src), "\n") {
+			trimmed := strings.TrimSpace(line)
+			switch {
+			case trimmed == "// docs:end":
+				if _, dup := regions[name]; dup {
+					t.Errorf("%s: region %q is defined twice", file, name)
+				}
+				regions[name] = strings.TrimSpace(strings.Join(body, "\n"))
+				name, body = "", nil
+			case strings.HasPrefix(trimmed, "// docs:"):
+				name = strings.TrimPrefix(trimmed, "// docs:")
+				indent = line[:len(line)-len(strings.TrimLeft(line, "\t"))]
+			case name != "":
+				body = append(body, strings.TrimPrefix(line, indent))
+			}
 		}
 	}
 	return regions
 }
 
-// Every block of Go in the production guide and in the README's "Running in
-// production" is a region of example_production_test.go, which compiles.
-func TestProductionGuideGoIsCompiled(t *testing.T) {
+// Every block of Go in the README and the documents under docs/ either is a
+// region of an example file, which compiles, marked <!-- code: NAME -->, or
+// is the whole of a file of the module, marked <!-- file: PATH -->, which
+// go test builds and runs.
+func TestDocsGoIsCompiled(t *testing.T) {
 	regions := exampleRegions(t)
-	for _, file := range []string{"docs/production.md", "README.md"} {
+	files, err := filepath.Glob("docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	for _, file := range append([]string{"README.md", "SECURITY.md", "CHANGELOG.md"}, files...) {
 		for _, b := range docBlocks(t, file) {
 			if b.lang != "go" {
 				continue
 			}
-			name, ok := strings.CutPrefix(b.mark, "code: ")
-			switch {
-			case !ok && file == "README.md":
-				continue // the README's other blocks have tests of their own
-			case !ok:
-				t.Errorf("%s:%d: a Go block without <!-- code: NAME -->, so nothing compiles it", file, b.line)
-			case regions[name] == "":
-				t.Errorf("%s:%d: no region %q in example_production_test.go", file, b.line, name)
-			case strings.TrimSpace(b.text) != regions[name]:
-				t.Errorf("%s:%d: the block differs from region %q of example_production_test.go:\n%s\n--- region:\n%s", file, b.line, name, b.text, regions[name])
+			if path, ok := strings.CutPrefix(b.mark, "file: "); ok {
+				whole, err := os.ReadFile(path)
+				if err != nil {
+					t.Errorf("%s:%d: %v", file, b.line, err)
+				} else if strings.TrimSpace(b.text) != strings.TrimSpace(string(whole)) {
+					t.Errorf("%s:%d: the block differs from %s; copy the file into the document", file, b.line, path)
+				}
+				continue
 			}
+			name, ok := strings.CutPrefix(b.mark, "code: ")
+			used[name] = true
+			switch {
+			case !ok:
+				t.Errorf("%s:%d: a Go block without <!-- code: NAME --> or <!-- file: PATH -->, so nothing compiles it", file, b.line)
+			case regions[name] == "":
+				t.Errorf("%s:%d: no region %q in the example files", file, b.line, name)
+			case strings.TrimSpace(b.text) != regions[name]:
+				t.Errorf("%s:%d: the block differs from region %q:\n%s\n--- region:\n%s", file, b.line, name, b.text, regions[name])
+			}
+		}
+	}
+	for name := range regions {
+		if !used[name] {
+			t.Errorf("region %q is shown by no document", name)
 		}
 	}
 }

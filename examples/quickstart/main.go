@@ -1,10 +1,10 @@
-// Command quickstart is the README's Quick start as a whole program: OpenID
-// Connect sign-in with Scalekit (or any provider), sessions in Redis, and the
-// logout that ends them. The README shows the part between the markers, and
-// a test keeps the two the same.
+// Command quickstart is a whole app on package logout: OpenID Connect
+// sign-in with Scalekit (or any other provider) and PKCE, sessions in Redis,
+// and the logout that ends them. The README shows this file as it is, and
+// main_test.go runs it against the fake Scalekit.
 //
 //	SCALEKIT_ENVIRONMENT_URL=https://acme.scalekit.dev SCALEKIT_CLIENT_ID=skc_… \
-//	SCALEKIT_CLIENT_SECRET=… go run ./examples/quickstart
+//	SCALEKIT_CLIENT_SECRET=… go run .
 package main
 
 import (
@@ -34,7 +34,6 @@ func main() {
 	log.Fatal(http.ListenAndServe("localhost:8080", app))
 }
 
-// quickstart:begin
 func newApp(ctx context.Context, issuer, clientID, clientSecret, appURL string, rdb redis.UniversalClient) (http.Handler, error) {
 	provider, err := oidc.NewProvider(ctx, issuer) // discovery, once
 	if err != nil {
@@ -121,8 +120,6 @@ func newApp(ctx context.Context, issuer, clientID, clientSecret, appURL string, 
 	mux.Handle("POST /logout/everywhere", h.Everywhere())
 	return mux, nil
 }
-
-// quickstart:end
 
 // cut splits the login cookie into its state and PKCE verifier.
 func cut(c *http.Cookie, err error) (state, verifier string, ok bool) {
