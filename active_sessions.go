@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Active sessions: listing where a user is signed in, and signing out one of
 // those places, or all but this one.
 

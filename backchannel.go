@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The back-channel logout receiver: logout tokens the provider posts when a
 // session ends elsewhere.
 

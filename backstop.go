@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The backstop: ending the provider's session from the server after a logout,
 // in case the browser never reaches the end-session endpoint.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The backstop's queue in Redis: jobs recorded before a logout answers, and
 // run by whichever instance sharing that Redis claims them first.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Telling the app's other open tabs that the browser signed out.
 
 package logout

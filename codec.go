@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The binary form of a Session that both stores encrypt, in every format
 // version they read.
 

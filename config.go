@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Config, CookieConfig and New: everything a Handler is set up with, and
 // every check made at start-up.
 

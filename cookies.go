@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The session cookie and its companions: writing, chunking, reading and
 // expiring them with the attributes they were set with.
 

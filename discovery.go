@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Reading the provider's discovery document, and checking configured URLs.
 
 package logout

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The package documentation: what logout does, how to mount it, and where
 // each part lives.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The logout endpoint: Handler, its flow from refusal to redirect, and the
 // provider's end-session URL.
 

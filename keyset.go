@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The provider's signing keys, fetched from its JWKS document and refetched
 // sparingly.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Provider: the app's client credentials at the provider, and the session
 // API and token endpoint calls made with them.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Redis calls bounded by their context, directly or in a goroutine of their
 // own, and the small keyed records both Redis-backed types keep.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Durable endings: waiting for replicas to confirm a write that ends sessions,
 // shared by RedisStore and RevocationList.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The Lua scripts the Redis-backed types run, each with the keys it takes,
 // its arguments and its reply. Every script touches only keys of one hash
 // tag, so Redis Cluster runs it on one node.

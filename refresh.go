@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Refresh: redeeming a session's refresh token and storing what the provider
 // gives back.
 

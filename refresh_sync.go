@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Keeping the refreshes of one session single-flight: among the requests of
 // one instance, and across instances through a lease in Redis.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // RevocationList: the Redis records that make a cookie store's endings
 // server-side.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The sign-in side: starting a session, reading it on each request, and
 // replacing it after a refresh.
 

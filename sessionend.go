@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // SessionEnd and EndReason: telling the app of every session that ends,
 // whichever way it ends.
 

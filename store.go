@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Session and the SessionStore interface every store implements, with the
 // optional interfaces a store may add.
 

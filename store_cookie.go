@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // CookieStore and RevocableCookieStore: sessions sealed into the browser's
 // cookie.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // RedisStore: sessions kept encrypted in Redis, shared by every instance.
 
 package logout

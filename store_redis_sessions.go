@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // RedisStore's active sessions: listing a user's sessions, ending one by its
 // handle, and ending all but one.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Telemetry: the OpenTelemetry instruments and tracer of a handler, built once
 // so that a flow pays nothing for them when no provider is installed, and the
 // calls the flows make to report.

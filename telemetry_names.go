@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // What the telemetry reports: every instrument's and span's name, their
 // attributes and the few values each takes, and how a flow's result maps to
 // them.

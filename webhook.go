@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The webhook receiver: the provider's signed user.logout events.
 
 package logout

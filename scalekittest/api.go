@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package scalekittest
 
 // The session API over REST, as Scalekit's API reference gives it: JSON with

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package scalekittest
 
 // The authorization endpoint: the sign-in form, single sign-on on a live

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package scalekittest
 
 // A browser for tests: a client that navigates as a user would, and SignIn,

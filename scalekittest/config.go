@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package scalekittest
 
 // How an environment behaves: its Config, with the options for what Scalekit

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package scalekittest runs a Scalekit environment inside a test process, the
 // way net/http/httptest runs a web server, or on its own through
 // cmd/fakescalekit, for apps written in any language.

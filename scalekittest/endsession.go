@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package scalekittest
 
 // The end-session endpoint, /oidc/logout, and the record of every request it

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package scalekittest
 
 // The environment's side of its upstream providers: which sign-ins go there,

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package scalekittest
 
 // The session API over gRPC, as Scalekit's official SDKs call it: unary

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package scalekittest
 
 // Small helpers the rest share: JSON and error answers, IDs, names, page

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package scalekittest
 
 // IdP logout, the third layer: a logout that ends a session an upstream

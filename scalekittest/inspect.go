@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package scalekittest
 
 // The fake's own inspection API: read-only JSON under /_fake/v1/ for tests

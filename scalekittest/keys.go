@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package scalekittest
 
 // The signing keys: rotation, the JWKS at /keys, and signing and verifying

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package scalekittest
 
 // How the environment tells apps that a session ended: back-channel logout

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command fakescalekit serves a fake Scalekit environment (package
 // scalekittest) for apps written in any language: sign-in with the
 // authorization-code flow, refresh tokens, /oidc/logout, the session API over

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The demo app's routes and its signed-in and signed-out pages.
 
 package main

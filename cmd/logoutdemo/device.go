@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The device a session records at sign-in, read from the User-Agent.
 
 package main

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The endings the OnSessionEnd hooks heard, kept for the sessions card.
 
 package main

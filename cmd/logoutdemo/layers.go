@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The layer panel: which of the three sessions still sign this browser in,
 // and why.
 

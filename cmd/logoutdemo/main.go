@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command logoutdemo runs a small web app that signs users in with OpenID
 // Connect and signs them out of every session layer with package logout,
 // and shows, after each action, which layers still sign the browser in.

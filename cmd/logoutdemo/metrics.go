@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The OpenTelemetry SDK and its Prometheus exporter, served at /metrics.
 
 package main

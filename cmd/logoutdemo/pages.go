@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The demo's HTML templates and how they are rendered.
 
 package main

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Revoking this browser's Scalekit session as an administrator would.
 
 package main

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The Active sessions card: the user's sessions in the app and at the
 // provider, and the buttons that end them.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Signing in: the authorization request with PKCE, and the callback that
 // starts the session.
 

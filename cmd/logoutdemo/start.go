@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // What the demo starts: the embedded Scalekit and Redis when none is given,
 // the session store, the logout handler and its receivers, and the server.
 

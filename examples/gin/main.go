@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command gin mounts the logout handler in a Gin app. It is a module of its
 // own, so Gin never becomes a dependency of package logout.
 package main

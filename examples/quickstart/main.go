@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command quickstart is a whole app on package logout: OpenID Connect
 // sign-in with Scalekit (or any other provider) and PKCE, sessions in Redis,
 // and the logout that ends them. The README shows this file as it is, and

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package testenv gives this module's tests the real services they use
 // (Redis, a Redis Cluster, Chromium) and one rule for when one is missing:
 // skip with a clear message, or fail when LOGOUT_TEST_STRICT=1, as CI sets.
