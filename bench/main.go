@@ -10,15 +10,19 @@
 //     one GETDEL and a redirect.
 //
 // Then it shows that logout costs the same with a thousand or a million
-// sessions stored, and what ending all of a user's sessions costs, and sets
-// the handler-alone and load-run ratios against the package's targets.
+// sessions stored, and what ending all of a user's sessions costs, sets the
+// handler-alone and load-run ratios against the package's targets, and shows
+// what the OpenTelemetry instrumentation adds to a logout once an SDK is
+// installed.
 //
 //	cd bench && go run . -redis redis://127.0.0.1:6379/9
 //
 // It writes bench.md and the charts to a new temporary folder, which it
 // names at the end; -publish writes them into the checkout's docs folder
 // instead, for a full run. -rounds 0 skips the load runs, for a quick look
-// at the handler-alone figures.
+// at the handler-alone figures. What profiles showed about a run, which no
+// run can write, is kept by hand in bench/notes.md and closes every
+// bench.md, so that a rerun with -publish keeps it.
 //
 // Every Redis client it makes sets ContextTimeoutEnabled, as the package
 // recommends, so the stores call it directly; one row of each table runs
@@ -32,14 +36,17 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -69,6 +76,7 @@ func main() {
 	only := flag.String("only", "", "run one part: requests, logout or scale")
 	out := flag.String("out", "", "folder for bench.md, bench.svg and bench-requests.svg (default: a new temporary folder)")
 	publish := flag.Bool("publish", false, "write bench.md and the charts into the checkout's docs folder (a full run only)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the bench's own process to this file; the handler-alone rounds carry a pprof label, system=TABLE/NAME")
 	serveSpec := flag.String("serve", "", "serve one system (TABLE/INDEX) for a load run; used by the bench itself")
 	flag.Parse()
 	if *serveSpec != "" {
@@ -77,6 +85,13 @@ func main() {
 	}
 
 	dir := outputDir(*out, *publish, *only == "" && *rounds > 0 && *scale > 0)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		check(err)
+		check(pprof.StartCPUProfile(f))
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	opts, err := redis.ParseURL(*flagRedis)
 	check(err)
 	rdb := redisClient(true)
@@ -112,7 +127,11 @@ func main() {
 		scaleRun(&report, rdb, mon, *scale, *conc)
 	}
 	writeTargets(&report, perRequest, logouts)
+	writeTelemetryCost(&report, logouts)
 	fmt.Fprintf(&report, "Load average (1, 5, 15 minutes) at the start: %s; at the end: %s.\n", loadStart, loadAverage())
+	if notes := readNotes(); notes != "" {
+		fmt.Fprintf(&report, "\n%s", notes)
+	}
 	fmt.Print(report.String())
 	check(os.WriteFile(filepath.Join(dir, "bench.md"), []byte(report.String()), 0o644))
 	if *rounds > 0 && perRequest != nil {
@@ -146,22 +165,49 @@ func outputDir(out string, publish, full bool) string {
 	return dir
 }
 
-// docsDir finds the docs folder of the checkout the bench runs in: beside
-// the go.mod of module github.com/endsession/logout, in the working
-// directory or above it.
+// docsDir is the docs folder of the checkout the bench runs in.
 func docsDir() string {
+	root, ok := checkoutRoot()
+	if !ok {
+		log.Fatal("-publish: run the bench inside a checkout of github.com/endsession/logout")
+	}
+	return filepath.Join(root, "docs")
+}
+
+// checkoutRoot finds the checkout the bench runs in: the folder of the
+// go.mod of module github.com/endsession/logout, the working directory or
+// one above it.
+func checkoutRoot() (string, bool) {
 	dir, err := os.Getwd()
 	check(err)
 	for {
 		if mod, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.HasPrefix(string(mod), "module github.com/endsession/logout\n") {
-			return filepath.Join(dir, "docs")
+			return dir, true
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			log.Fatal("-publish: run the bench inside a checkout of github.com/endsession/logout")
+			return "", false
 		}
 		dir = parent
 	}
+}
+
+// readNotes is the hand-written part of bench.md: bench/notes.md of the
+// checkout, what profiles taken beside a run showed, which no run can
+// write. Every report carries it, so that a rerun with -publish keeps it;
+// whoever publishes a run checks that it still matches the figures. A
+// bench run outside a checkout has none.
+func readNotes() string {
+	root, ok := checkoutRoot()
+	if !ok {
+		return ""
+	}
+	b, err := os.ReadFile(filepath.Join(root, "bench", "notes.md"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	check(err)
+	return string(b)
 }
 
 // redisClient connects to the bench's Redis, with ContextTimeoutEnabled as
@@ -328,9 +374,13 @@ func (t table) cpuPerRequest(s system, n int) (time.Duration, float64) {
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	c0 := processCPU()
-	for _, r := range reqs {
-		t.serve(s, r)
-	}
+	// The label lets a profile (-cpuprofile) be cut by system: pprof
+	// -tagfocus system=logout/logout.RedisStore.
+	pprof.Do(context.Background(), pprof.Labels("system", t.name+"/"+s.name), func(context.Context) {
+		for _, r := range reqs {
+			t.serve(s, r)
+		}
+	})
 	cpu := processCPU() - c0
 	runtime.ReadMemStats(&m1)
 	return cpu / time.Duration(n), float64(m1.Mallocs-m0.Mallocs) / float64(n)

@@ -14,6 +14,9 @@ import (
 	"github.com/endsession/logout"
 )
 
+// otelRow names the logout row with the OpenTelemetry SDK installed.
+const otelRow = "logout.RedisStore with an OTel SDK installed"
+
 // otelLogout is logout.RedisStore with the OpenTelemetry SDK installed as an
 // app installs it: every measurement aggregated for a reader (which, as a
 // Prometheus exporter's, collects only when scraped), and every span sampled
@@ -29,7 +32,7 @@ func otelLogout(rdb *redis.Client, users *atomic.Int64) system {
 		MeterProvider: mp, TracerProvider: tp,
 	})
 	check(err)
-	return system{"logout.RedisStore with an OTel SDK installed", ours, h, func() []*http.Cookie {
+	return system{otelRow, ours, h, func() []*http.Cookie {
 		n := users.Add(1)
 		return signIn(h, logout.Session{
 			Issuer: "https://acme.scalekit.dev", Subject: fmt.Sprintf("usr_%d", n), SessionID: fmt.Sprintf("ses_%d", n), Email: "ada@example.com",
