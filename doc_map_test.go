@@ -1,6 +1,9 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package logout_test
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,8 +32,41 @@ func TestDocMapsEverySourceFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasPrefix(string(src), "// ") {
+		rest, ok := strings.CutPrefix(string(src), spdx+"\n\n")
+		if !ok {
+			t.Errorf("%s does not open with %q", f, spdx)
+		}
+		if !strings.HasPrefix(rest, "// ") {
 			t.Errorf("%s does not open with a comment saying what lives there", f)
 		}
+	}
+}
+
+// spdx is the license line every Go file of the module opens with.
+const spdx = "// SPDX-License-Identifier: Apache-2.0"
+
+// Every Go file of the module, in every folder, opens with the license line.
+func TestEveryGoFileNamesItsLicense(t *testing.T) {
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || d.Name() == "node_modules" || strings.HasPrefix(d.Name(), ".")) && path != "." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(string(src), spdx+"\n") {
+			t.Errorf("%s does not open with %q", path, spdx)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command bench compares package logout with a floor and with the peers most
 // Go apps would pick instead, against the same real Redis, in one run on one
 // machine, in two tables:
