@@ -172,6 +172,7 @@ func TestSentinelUnconfirmedLogout(t *testing.T) {
 // 503 without calling OnLogout, the user's retry ends the session on the new
 // primary, and no session whose logout was acknowledged loads afterwards.
 func TestFailoverKeepsAcknowledgedLogouts(t *testing.T) {
+	t.Parallel() // its own Redis servers: it runs beside the other slow ones
 	run := runFailovers(t)
 	for _, st := range run.stores {
 		t.Run(st.name, func(t *testing.T) {

@@ -27,6 +27,7 @@ import (
 // answer the requests in time. The probe checks that each path is the one
 // taken.
 func TestStoreTimeoutBothPaths(t *testing.T) {
+	t.Parallel() // its own Redis servers: it runs beside the other slow ones
 	for _, direct := range []bool{true, false} {
 		path := map[bool]string{true: "direct", false: "goroutine"}[direct]
 		client := func(addr string) *redis.Client {

@@ -75,6 +75,7 @@ func TestBackChannelTimeoutIsRetried(t *testing.T) {
 // On Redis Cluster the revocation check reads one key per command; a command
 // that failed on a dead node must fail the Load, never read as "not revoked".
 func TestRevocationCheckFailsClosedOnCluster(t *testing.T) {
+	t.Parallel() // its own Redis servers: it runs beside the other slow ones
 	// Without full coverage the live nodes keep answering while one is
 	// down, as production clusters are often set up; and a client that does
 	// not retry sees each failed command at once.
