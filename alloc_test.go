@@ -27,10 +27,10 @@ func TestAllocationCeilings(t *testing.T) {
 		store        func(t *testing.T) logout.SessionStore
 		logout, page float64
 	}{
-		{"CookieStore", func(t *testing.T) logout.SessionStore { return newCookieStore(t) }, 23, 14},
-		{"RevocableCookieStore", func(t *testing.T) logout.SessionStore { return benchRevocableStore(t, true) }, 44, 31},
-		{"RedisStore", func(t *testing.T) logout.SessionStore { return benchRedisStore(t, true) }, 34, 25},
-		{"RedisStore, client without ContextTimeoutEnabled", func(t *testing.T) logout.SessionStore { return benchRedisStore(t, false) }, 38, 29},
+		{"CookieStore", func(t *testing.T) logout.SessionStore { return newCookieStore(t) }, 21, 12},
+		{"RevocableCookieStore", func(t *testing.T) logout.SessionStore { return benchRevocableStore(t, true) }, 42, 29},
+		{"RedisStore", func(t *testing.T) logout.SessionStore { return benchRedisStore(t, true) }, 32, 23},
+		{"RedisStore, client without ContextTimeoutEnabled", func(t *testing.T) logout.SessionStore { return benchRedisStore(t, false) }, 36, 27},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
