@@ -19,7 +19,7 @@ import (
 // allocates meanwhile (miniredis would). Lower a ceiling when a change saves
 // allocations; raise one only for a reason the commit gives.
 func TestAllocationCeilings(t *testing.T) {
-	if raceEnabled {
+	if raceDetector {
 		t.Skip("the race detector allocates of its own; CI runs this test without it too")
 	}
 	tests := []struct {
