@@ -282,7 +282,10 @@ func (h *Handler) awaitRefresh(ctx context.Context, rs refreshSync, token, seen 
 	if err != nil {
 		return refreshResult{err: err}
 	}
-	if s.RefreshToken == seen {
+	// The holder stored a refresh, or the tokens found were stored before
+	// it began and it failed: then their access token is the one it
+	// could not renew, and the session found answers nothing.
+	if !answers(s, seen, time.Now()) {
 		return refreshResult{err: errRefreshLost}
 	}
 	return refreshResult{s: s, token: newToken}

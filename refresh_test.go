@@ -409,7 +409,7 @@ func TestCookieStoreTabsRefreshOnOneInstance(t *testing.T) {
 // twoInstances is a session signed in on two Handlers that share its store,
 // a on a Provider whose refreshes pass gate, b on the env's own; b's Redis
 // client reports each EXISTS it sends (a wait on the refresh lease).
-func twoInstances(t *testing.T, e *provEnv, newStore func(redis.UniversalClient, []byte) logout.SessionStore, gate *refreshGate) (a, b *logout.Handler, bWaits chan struct{}, m *miniredis.Miniredis, tok providerTokens, cookies []*http.Cookie) {
+func twoInstances(t *testing.T, e *provEnv, newStore func(redis.UniversalClient, []byte) logout.SessionStore, gate *refreshGate, aProvider ...func(*logout.Provider)) (a, b *logout.Handler, bWaits chan struct{}, m *miniredis.Miniredis, tok providerTokens, cookies []*http.Cookie) {
 	t.Helper()
 	m, rdbA := newMini(t)
 	rdbB := redis.NewClient(&redis.Options{Addr: m.Addr()})
@@ -417,7 +417,11 @@ func twoInstances(t *testing.T, e *provEnv, newStore func(redis.UniversalClient,
 	bWaits = make(chan struct{}, 1)
 	rdbB.AddHook(commandSignal{name: "exists", seen: bWaits})
 	key := newKey(t)
-	a = e.handler(t, newStore(rdbA, key), time.Hour, func(c *logout.Config) { c.Provider = e.gatedProvider(t, gate) })
+	p := e.gatedProvider(t, gate)
+	for _, f := range aProvider {
+		f(p)
+	}
+	a = e.handler(t, newStore(rdbA, key), time.Hour, func(c *logout.Config) { c.Provider = p })
 	b = e.handler(t, newStore(rdbB, key), time.Hour, nil)
 	tok = e.signInAtFake(t, newJar(t), "ada@example.com")
 	return a, b, bWaits, m, tok, signIn(t, a, e.appSession(tok))
@@ -462,6 +466,71 @@ func TestWaitingRefreshFailsWhenTheHolderFails(t *testing.T) {
 			}
 			if r := <-bDone; r.err == nil {
 				t.Errorf("b's refresh reported success though nothing was refreshed (got the old tokens back: %v)", r.s.RefreshToken != "")
+			}
+		})
+	}
+}
+
+// A request that waited for another instance's refresh, which failed, gets
+// an error even when the session it then finds holds a newer refresh token
+// than the one it saw: an earlier refresh stored that token, and its access
+// token has expired since, which is why the failed refresh was needed.
+func TestWaitingRefreshNeverReturnsAnExpiredAccessToken(t *testing.T) {
+	for name, newStore := range sharedStores(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newProvEnv(t, scalekittest.Config{})
+			gate := newRefreshGate(nil)
+			// a's provider reads its clock an hour back: the access tokens
+			// of its refreshes have expired when they are stored.
+			a, b, bWaits, _, _, cookies := twoInstances(t, e, newStore, gate, func(p *logout.Provider) {
+				logout.SetProviderClock(p, func() time.Time { return time.Now().Add(-time.Hour) })
+			})
+			// b serves a page with the session as first signed in.
+			var page *http.Request
+			b.Middleware(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { page = r })).ServeHTTP(httptest.NewRecorder(), refreshRequest(cookies))
+			if _, err := logout.SessionFromContext(page.Context()); err != nil {
+				t.Fatal(err)
+			}
+			// a refreshes once, storing tokens whose access token has
+			// expired, and then again, when the provider fails.
+			gate.release <- true
+			rec := httptest.NewRecorder()
+			if _, err := a.Refresh(rec, refreshRequest(cookies)); err != nil {
+				t.Fatal(err)
+			}
+			<-gate.entered
+			if c := rec.Result().Cookies(); len(c) > 0 {
+				cookies = c
+			}
+			aDone := make(chan error, 1)
+			go func() {
+				_, err := a.Refresh(httptest.NewRecorder(), refreshRequest(cookies))
+				aDone <- err
+			}()
+			<-gate.entered
+			for len(bWaits) > 0 {
+				<-bWaits
+			}
+			type result struct {
+				s   logout.Session
+				err error
+			}
+			bDone := make(chan result, 1)
+			go func() {
+				s, err := b.Refresh(httptest.NewRecorder(), page)
+				bDone <- result{s, err}
+			}()
+			select {
+			case <-bWaits:
+			case r := <-bDone:
+				t.Fatalf("b did not wait for a's refresh: %v", r.err)
+			}
+			gate.release <- false
+			if err := <-aDone; err == nil {
+				t.Fatal("a's refresh succeeded through a failing provider")
+			}
+			if r := <-bDone; r.err == nil {
+				t.Errorf("b's refresh reported success with an access token that expired at %v", r.s.AccessTokenExpiry)
 			}
 		})
 	}
