@@ -29,7 +29,10 @@ type Lister interface {
 
 // otherEnder is a store that can end every session of a user but one.
 type otherEnder interface {
-	endOthers(ctx context.Context, token string, s Session) (newToken string, ended []string, err error)
+	// endOthers ends the sessions of token's user begun at or before
+	// before, all but token's own, and returns the handles of those it
+	// ended when the store can name them.
+	endOthers(ctx context.Context, token string, before time.Time) (ended []string, err error)
 }
 
 var errCannotList = errors.New("logout: the store cannot list sessions (a cookie store holds none); use a RedisStore")
@@ -118,15 +121,15 @@ func (h *Handler) EndOtherSessions(w http.ResponseWriter, r *http.Request) (int,
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
 	defer cancel()
 	sctx, call := h.tel.store(ctx, storeEndOthers)
-	newToken, ended, err := oe.endOthers(sctx, token, s)
+	ended, err := oe.endOthers(sctx, token, clicked)
 	call.end(err)
+	afterMilli(clicked)
 	if err != nil {
 		return 0, err
 	}
 	if _, enumerates := oe.(*RedisStore); !enumerates {
 		reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndOtherDevices, Issuer: s.Issuer, Subject: s.Subject})
 	}
-	_ = newToken // the stores keep the caller's token
 	for _, handle := range ended {
 		reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndOtherDevices, Issuer: s.Issuer, Subject: s.Subject, Handle: handle})
 	}

@@ -105,6 +105,8 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 
 	// 2. End the session with one atomic store call. The context survives a
 	// client that disconnects halfway, so a revocation is never cut short.
+	// "Everywhere" first ends the user's other sessions, while this one
+	// still names the user: should that fail, a second try can do it all.
 	// ended is what the logout knows of the session: ended here, or found
 	// lapsed, or ended but not confirmed (storeErr says which).
 	var ended Session
@@ -114,27 +116,22 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 	token := carried.token
 	if token != "" {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
-		sctx, call := h.tel.store(ctx, storeEnd)
-		ended, storeErr = h.store.End(sctx, token)
-		call.end(storeErr)
-		lapsed := asLapsed(storeErr)
-		if lapsed != nil {
-			// Over for the app, but its ID token still helps the provider,
-			// and its user is still the one to sign out everywhere.
-			h.reportLapsed(ctx, lapsed)
-			ended = lapsed.s
+		var user Session
+		var over bool
+		if everywhere {
+			user, over, acknowledged, storeErr = h.endElsewhere(ctx, token, clicked)
+			afterMilli(clicked)
 		}
-		if errors.Is(storeErr, ErrNoSession) {
-			storeErr = nil
-		}
-		acknowledged = storeErr == nil && lapsed == nil && (ended.Subject != "" || ended.IDToken != "")
-		if acknowledged {
-			reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndLogout, Issuer: ended.Issuer, Subject: ended.Subject, SessionID: ended.SessionID, Handle: h.handleOf(token)})
-		}
-		if everywhere && storeErr == nil && ended.Subject != "" {
-			sctx, call := h.tel.store(ctx, storeEndSubject)
-			_, storeErr = revokeAndReport(sctx, h.store.(Revoker), h.onEnd, EndEverywhere, ended.Issuer, ended.Subject, "", clicked)
-			call.end(storeErr)
+		if storeErr == nil || !h.failClosed {
+			var err error
+			var ack bool
+			ended, ack, err = h.endThis(ctx, token)
+			storeErr = cmp.Or(storeErr, err)
+			if over && ended.Subject == "" && ended.IDToken == "" {
+				ended = user // over before End: its ID token still helps the provider
+			} else {
+				acknowledged = ack
+			}
 		}
 		cancel()
 	}
@@ -144,17 +141,21 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 	}
 
 	// 3. Expire every app cookie, whatever happened above, and mark the
-	// browser for a fresh authentication if asked.
-	h.jar.expire(w, carried)
-	for _, c := range h.clear {
-		http.SetCookie(w, c)
-	}
-	if h.reauth || everywhere {
-		h.jar.markReauth(w, h.lifetime)
-	}
-	h.jar.markSignedOut(w)
-	if h.clearSiteData {
-		hdr.Set("Clear-Site-Data", `"cookies", "storage"`)
+	// browser for a fresh authentication if asked. Only a store failure
+	// under FailOnStoreError keeps them: its 503 says nothing changed, and
+	// trying again must find the session to end.
+	if storeErr == nil || !h.failClosed {
+		h.jar.expire(w, carried)
+		for _, c := range h.clear {
+			http.SetCookie(w, c)
+		}
+		if h.reauth || everywhere {
+			h.jar.markReauth(w, h.lifetime)
+		}
+		h.jar.markSignedOut(w)
+		if h.clearSiteData {
+			hdr.Set("Clear-Site-Data", `"cookies", "storage"`)
+		}
 	}
 
 	// 4. Have the backstop end the provider's session from the server too,
@@ -211,6 +212,77 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 		ended.IDToken = h.plainIDToken(r)
 	}
 	h.reply(w, r, 0, h.EndSessionURL(ended.IDToken, postLogout, rand.Text()), "")
+}
+
+// endElsewhere ends the sessions of token's user begun before clicked, all
+// but token's own, and returns the session that names the user (the zero
+// Session when token names none). over tells whether that session is over
+// already: it lapsed, or a Revoker of the app's own ended it with the
+// others (then acknowledged: it was live).
+func (h *Handler) endElsewhere(ctx context.Context, token string, clicked time.Time) (user Session, over, acknowledged bool, err error) {
+	sctx, call := h.tel.store(ctx, storeLoad)
+	user, err = h.store.Load(sctx, token)
+	call.end(err)
+	lapsed := asLapsed(err)
+	switch {
+	case lapsed != nil:
+		// Over for the app, but its user is still the one to sign out
+		// everywhere.
+		h.reportLapsed(ctx, lapsed)
+		user, over = lapsed.s, true
+	case errors.Is(err, ErrNoSession):
+		return Session{}, false, false, nil
+	case err != nil:
+		return Session{}, false, false, err
+	}
+	if user.Subject == "" {
+		return Session{}, false, false, nil
+	}
+	if oe, ok := h.store.(otherEnder); ok && !over {
+		sctx, call := h.tel.store(ctx, storeEndOthers)
+		handles, err := oe.endOthers(sctx, token, clicked)
+		call.end(err)
+		if err != nil {
+			return Session{}, false, false, err
+		}
+		if _, enumerates := oe.(*RedisStore); !enumerates {
+			reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndEverywhere, Issuer: user.Issuer, Subject: user.Subject})
+		}
+		for _, handle := range handles {
+			reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndEverywhere, Issuer: user.Issuer, Subject: user.Subject, Handle: handle})
+		}
+		return user, false, false, nil
+	}
+	// A Revoker of the app's own, or a session that lapsed: every session
+	// of the user begun before the click ends, this one with them.
+	sctx, call = h.tel.store(ctx, storeEndSubject)
+	_, err = revokeAndReport(sctx, h.store.(Revoker), h.onEnd, EndEverywhere, user.Issuer, user.Subject, "", clicked)
+	call.end(err)
+	if err != nil {
+		return Session{}, false, false, err
+	}
+	return user, true, !over, nil
+}
+
+// endThis ends token's session in one store call and reports the ending.
+func (h *Handler) endThis(ctx context.Context, token string) (ended Session, acknowledged bool, err error) {
+	sctx, call := h.tel.store(ctx, storeEnd)
+	ended, err = h.store.End(sctx, token)
+	call.end(err)
+	lapsed := asLapsed(err)
+	if lapsed != nil {
+		// Over for the app, but its ID token still helps the provider.
+		h.reportLapsed(ctx, lapsed)
+		ended = lapsed.s
+	}
+	if errors.Is(err, ErrNoSession) {
+		err = nil
+	}
+	acknowledged = err == nil && lapsed == nil && (ended.Subject != "" || ended.IDToken != "")
+	if acknowledged {
+		reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndLogout, Issuer: ended.Issuer, Subject: ended.Subject, SessionID: ended.SessionID, Handle: h.handleOf(token)})
+	}
+	return ended, acknowledged, err
 }
 
 // checkRequest enforces the method and the origin, replying itself on error.

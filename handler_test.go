@@ -550,8 +550,11 @@ func TestStoreFailure(t *testing.T) {
 			cookies := signIn(t, h, s)
 			resp := serve(h, logoutRequest(http.MethodPost, cookies))
 
-			if setCookies(resp)["__Host-session"]["max-age"] != "0" {
-				t.Error("session cookie not expired on a store failure")
+			// The default signs this browser out whatever the store did;
+			// FailOnStoreError's 503 changes nothing, so that trying
+			// again can end the session.
+			if expired := setCookies(resp)["__Host-session"]["max-age"] == "0"; expired == failClosed {
+				t.Errorf("session cookie expired: %v, want %v", expired, !failClosed)
 			}
 			if !errors.Is(reported, down) {
 				t.Errorf("OnError got %v, want %v", reported, down)
@@ -562,6 +565,17 @@ func TestStoreFailure(t *testing.T) {
 			if failClosed {
 				if resp.StatusCode != http.StatusServiceUnavailable {
 					t.Errorf("status %d, want 503", resp.StatusCode)
+				}
+				if len(resp.Header.Values("Set-Cookie")) != 0 {
+					t.Errorf("a 503 set cookies: %q", resp.Header.Values("Set-Cookie"))
+				}
+				store.err = nil // the store is back: the user tries again
+				resp := serve(h, logoutRequest(http.MethodPost, cookies))
+				if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "id_token_hint=") {
+					t.Errorf("trying again: status %d, Location %q; want 303 with the session's ID token", resp.StatusCode, resp.Header.Get("Location"))
+				}
+				if _, err := currentSession(h, cookies); !errors.Is(err, logout.ErrNoSession) {
+					t.Errorf("trying again left the session: %v", err)
 				}
 				return
 			}

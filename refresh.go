@@ -87,6 +87,7 @@ func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) (Session, erro
 			res = h.refreshLocal(ctx, carried.token, seen)
 		}
 		h.tel.refresh(ctx, span, res)
+		h.reportIfLapsed(ctx, res.err)
 		return res
 	})
 	if res.err != nil {

@@ -467,3 +467,93 @@ func TestWrappedStoreIsNotUnwrapped(t *testing.T) {
 		t.Errorf("the wrapper's End was called %d times, want 1", got)
 	}
 }
+
+// "Sign out everywhere" with FailOnStoreError, when the store fails to end
+// the user's other sessions: the 503 changes nothing, neither this
+// session nor its cookie, so trying again, once the store is back, ends
+// them all. (Ending this session first would leave a second try with no
+// session to name the user, and a 303 while the other devices stay
+// signed in.)
+func TestEverywhereThatFailsCanBeRetried(t *testing.T) {
+	for name, newStore := range sharedStores(t) {
+		t.Run(name, func(t *testing.T) {
+			_, rdb := newMini(t)
+			failing := &failScripts{}
+			rdb.AddHook(failing)
+			h, _ := newHandler(t, newStore(rdb, newKey(t)), func(c *logout.Config) { c.FailOnStoreError = true })
+			laptop, phone := signIn(t, h, testSession()), signIn(t, h, testSession())
+
+			failing.on.Store(true)
+			resp := serve(h.Everywhere(), logoutRequest(http.MethodPost, laptop))
+			if resp.StatusCode != http.StatusServiceUnavailable || len(resp.Header.Values("Set-Cookie")) != 0 {
+				t.Fatalf("store failing: status %d, cookies %q; want 503 and none", resp.StatusCode, resp.Header.Values("Set-Cookie"))
+			}
+			for device, cookies := range map[string][]*http.Cookie{"laptop": laptop, "phone": phone} {
+				if _, err := currentSession(h, cookies); err != nil {
+					t.Errorf("after the 503 the %s's session is %v, want it as it was", device, err)
+				}
+			}
+
+			failing.on.Store(false)
+			resp = serve(h.Everywhere(), logoutRequest(http.MethodPost, laptop))
+			if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "id_token_hint=") {
+				t.Fatalf("trying again: status %d, Location %q; want 303 with the ID token", resp.StatusCode, resp.Header.Get("Location"))
+			}
+			for device, cookies := range map[string][]*http.Cookie{"laptop": laptop, "phone": phone} {
+				if _, err := currentSession(h, cookies); !errors.Is(err, logout.ErrNoSession) {
+					t.Errorf("after trying again the %s's session is %v, want it ended", device, err)
+				}
+			}
+		})
+	}
+}
+
+// failScripts fails every script a client sends while on: the stores end
+// sessions in bulk with scripts, and read them without.
+type failScripts struct{ on atomic.Bool }
+
+func (f *failScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (f *failScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (f *failScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if f.on.Load() && (cmd.Name() == "eval" || cmd.Name() == "evalsha") {
+			err := errors.New("READONLY You can't write against a read only replica")
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// A sign-in made right after "sign out everywhere" or "sign out other
+// devices" answered survives them, even within the millisecond: the
+// records that end the sessions begun before the click hold its time to
+// the millisecond, and the answer leaves only once the clock is past it.
+func TestSignInRightAfterSignOutEverywhereSurvives(t *testing.T) {
+	for name, newStore := range sharedStores(t) {
+		t.Run(name, func(t *testing.T) {
+			_, rdb := newMini(t)
+			h, _ := newHandler(t, newStore(rdb, newKey(t)), nil)
+			for _, click := range []struct {
+				name string
+				h    http.Handler
+			}{{"everywhere", h.Everywhere()}, {"other devices", h.SignOutOtherDevices()}} {
+				ended := 0
+				for range 40 {
+					old := signIn(t, h, testSession())
+					if resp := serve(click.h, logoutRequest(http.MethodPost, old)); resp.StatusCode != http.StatusSeeOther {
+						t.Fatalf("%s: status %d", click.name, resp.StatusCode)
+					}
+					if _, err := currentSession(h, signIn(t, h, testSession())); err != nil {
+						ended++
+					}
+				}
+				if ended > 0 {
+					t.Errorf("%s: %d of 40 sign-ins made after it answered were ended by it", click.name, ended)
+				}
+			}
+		})
+	}
+}

@@ -99,11 +99,13 @@ func (h *Handler) Session(r *http.Request) (Session, error) {
 		ctx, call := h.tel.store(ctx, storeRenew)
 		s, _, err := rn.Renew(ctx, token, h.idle)
 		call.end(err)
+		h.reportIfLapsed(ctx, err)
 		return s, err
 	}
 	ctx, call := h.tel.store(ctx, storeLoad)
 	s, err := h.store.Load(ctx, token)
 	call.end(err)
+	h.reportIfLapsed(ctx, err)
 	return s, err
 }
 
@@ -205,6 +207,7 @@ func (h *Handler) UpdateSession(w http.ResponseWriter, r *http.Request, s Sessio
 		sctx, call := h.tel.store(ctx, storeLoad)
 		cur, err := h.store.Load(sctx, carried.token)
 		call.end(err)
+		h.reportIfLapsed(ctx, err)
 		if err != nil {
 			return err
 		}

@@ -104,6 +104,18 @@ func revokeAndReport(ctx context.Context, rv Revoker, hook endHook, reason EndRe
 	return n, err
 }
 
+// afterMilli returns once the clock has left the millisecond of t, at most
+// a millisecond from now. The records that end a user's sessions begun
+// before a click hold its time to the millisecond, as sessions hold their
+// start: an answer sent in the same millisecond would let a sign-in made
+// right after it start in that millisecond too, and be taken for one the
+// click ended.
+func afterMilli(t time.Time) {
+	if d := time.Until(t.Truncate(time.Millisecond).Add(time.Millisecond)); d > 0 {
+		time.Sleep(d)
+	}
+}
+
 // lapsedError is the ErrNoSession of a session a store opened and found
 // expired or idle: the Handler reports it as an ending.
 type lapsedError struct {
@@ -147,6 +159,17 @@ func cookieHandle(handle []byte) string {
 // reportLapsed reports a session a store found expired or idle.
 func (h *Handler) reportLapsed(ctx context.Context, e *lapsedError) {
 	reportEnd(ctx, h.onEnd, SessionEnd{Reason: e.reason, Issuer: e.s.Issuer, Subject: e.s.Subject, SessionID: e.s.SessionID, Handle: e.handle})
+}
+
+// reportIfLapsed reports the ending err tells of, if it is a lapse:
+// whichever path of the Handler gets a lapsed error reports it. The stores
+// that share state give it to one request only; a bare CookieStore, which
+// keeps none, to each request that brings the cookie before its response
+// takes it away.
+func (h *Handler) reportIfLapsed(ctx context.Context, err error) {
+	if lapsed := asLapsed(err); lapsed != nil {
+		h.reportLapsed(ctx, lapsed)
+	}
 }
 
 // handleOf names the token's session for SessionEnd, when there is a hook to

@@ -138,7 +138,7 @@ func (c *RevocableCookieStore) Save(_ context.Context, s Session) (string, error
 
 // Load opens the sealed session and checks that it was not ended.
 func (c *RevocableCookieStore) Load(ctx context.Context, token string) (Session, error) {
-	s, handle, err := c.open(token)
+	s, handle, err := c.opened(ctx, token)
 	if err != nil {
 		return Session{}, err
 	}
@@ -285,15 +285,39 @@ func (c *RevocableCookieStore) maxLifetime() time.Duration { return c.list.Lifet
 // records that the user's sessions begun until now are ended, all but this
 // one's handle. The token stays as it is. The store holds no list of
 // sessions, so it cannot say which it ended.
-func (c *RevocableCookieStore) endOthers(ctx context.Context, token string, _ Session) (string, []string, error) {
-	s, handle, err := c.open(token)
+func (c *RevocableCookieStore) endOthers(ctx context.Context, token string, before time.Time) ([]string, error) {
+	s, handle, err := c.opened(ctx, token)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	if err := c.checkRevoked(ctx, handle, s); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	return token, nil, c.list.revokeOthers(ctx, s.Issuer, s.Subject, c.clock(), handle)
+	return nil, c.list.revokeOthers(ctx, s.Issuer, s.Subject, minTime(before, c.clock()), handle)
+}
+
+// opened opens the token as open does, and settles a session found lapsed
+// as RedisStore does: the first request to find it over records its handle
+// as ended, as a logout would, and only that one gets the lapsed error, so
+// the Handler reports the ending once; the others get plain ErrNoSession,
+// as does a request whose record could not be written.
+func (c *RevocableCookieStore) opened(ctx context.Context, token string) (Session, []byte, error) {
+	s, handle, err := c.open(token)
+	return s, handle, c.settleLapse(ctx, handle, err)
+}
+
+func (c *RevocableCookieStore) settleLapse(ctx context.Context, handle []byte, err error) error {
+	lapsed := asLapsed(err)
+	if lapsed == nil {
+		return err
+	}
+	// The record lives as long as the cookie could be sent: an idle
+	// session's cookie until its absolute expiry.
+	first, err := c.list.endHandle(ctx, handle, lapsed.s, lapsed.s.Expiry.Sub(c.clock()))
+	if !first || (err != nil && !errors.Is(err, ErrNotConfirmed)) {
+		return ErrNoSession
+	}
+	return lapsed
 }
 
 // checkLifetime refuses a session that could outlive the records that end it.

@@ -85,11 +85,10 @@ func (r *RedisStore) EndHandle(ctx context.Context, issuer, subject, handle stri
 
 // endOthers ends every session of the token's user but the token's own, and
 // returns their handles. The token stays valid.
-func (r *RedisStore) endOthers(ctx context.Context, token string, s Session) (string, []string, error) {
+func (r *RedisStore) endOthers(ctx context.Context, token string, before time.Time) ([]string, error) {
 	ref, ok := r.parse(token)
 	if !ok {
-		return "", nil, ErrNoSession
+		return nil, ErrNoSession
 	}
-	ended, err := r.endIndexed(ctx, ref.tag, "", allTime, ref.field)
-	return token, ended, err
+	return r.endIndexed(ctx, ref.tag, "", unixMilli(minTime(before, r.clock())), ref.field)
 }

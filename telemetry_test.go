@@ -264,7 +264,9 @@ func TestMetricLogoutOutcomes(t *testing.T) {
 		{"logout.sessions.ended", nil, 3},
 		{"logout.store.duration", []string{"logout.store.operation=end", "logout.store.outcome=ok"}, 2},
 		{"logout.store.duration", []string{"logout.store.operation=end", "logout.store.outcome=no_session"}, 1},
-		{"logout.store.duration", []string{"logout.store.operation=end_subject", "logout.store.outcome=ok"}, 1},
+		// "Everywhere" reads the session, ends the others, then this one.
+		{"logout.store.duration", []string{"logout.store.operation=load", "logout.store.outcome=ok"}, 1},
+		{"logout.store.duration", []string{"logout.store.operation=end_others", "logout.store.outcome=ok"}, 1},
 		{"logout.store.duration", []string{"logout.store.operation=save", "logout.store.outcome=ok"}, 3},
 		{"logout.store.duration", []string{"logout.store.outcome=error"}, 0},
 	})
