@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Active sessions: listing where a user is signed in, and signing out one of
-// those places, or all but this one.
+// those places, or all but this one (for "sign out other devices" and for
+// the first half of "sign out everywhere").
 
 package logout
 
@@ -120,23 +121,76 @@ func (h *Handler) EndOtherSessions(w http.ResponseWriter, r *http.Request) (int,
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
 	defer cancel()
-	sctx, call := h.tel.store(ctx, storeEndOthers)
-	ended, err := oe.endOthers(sctx, token, clicked)
-	call.end(err)
+	ended, err := h.endOthers(ctx, oe, token, s, clicked, EndOtherDevices)
 	afterMilli(clicked)
 	if err != nil {
 		return 0, err
-	}
-	if _, enumerates := oe.(*RedisStore); !enumerates {
-		reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndOtherDevices, Issuer: s.Issuer, Subject: s.Subject})
-	}
-	for _, handle := range ended {
-		reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndOtherDevices, Issuer: s.Issuer, Subject: s.Subject, Handle: handle})
 	}
 	if h.backstop != nil && s.Subject != "" {
 		h.backstop.schedule(ctx, false, h.backstop.othersJob(s.Subject, s.SessionID, clicked))
 	}
 	return len(ended), nil
+}
+
+// endElsewhere is the first half of "sign out everywhere" (Handler.logout
+// ends this session after it): it ends the sessions of token's user begun
+// before clicked, all but token's own, and returns the session that names
+// the user (the zero Session when token names none). over tells whether
+// that session is over already: it lapsed, or a Revoker of the app's own
+// ended it with the others (then acknowledged: it was live).
+func (h *Handler) endElsewhere(ctx context.Context, token string, clicked time.Time) (user Session, over, acknowledged bool, err error) {
+	sctx, call := h.tel.store(ctx, storeLoad)
+	user, err = h.store.Load(sctx, token)
+	call.end(err)
+	lapsed := asLapsed(err)
+	switch {
+	case lapsed != nil:
+		// Over for the app, but its user is still the one to sign out
+		// everywhere.
+		h.reportLapsed(ctx, lapsed)
+		user, over = lapsed.s, true
+	case errors.Is(err, ErrNoSession):
+		return Session{}, false, false, nil
+	case err != nil:
+		return Session{}, false, false, err
+	}
+	if user.Subject == "" {
+		return Session{}, false, false, nil
+	}
+	if oe, ok := h.store.(otherEnder); ok && !over {
+		if _, err := h.endOthers(ctx, oe, token, user, clicked, EndEverywhere); err != nil {
+			return Session{}, false, false, err
+		}
+		return user, false, false, nil
+	}
+	// A Revoker of the app's own, or a session that lapsed: every session
+	// of the user begun before the click ends, this one with them.
+	sctx, call = h.tel.store(ctx, storeEndSubject)
+	_, err = revokeAndReport(sctx, h.store.(Revoker), h.onEnd, EndEverywhere, user.Issuer, user.Subject, "", clicked)
+	call.end(err)
+	if err != nil {
+		return Session{}, false, false, err
+	}
+	return user, true, !over, nil
+}
+
+// endOthers ends the sessions of s's user begun before clicked, all but
+// token's, and reports them for reason. It returns the handles of those it
+// ended, where the store can name them.
+func (h *Handler) endOthers(ctx context.Context, oe otherEnder, token string, s Session, clicked time.Time, reason EndReason) ([]string, error) {
+	sctx, call := h.tel.store(ctx, storeEndOthers)
+	ended, err := oe.endOthers(sctx, token, clicked)
+	call.end(err)
+	if err != nil {
+		return nil, err
+	}
+	if _, enumerates := oe.(*RedisStore); !enumerates {
+		reportEnd(ctx, h.onEnd, SessionEnd{Reason: reason, Issuer: s.Issuer, Subject: s.Subject})
+	}
+	for _, handle := range ended {
+		reportEnd(ctx, h.onEnd, SessionEnd{Reason: reason, Issuer: s.Issuer, Subject: s.Subject, Handle: handle})
+	}
+	return ended, nil
 }
 
 // ProviderSessions returns the request's user's active sessions at the

@@ -62,8 +62,8 @@
 //     redis_scripts.go (every Lua script).
 //   - Endings that start elsewhere: backchannel.go, webhook.go, keyset.go
 //     (the provider's signing keys); active_sessions.go (a user's list of
-//     sessions, "sign out other devices"); sessionend.go (the one hook that
-//     hears every ending).
+//     sessions, "sign out other devices" and the others of "everywhere");
+//     sessionend.go (the one hook that hears every ending).
 //   - The provider's side: provider.go ([Provider], its session API),
 //     backstop.go (ending the provider session from the server),
 //     backstop_redis.go (its jobs kept in Redis, which any instance

@@ -214,56 +214,6 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 	h.reply(w, r, 0, h.EndSessionURL(ended.IDToken, postLogout, rand.Text()), "")
 }
 
-// endElsewhere ends the sessions of token's user begun before clicked, all
-// but token's own, and returns the session that names the user (the zero
-// Session when token names none). over tells whether that session is over
-// already: it lapsed, or a Revoker of the app's own ended it with the
-// others (then acknowledged: it was live).
-func (h *Handler) endElsewhere(ctx context.Context, token string, clicked time.Time) (user Session, over, acknowledged bool, err error) {
-	sctx, call := h.tel.store(ctx, storeLoad)
-	user, err = h.store.Load(sctx, token)
-	call.end(err)
-	lapsed := asLapsed(err)
-	switch {
-	case lapsed != nil:
-		// Over for the app, but its user is still the one to sign out
-		// everywhere.
-		h.reportLapsed(ctx, lapsed)
-		user, over = lapsed.s, true
-	case errors.Is(err, ErrNoSession):
-		return Session{}, false, false, nil
-	case err != nil:
-		return Session{}, false, false, err
-	}
-	if user.Subject == "" {
-		return Session{}, false, false, nil
-	}
-	if oe, ok := h.store.(otherEnder); ok && !over {
-		sctx, call := h.tel.store(ctx, storeEndOthers)
-		handles, err := oe.endOthers(sctx, token, clicked)
-		call.end(err)
-		if err != nil {
-			return Session{}, false, false, err
-		}
-		if _, enumerates := oe.(*RedisStore); !enumerates {
-			reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndEverywhere, Issuer: user.Issuer, Subject: user.Subject})
-		}
-		for _, handle := range handles {
-			reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndEverywhere, Issuer: user.Issuer, Subject: user.Subject, Handle: handle})
-		}
-		return user, false, false, nil
-	}
-	// A Revoker of the app's own, or a session that lapsed: every session
-	// of the user begun before the click ends, this one with them.
-	sctx, call = h.tel.store(ctx, storeEndSubject)
-	_, err = revokeAndReport(sctx, h.store.(Revoker), h.onEnd, EndEverywhere, user.Issuer, user.Subject, "", clicked)
-	call.end(err)
-	if err != nil {
-		return Session{}, false, false, err
-	}
-	return user, true, !over, nil
-}
-
 // endThis ends token's session in one store call and reports the ending.
 func (h *Handler) endThis(ctx context.Context, token string) (ended Session, acknowledged bool, err error) {
 	sctx, call := h.tel.store(ctx, storeEnd)
