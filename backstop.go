@@ -258,10 +258,27 @@ func (b *backstop) attempt(j backstopJob) (bool, error) {
 	defer span.End()
 	ended, err := j.do(ctx, b.provider)
 	if err == nil {
-		b.log.LogAttrs(ctx, slog.LevelInfo, "logout: backstop ended the provider session",
-			slog.String("sid", j.SID), slog.String("user", j.User))
+		b.logDone(ctx, j, ended)
 	}
 	return ended, err
+}
+
+// logDone says what a job that succeeded found: an operator reads from it
+// whether browsers reach the provider's logout themselves.
+func (b *backstop) logDone(ctx context.Context, j backstopJob, ended bool) {
+	var msg string
+	var attr slog.Attr
+	switch {
+	case j.SID != "" && ended:
+		msg, attr = "logout: backstop ended the provider session (the browser never ended it)", slog.String("sid", j.SID)
+	case j.SID != "":
+		msg, attr = "logout: backstop found the provider session already ended", slog.String("sid", j.SID)
+	case ended:
+		msg, attr = "logout: backstop ended the user's provider sessions on other devices", slog.String("user", j.User)
+	default:
+		msg, attr = "logout: backstop found no provider session of the user's on other devices", slog.String("user", j.User)
+	}
+	b.log.LogAttrs(ctx, slog.LevelInfo, msg, attr)
 }
 
 // attemptBound is the longest one attempt may take: a few session-API

@@ -344,7 +344,7 @@ func TestEndOthersRetrySparesLaterSignIns(t *testing.T) {
 			later := e.signInAtFake(t, newJar(t), "ada@example.com")
 			close(gate.released)
 			waitFor(t, 5*time.Second, "the retry to finish", func() bool {
-				return strings.Contains(logs.String(), "backstop ended the provider session") && strings.Contains(logs.String(), here.UserID)
+				return strings.Contains(logs.String(), "backstop ended the user's provider sessions on other devices") && strings.Contains(logs.String(), here.UserID)
 			})
 			if got := status(t, e.fake, phone.SessionID); got != scalekittest.StatusRevoked {
 				t.Errorf("the phone's provider session (begun before the click): %s, want revoked", got)

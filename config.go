@@ -247,8 +247,11 @@ type CookieConfig struct {
 	// Partitioned sets the Partitioned attribute (CHIPS), for apps embedded
 	// in another site.
 	Partitioned bool
-	// InsecureHTTP drops the Secure attribute, for plain-http development
-	// only. Browsers send Secure cookies to https sites and localhost alone.
+	// InsecureHTTP drops the Secure attribute (and the default name's
+	// __Host- prefix, which needs it), for plain-http development only.
+	// Chrome and Firefox keep Secure cookies on http://localhost, so there
+	// it matters only to other browsers; on any other plain-http host it is
+	// needed. Never in production.
 	InsecureHTTP bool
 }
 

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -27,9 +28,19 @@ import (
 
 func main() {
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
-	app, err := newApp(ctx, os.Getenv("SCALEKIT_ENVIRONMENT_URL"), os.Getenv("SCALEKIT_CLIENT_ID"),
-		os.Getenv("SCALEKIT_CLIENT_SECRET"), "http://localhost:8080", rdb)
+	env := map[string]string{}
+	for _, name := range []string{"SCALEKIT_ENVIRONMENT_URL", "SCALEKIT_CLIENT_ID", "SCALEKIT_CLIENT_SECRET"} {
+		if env[name] = os.Getenv(name); env[name] == "" {
+			log.Fatalf("%s is not set: copy it from Scalekit's dashboard, API credentials", name)
+		}
+	}
+	opts, err := redis.ParseURL(cmp.Or(os.Getenv("REDIS_URL"), "redis://127.0.0.1:6379/0"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	opts.ContextTimeoutEnabled = true
+	app, err := newApp(ctx, env["SCALEKIT_ENVIRONMENT_URL"], env["SCALEKIT_CLIENT_ID"],
+		env["SCALEKIT_CLIENT_SECRET"], "http://localhost:8080", redis.NewClient(opts))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -50,7 +61,7 @@ func newApp(ctx context.Context, issuer, clientID, clientSecret, appURL string, 
 		Issuer:                issuer,
 		ClientID:              clientID,
 		PostLogoutRedirectURI: appURL + "/logged-out",                  // registered in Scalekit's dashboard
-		Cookie:                logout.CookieConfig{InsecureHTTP: true}, // http://localhost only
+		Cookie:                logout.CookieConfig{InsecureHTTP: true}, // plain http, in development only
 		Provider:              api,                                     // ends Scalekit's session from the server too
 	})
 	if err != nil {
