@@ -60,7 +60,7 @@ import (
 //     deadlines off (a ReadTimeout or WriteTimeout of -2), a type of the
 //     app's own that wraps a client. That costs four allocations per call
 //     and, where the call wakes a second thread, several microseconds of
-//     CPU: 13 to 15 µs per request in the bench's run (docs/bench.md).
+//     CPU: 14 to 18 µs per request in the bench's run (docs/bench.md).
 //
 // A ClusterClient with ContextTimeoutEnabled starts on the second path and
 // takes the first once one of its calls has been answered in time: go-redis
