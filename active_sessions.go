@@ -135,19 +135,24 @@ func (h *Handler) EndOtherSessions(w http.ResponseWriter, r *http.Request) (int,
 // endElsewhere is the first half of "sign out everywhere" (Handler.logout
 // ends this session after it): it ends the sessions of token's user begun
 // before clicked, all but token's own, and returns the session that names
-// the user (the zero Session when token names none). over tells whether
-// that session is over already: it lapsed, or a Revoker of the app's own
-// ended it with the others (then acknowledged: it was live).
+// the user (the zero Session when token names none). It records nothing
+// before those endings, so that when they fail, a second try finds the
+// user again. over tells whether that session is over already: it lapsed,
+// or a Revoker of the app's own ended it with the others (then
+// acknowledged: it was live).
 func (h *Handler) endElsewhere(ctx context.Context, token string, clicked time.Time) (user Session, over, acknowledged bool, err error) {
 	sctx, call := h.tel.store(ctx, storeLoad)
-	user, err = h.store.Load(sctx, token)
+	if id, ok := h.store.(identifier); ok {
+		user, err = id.identify(sctx, token)
+	} else {
+		user, err = h.store.Load(sctx, token)
+	}
 	call.end(err)
 	lapsed := asLapsed(err)
 	switch {
 	case lapsed != nil:
 		// Over for the app, but its user is still the one to sign out
-		// everywhere.
-		h.reportLapsed(ctx, lapsed)
+		// everywhere; ending it reports the lapse.
 		user, over = lapsed.s, true
 	case errors.Is(err, ErrNoSession):
 		return Session{}, false, false, nil
@@ -157,7 +162,17 @@ func (h *Handler) endElsewhere(ctx context.Context, token string, clicked time.T
 	if user.Subject == "" {
 		return Session{}, false, false, nil
 	}
-	if oe, ok := h.store.(otherEnder); ok && !over {
+	// The package's own stores end the others and spare this one, which
+	// the logout then ends and reports as its own. (A store that embeds
+	// one is a store of the app's own: its EndSubject is the one to call.)
+	var oe otherEnder
+	switch st := h.store.(type) {
+	case *RedisStore:
+		oe = st
+	case *RevocableCookieStore:
+		oe = st
+	}
+	if oe != nil && !over {
 		if _, err := h.endOthers(ctx, oe, token, user, clicked, EndEverywhere); err != nil {
 			return Session{}, false, false, err
 		}
@@ -171,7 +186,13 @@ func (h *Handler) endElsewhere(ctx context.Context, token string, clicked time.T
 	if err != nil {
 		return Session{}, false, false, err
 	}
-	return user, true, !over, nil
+	return user, true, lapsed == nil, nil
+}
+
+// identifier is implemented by the stores that can say whose a token is
+// without recording anything, even of a session that lapsed.
+type identifier interface {
+	identify(ctx context.Context, token string) (Session, error)
 }
 
 // endOthers ends the sessions of s's user begun before clicked, all but

@@ -164,7 +164,8 @@ type Config struct {
 	OnBackstopError func(ctx context.Context, err error)
 
 	// OnSessionEnd, if set, is called once for every app session this
-	// Handler sees end, whichever way ([SessionEnd] lists them); give the
+	// Handler sees end, whichever way ([SessionEnd] lists them, and the
+	// one exception: a lapse a cookie store sees); give the
 	// same function to BackChannelConfig and WebhookConfig, and it hears of
 	// every ending. It never gets a token.
 	OnSessionEnd func(ctx context.Context, e SessionEnd)

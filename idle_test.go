@@ -416,10 +416,12 @@ func TestExpiredSessionReportedOnce(t *testing.T) {
 }
 
 // A session that lapsed, idle or past its absolute expiry, is reported
-// once with each store that shares state, whichever path finds it over
-// (the middleware, Handler.Session without it, a logout) and however many
-// requests, tabs or copies of the cookie still bring it.
-func TestLapsedSessionReportedOnceOnEveryPath(t *testing.T) {
+// whichever path finds it over (the middleware, Handler.Session without
+// it, a logout): once with a RedisStore, however many requests, tabs or
+// copies of the cookie still bring it; with a RevocableCookieStore, which
+// records nothing of a lapse, on each request that brings the cookie, at
+// least once and never more often.
+func TestLapsedSessionReportedOnEveryPath(t *testing.T) {
 	for _, kind := range []string{"redis", "revocable cookie"} {
 		for _, reason := range []logout.EndReason{logout.EndIdle, logout.EndExpired} {
 			for _, path := range []string{"middleware", "Session", "logout"} {
@@ -448,28 +450,76 @@ func TestLapsedSessionReportedOnceOnEveryPath(t *testing.T) {
 						}
 						e.advance(11 * time.Minute)
 					}
-					for range 3 {
+					const requests = 4
+					for i := range requests {
 						var err error
-						switch path {
-						case "middleware":
-							_, err, _ = e.browse(t, jarOf(cookies))
-						case "Session":
-							_, err = currentSession(e.h, cookies)
-						case "logout":
+						switch {
+						case i == requests-1 || path == "logout":
 							if resp := serve(e.h, logoutRequest(http.MethodPost, cookies)); resp.StatusCode != http.StatusSeeOther {
 								t.Fatalf("logout: status %d", resp.StatusCode)
 							}
+						case path == "middleware":
+							_, err, _ = e.browse(t, jarOf(cookies))
+						case path == "Session":
+							_, err = currentSession(e.h, cookies)
 						}
-						if !errors.Is(err, nil) && !errors.Is(err, logout.ErrNoSession) {
+						if err != nil && !errors.Is(err, logout.ErrNoSession) {
 							t.Fatalf("%s: %v, want ErrNoSession", path, err)
 						}
 					}
-					serve(e.h, logoutRequest(http.MethodPost, cookies))
-					if n := reports.Load(); n != 1 {
+					n := reports.Load()
+					if kind == "redis" && n != 1 {
 						t.Errorf("the lapsed session was reported %d times, want once", n)
+					}
+					if n < 1 || n > requests {
+						t.Errorf("the lapsed session was reported %d times in %d requests", n, requests)
 					}
 				})
 			}
 		}
+	}
+}
+
+// "Sign out everywhere" from a session that lapsed still ends the user's
+// other sessions, and when the store fails, FailOnStoreError's 503 leaves
+// everything as it was, so that trying again does it.
+func TestEverywhereFromALapsedSession(t *testing.T) {
+	for _, kind := range []string{"redis", "revocable cookie"} {
+		t.Run(kind, func(t *testing.T) {
+			clock := newFakeClock()
+			_, rdb := newMini(t)
+			failing := &failScripts{}
+			rdb.AddHook(failing)
+			var store logout.SessionStore
+			if kind == "redis" {
+				s := logout.NewRedisStore(rdb)
+				logout.SetRedisStoreClock(s, clock.Now)
+				store = s
+			} else {
+				s := newRevocableStore(t, rdb)
+				logout.SetCookieStoreClock(s, clock.Now)
+				store = s
+			}
+			h, _ := newHandler(t, store, func(c *logout.Config) { c.FailOnStoreError = true })
+			stale := testSession()
+			stale.Expiry = clock.Now().Add(10 * time.Minute)
+			laptop, phone := signIn(t, h, stale), signIn(t, h, testSession())
+			clock.Advance(11 * time.Minute) // the laptop's session is over; the phone's lives
+
+			failing.on.Store(true)
+			if resp := serve(h.Everywhere(), logoutRequest(http.MethodPost, laptop)); resp.StatusCode != http.StatusServiceUnavailable || len(resp.Header.Values("Set-Cookie")) != 0 {
+				t.Fatalf("store failing: status %d, cookies %q; want 503 and none", resp.StatusCode, resp.Header.Values("Set-Cookie"))
+			}
+			if _, err := currentSession(h, phone); err != nil {
+				t.Fatalf("after the 503 the phone's session is %v, want it as it was", err)
+			}
+			failing.on.Store(false)
+			if resp := serve(h.Everywhere(), logoutRequest(http.MethodPost, laptop)); resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("trying again: status %d, want 303", resp.StatusCode)
+			}
+			if _, err := currentSession(h, phone); !errors.Is(err, logout.ErrNoSession) {
+				t.Errorf("after trying again the phone's session is %v, want it ended", err)
+			}
+		})
 	}
 }

@@ -251,7 +251,7 @@ func (r *RedisStore) isCurrent(ctx context.Context, token, refreshToken string) 
 // cookie value, so that such a cookie is known and replaced, never redeemed.
 
 func (c *RevocableCookieStore) lease(ctx context.Context, token string, ttl time.Duration) (func(), error) {
-	_, handle, err := c.opened(ctx, token)
+	_, handle, err := c.open(token)
 	if err != nil {
 		return nil, err
 	}
@@ -259,17 +259,16 @@ func (c *RevocableCookieStore) lease(ctx context.Context, token string, ttl time
 }
 
 func (c *RevocableCookieStore) leaseHeld(ctx context.Context, token string) (bool, error) {
-	_, handle, err := c.opened(ctx, token)
+	_, handle, err := c.open(token)
 	if err != nil {
 		return false, err
 	}
 	return c.list.leaseHeld(ctx, handle)
 }
 
-// carriedRefresh is the refresh token sealed in the cookie; no I/O but to
-// settle a session found lapsed.
-func (c *RevocableCookieStore) carriedRefresh(ctx context.Context, token string) (string, error) {
-	s, _, err := c.opened(ctx, token)
+// carriedRefresh is the refresh token sealed in the cookie; no I/O.
+func (c *RevocableCookieStore) carriedRefresh(_ context.Context, token string) (string, error) {
+	s, _, err := c.open(token)
 	return s.RefreshToken, err
 }
 
@@ -291,7 +290,7 @@ func (c *RevocableCookieStore) updateIfVersion(ctx context.Context, token, versi
 }
 
 func (c *RevocableCookieStore) isCurrent(ctx context.Context, token, refreshToken string) (bool, error) {
-	_, handle, err := c.opened(ctx, token)
+	_, handle, err := c.open(token)
 	if err != nil {
 		return false, err
 	}
@@ -316,7 +315,7 @@ type newestCookie struct {
 func (c *RevocableCookieStore) newest(ctx context.Context, token string, idle time.Duration) (newestCookie, error) {
 	s, handle, err := c.openIdle(token, idle)
 	if err != nil {
-		return newestCookie{}, c.settleLapse(ctx, handle, err)
+		return newestCookie{}, err
 	}
 	if err := c.checkLifetimeOf(s); err != nil {
 		return newestCookie{}, err

@@ -216,6 +216,7 @@ func (h *Handler) UpdateSession(w http.ResponseWriter, r *http.Request, s Sessio
 	sctx, call := h.tel.store(ctx, storeUpdate)
 	newToken, err := h.store.Update(sctx, carried.token, s)
 	call.end(err)
+	h.reportIfLapsed(ctx, err)
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,9 @@ const (
 // [RevocableCookieStore] revoking a user or a provider session), one event
 // stands for all of them, with Handle empty. A session that simply lapses is
 // seen only when a request brings it: a cookie store sees it expire or idle
-// out; a [RedisStore] sees an absolute expiry, but Redis drops an idle
+// out, and, recording nothing of it, tells of it on each request that
+// brings the cookie until a response takes it away (the middleware's does);
+// a [RedisStore] sees an absolute expiry once, but Redis drops an idle
 // session by itself, unseen.
 type SessionEnd struct {
 	Reason    EndReason
@@ -111,7 +113,8 @@ func revokeAndReport(ctx context.Context, rv Revoker, hook endHook, reason EndRe
 // right after it start in that millisecond too, and be taken for one the
 // click ended.
 func afterMilli(t time.Time) {
-	if d := time.Until(t.Truncate(time.Millisecond).Add(time.Millisecond)); d > 0 {
+	// Capped: the wall clock may step back meanwhile.
+	if d := min(time.Until(t.Truncate(time.Millisecond).Add(time.Millisecond)), time.Millisecond); d > 0 {
 		time.Sleep(d)
 	}
 }
@@ -162,10 +165,10 @@ func (h *Handler) reportLapsed(ctx context.Context, e *lapsedError) {
 }
 
 // reportIfLapsed reports the ending err tells of, if it is a lapse:
-// whichever path of the Handler gets a lapsed error reports it. The stores
-// that share state give it to one request only; a bare CookieStore, which
-// keeps none, to each request that brings the cookie before its response
-// takes it away.
+// whichever path of the Handler gets a lapsed error reports it. A
+// RedisStore gives it to one request only (the one whose DEL removed the
+// record); the cookie stores, which record nothing of a lapse, to each
+// request that brings the cookie before a response takes it away.
 func (h *Handler) reportIfLapsed(ctx context.Context, err error) {
 	if lapsed := asLapsed(err); lapsed != nil {
 		h.reportLapsed(ctx, lapsed)

@@ -138,7 +138,7 @@ func (c *RevocableCookieStore) Save(_ context.Context, s Session) (string, error
 
 // Load opens the sealed session and checks that it was not ended.
 func (c *RevocableCookieStore) Load(ctx context.Context, token string) (Session, error) {
-	s, handle, err := c.opened(ctx, token)
+	s, handle, err := c.open(token)
 	if err != nil {
 		return Session{}, err
 	}
@@ -286,38 +286,36 @@ func (c *RevocableCookieStore) maxLifetime() time.Duration { return c.list.Lifet
 // one's handle. The token stays as it is. The store holds no list of
 // sessions, so it cannot say which it ended.
 func (c *RevocableCookieStore) endOthers(ctx context.Context, token string, before time.Time) ([]string, error) {
-	s, handle, err := c.opened(ctx, token)
+	// The callers have just loaded the session: a logout that ended it
+	// since changes nothing the user asked for.
+	s, handle, err := c.open(token)
 	if err != nil {
-		return nil, err
-	}
-	if err := c.checkRevoked(ctx, handle, s); err != nil {
 		return nil, err
 	}
 	return nil, c.list.revokeOthers(ctx, s.Issuer, s.Subject, minTime(before, c.clock()), handle)
 }
 
-// opened opens the token as open does, and settles a session found lapsed
-// as RedisStore does: the first request to find it over records its handle
-// as ended, as a logout would, and only that one gets the lapsed error, so
-// the Handler reports the ending once; the others get plain ErrNoSession,
-// as does a request whose record could not be written.
-func (c *RevocableCookieStore) opened(ctx context.Context, token string) (Session, []byte, error) {
+// identify returns the token's session, or its lapsed error when it is
+// over by itself, without recording anything: "sign out everywhere" learns
+// from it whose sessions to end. A session that was ended (logged out,
+// revoked) is ErrNoSession, lapsed or not, so that a stale copy of its
+// cookie can end nobody's sessions.
+func (c *RevocableCookieStore) identify(ctx context.Context, token string) (Session, error) {
 	s, handle, err := c.open(token)
-	return s, handle, c.settleLapse(ctx, handle, err)
-}
-
-func (c *RevocableCookieStore) settleLapse(ctx context.Context, handle []byte, err error) error {
 	lapsed := asLapsed(err)
-	if lapsed == nil {
-		return err
+	switch {
+	case lapsed != nil:
+		s = lapsed.s
+	case err != nil:
+		return Session{}, err
 	}
-	// The record lives as long as the cookie could be sent: an idle
-	// session's cookie until its absolute expiry.
-	first, err := c.list.endHandle(ctx, handle, lapsed.s, lapsed.s.Expiry.Sub(c.clock()))
-	if !first || (err != nil && !errors.Is(err, ErrNotConfirmed)) {
-		return ErrNoSession
+	if err := c.checkRevoked(ctx, handle, s); err != nil {
+		return Session{}, err
 	}
-	return lapsed
+	if lapsed != nil {
+		return Session{}, lapsed
+	}
+	return s, nil
 }
 
 // checkLifetime refuses a session that could outlive the records that end it.

@@ -34,3 +34,18 @@ func TestFingerprintCoversNoKey(t *testing.T) {
 }
 
 func base64Len(n int) int { return (n*8 + 5) / 6 }
+
+// afterMilli waits for the clock to leave a millisecond, never longer than
+// one, even when the wall clock stepped back since that millisecond.
+func TestAfterMilliIsBounded(t *testing.T) {
+	for _, t0 := range []time.Time{time.Now(), time.Now().Add(300 * time.Millisecond)} {
+		start := time.Now()
+		afterMilli(t0)
+		if waited := time.Since(start); waited > 100*time.Millisecond {
+			t.Errorf("afterMilli(%v from now) waited %v", t0.Sub(start).Round(time.Millisecond), waited)
+		}
+		if t0.Before(start) && time.Now().Truncate(time.Millisecond).Equal(t0.Truncate(time.Millisecond)) {
+			t.Errorf("afterMilli returned within the millisecond of %v", t0)
+		}
+	}
+}

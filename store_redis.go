@@ -197,6 +197,22 @@ func (r *RedisStore) Load(ctx context.Context, token string) (Session, error) {
 	return s, nil
 }
 
+// identify returns the token's session, or its lapsed error when it is
+// past its expiry, without deleting anything: "sign out everywhere" learns
+// from it whose sessions to end, and the logout's own ending then reports
+// the lapse.
+func (r *RedisStore) identify(ctx context.Context, token string) (Session, error) {
+	ref, ok := r.parse(token)
+	if !ok {
+		return Session{}, ErrNoSession
+	}
+	get := redis.NewStringCmd(ctx, "get", ref.session)
+	if err := r.calls.process(ctx, r.rdb, get); err != nil && !errors.Is(err, redis.Nil) {
+		return Session{}, fmt.Errorf("logout: redis load: %w", err)
+	}
+	return r.openReply(ref, get)
+}
+
 // Renew loads the session and pushes its idle expiry, in one command:
 // GETEX, which touches nothing when the session is gone, so a renewal racing
 // a logout can never bring it back. The token stays the same. The record may
