@@ -128,7 +128,13 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 			ended, ack, err = h.endThis(ctx, token)
 			storeErr = cmp.Or(storeErr, err)
 			if over && ended.Subject == "" && ended.IDToken == "" {
-				ended = user // over before End: its ID token still helps the provider
+				// Over before End (lapsed, or ended with the others by a
+				// Revoker of the app's own): its ID token still helps the
+				// provider, and a live one was this logout's to report.
+				ended = user
+				if acknowledged {
+					reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndLogout, Issuer: user.Issuer, Subject: user.Subject, SessionID: user.SessionID, Handle: h.handleOf(token)})
+				}
 			} else {
 				acknowledged = ack
 			}

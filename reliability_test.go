@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -449,12 +450,17 @@ func TestScalekitPostLogoutRules(t *testing.T) {
 // counts the calls that reach it.
 type countingStore struct {
 	*logout.RedisStore
-	ends atomic.Int32
+	ends, endSubjects atomic.Int32
 }
 
 func (c *countingStore) End(ctx context.Context, token string) (logout.Session, error) {
 	c.ends.Add(1)
 	return c.RedisStore.End(ctx, token)
+}
+
+func (c *countingStore) EndSubject(ctx context.Context, issuer, subject string, before time.Time) (int, error) {
+	c.endSubjects.Add(1)
+	return c.RedisStore.EndSubject(ctx, issuer, subject, before)
 }
 
 // A store that embeds one of the package's is used as it is: New never
@@ -465,6 +471,31 @@ func TestWrappedStoreIsNotUnwrapped(t *testing.T) {
 	serve(h, logoutRequest(http.MethodPost, signIn(t, h, testSession())))
 	if got := store.ends.Load(); got != 1 {
 		t.Errorf("the wrapper's End was called %d times, want 1", got)
+	}
+}
+
+// A store of the app's own that embeds one of the package's has its own
+// EndSubject called for "sign out everywhere", and the hook hears of this
+// session's logout and of the others' ending.
+func TestWrappedStoreSignsOutEverywhereItself(t *testing.T) {
+	store := &countingStore{RedisStore: newMiniStore(t)}
+	var reasons []logout.EndReason
+	h, _ := newHandler(t, store, func(c *logout.Config) {
+		c.OnSessionEnd = func(_ context.Context, e logout.SessionEnd) { reasons = append(reasons, e.Reason) }
+	})
+	laptop, phone := signIn(t, h, testSession()), signIn(t, h, testSession())
+	if resp := serve(h.Everywhere(), logoutRequest(http.MethodPost, laptop)); resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "id_token_hint=") {
+		t.Fatalf("status %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if n := store.endSubjects.Load(); n != 1 {
+		t.Errorf("the wrapper's EndSubject was called %d times, want 1", n)
+	}
+	if _, err := currentSession(h, phone); !errors.Is(err, logout.ErrNoSession) {
+		t.Errorf("the phone's session: %v, want it ended", err)
+	}
+	slices.Sort(reasons)
+	if want := []logout.EndReason{logout.EndEverywhere, logout.EndLogout}; !slices.Equal(reasons, want) {
+		t.Errorf("the hook heard %v, want %v", reasons, want)
 	}
 }
 
