@@ -110,9 +110,9 @@ type Config struct {
 	ClearSiteData bool
 
 	// FailOnStoreError answers 503 when the store cannot end the session,
-	// and changes nothing else: the cookies stay, so that trying again,
-	// once the store is back, ends the session (and, for "sign out
-	// everywhere", the user's other sessions, which it ends first). The
+	// and leaves the cookies as they are, so that trying again, once the
+	// store is back, ends the session (and, for "sign out everywhere", the
+	// user's other sessions, which it ends first). The
 	// default expires the cookies, reports the error, and still sends the
 	// browser through the provider's logout.
 	FailOnStoreError bool
