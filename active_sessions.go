@@ -34,6 +34,11 @@ type otherEnder interface {
 	// before, all but token's own, and returns the handles of those it
 	// ended when the store can name them.
 	endOthers(ctx context.Context, token string, before time.Time) (ended []string, err error)
+	// identify returns token's session, or its lapsed error when it is
+	// over by itself, without recording anything ("sign out everywhere"
+	// learns from it whose sessions to end); a session that was ended is
+	// ErrNoSession, lapsed or not.
+	identify(ctx context.Context, token string) (Session, error)
 }
 
 var errCannotList = errors.New("logout: the store cannot list sessions (a cookie store holds none); use a RedisStore")
@@ -132,67 +137,44 @@ func (h *Handler) EndOtherSessions(w http.ResponseWriter, r *http.Request) (int,
 	return len(ended), nil
 }
 
-// endElsewhere is the first half of "sign out everywhere" (Handler.logout
-// ends this session after it): it ends the sessions of token's user begun
-// before clicked, all but token's own, and returns the session that names
-// the user (the zero Session when token names none). It records nothing
-// before those endings, so that when they fail, a second try finds the
-// user again. over tells whether that session is over already: it lapsed,
-// or a Revoker of the app's own ended it with the others (then
-// acknowledged: it was live).
-func (h *Handler) endElsewhere(ctx context.Context, token string, clicked time.Time) (user Session, over, acknowledged bool, err error) {
+// endElsewhere is the first half of "sign out everywhere" with one of the
+// package's stores (Handler.logout ends this session after it): it ends the
+// sessions of token's user begun before clicked, all but token's own, and
+// returns the session that names the user (the zero Session when token
+// names none). It records nothing before those endings, so that when they
+// fail, a second try finds the user again; a session that lapsed still
+// names its user, one that was ended names nobody.
+func (h *Handler) endElsewhere(ctx context.Context, oe otherEnder, token string, clicked time.Time) (Session, error) {
 	sctx, call := h.tel.store(ctx, storeLoad)
-	if id, ok := h.store.(identifier); ok {
-		user, err = id.identify(sctx, token)
-	} else {
-		user, err = h.store.Load(sctx, token)
-	}
+	user, err := oe.identify(sctx, token)
 	call.end(err)
-	lapsed := asLapsed(err)
-	switch {
-	case lapsed != nil:
-		// Over for the app, but its user is still the one to sign out
-		// everywhere; ending it reports the lapse.
-		user, over = lapsed.s, true
-	case errors.Is(err, ErrNoSession):
-		return Session{}, false, false, nil
-	case err != nil:
-		return Session{}, false, false, err
+	if lapsed := asLapsed(err); lapsed != nil {
+		user, err = lapsed.s, nil // the logout's own ending reports the lapse
 	}
-	if user.Subject == "" {
-		return Session{}, false, false, nil
+	if errors.Is(err, ErrNoSession) || (err == nil && user.Subject == "") {
+		return Session{}, nil
 	}
-	// The package's own stores end the others and spare this one, which
-	// the logout then ends and reports as its own. (A store that embeds
-	// one is a store of the app's own: its EndSubject is the one to call.)
-	var oe otherEnder
-	switch st := h.store.(type) {
-	case *RedisStore:
-		oe = st
-	case *RevocableCookieStore:
-		oe = st
-	}
-	if oe != nil && !over {
-		if _, err := h.endOthers(ctx, oe, token, user, clicked, EndEverywhere); err != nil {
-			return Session{}, false, false, err
-		}
-		return user, false, false, nil
-	}
-	// A Revoker of the app's own, or a session that lapsed: every session
-	// of the user begun before the click ends, this one with them.
-	sctx, call = h.tel.store(ctx, storeEndSubject)
-	_, err = revokeAndReport(sctx, h.store.(Revoker), h.onEnd, EndEverywhere, user.Issuer, user.Subject, "", clicked)
-	call.end(err)
 	if err != nil {
-		return Session{}, false, false, err
+		return Session{}, err
 	}
-	return user, true, lapsed == nil, nil
+	defer afterMilli(clicked)
+	if _, err := h.endOthers(ctx, oe, token, user, clicked, EndEverywhere); err != nil {
+		return Session{}, err
+	}
+	return user, nil
 }
 
-// identifier is implemented by the stores that can say whose a token is
-// without recording anything, even of a session that lapsed.
-type identifier interface {
-	identify(ctx context.Context, token string) (Session, error)
+// ownOtherEnder is the store as an otherEnder when it is one of the
+// package's own; a store that embeds one is a store of the app's own, whose
+// EndSubject is the one to call.
+func (h *Handler) ownOtherEnder() otherEnder {
+	switch st := h.store.(type) {
+	case *RedisStore:
+		return st
+	case *RevocableCookieStore:
+		return st
+	}
+	return nil
 }
 
 // endOthers ends the sessions of s's user begun before clicked, all but

@@ -109,39 +109,33 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 	// still names the user: should that fail, a second try can do it all.
 	// ended is what the logout knows of the session: ended here, or found
 	// lapsed, or ended but not confirmed (storeErr says which).
-	var ended Session
+	var ended, user Session
 	var storeErr error
 	acknowledged := false
 	carried := h.jar.read(r)
 	token := carried.token
 	if token != "" {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
-		var user Session
-		var over bool
-		if everywhere {
-			user, over, acknowledged, storeErr = h.endElsewhere(ctx, token, clicked)
-			afterMilli(clicked)
+		oe := h.ownOtherEnder()
+		if everywhere && oe != nil {
+			user, storeErr = h.endElsewhere(ctx, oe, token, clicked)
 		}
 		if storeErr == nil || !h.failClosed {
 			var err error
-			var ack bool
-			ended, ack, err = h.endThis(ctx, token)
+			ended, acknowledged, err = h.endThis(ctx, token)
 			storeErr = cmp.Or(storeErr, err)
-			if over && ended.Subject == "" && ended.IDToken == "" {
-				// Over before End (lapsed, or ended with the others by a
-				// Revoker of the app's own): its ID token still helps the
-				// provider, and a live one was this logout's to report.
-				ended = user
-				if acknowledged {
-					reportEnd(ctx, h.onEnd, SessionEnd{Reason: EndLogout, Issuer: user.Issuer, Subject: user.Subject, SessionID: user.SessionID, Handle: h.handleOf(token)})
-				}
-			} else {
-				acknowledged = ack
+			if everywhere && oe == nil && err == nil && ended.Subject != "" {
+				// A Revoker of the app's own ends the others after this one.
+				user = ended
+				sctx, call := h.tel.store(ctx, storeEndSubject)
+				_, storeErr = revokeAndReport(sctx, h.store.(Revoker), h.onEnd, EndEverywhere, ended.Issuer, ended.Subject, "", clicked)
+				call.end(storeErr)
+				afterMilli(clicked)
 			}
 		}
 		cancel()
 	}
-	if everywhere && storeErr == nil && ended.Subject == "" {
+	if everywhere && storeErr == nil && user.Subject == "" {
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "logout: sign out everywhere without a session; the user's other devices were not signed out",
 			slog.String("session", fingerprint(token)))
 	}
@@ -171,8 +165,8 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, everywhere bool
 	// should this one die.
 	if h.backstop != nil {
 		var jobs []backstopJob
-		if everywhere && ended.Subject != "" {
-			jobs = append(jobs, h.backstop.othersJob(ended.Subject, ended.SessionID, clicked))
+		if everywhere && user.Subject != "" {
+			jobs = append(jobs, h.backstop.othersJob(user.Subject, user.SessionID, clicked))
 		}
 		if ended.SessionID != "" {
 			jobs = append(jobs, h.backstop.sessionJob(ended.SessionID))

@@ -500,11 +500,16 @@ func TestEverywhereFromALapsedSession(t *testing.T) {
 				logout.SetCookieStoreClock(s, clock.Now)
 				store = s
 			}
-			h, _ := newHandler(t, store, func(c *logout.Config) { c.FailOnStoreError = true })
+			var mu sync.Mutex
+			var heard []logout.EndReason
+			h, _ := newHandler(t, store, func(c *logout.Config) {
+				c.FailOnStoreError = true
+				c.OnSessionEnd = func(_ context.Context, e logout.SessionEnd) { mu.Lock(); heard = append(heard, e.Reason); mu.Unlock() }
+			})
 			stale := testSession()
 			stale.Expiry = clock.Now().Add(10 * time.Minute)
 			laptop, phone := signIn(t, h, stale), signIn(t, h, testSession())
-			clock.Advance(11 * time.Minute) // the laptop's session is over; the phone's lives
+			clock.Advance(10*time.Minute + 30*time.Second) // the laptop's session is over (a browser would drop its cookie now); the phone's lives
 
 			failing.on.Store(true)
 			if resp := serve(h.Everywhere(), logoutRequest(http.MethodPost, laptop)); resp.StatusCode != http.StatusServiceUnavailable || len(resp.Header.Values("Set-Cookie")) != 0 {
@@ -519,6 +524,46 @@ func TestEverywhereFromALapsedSession(t *testing.T) {
 			}
 			if _, err := currentSession(h, phone); !errors.Is(err, logout.ErrNoSession) {
 				t.Errorf("after trying again the phone's session is %v, want it ended", err)
+			}
+			// The laptop's lapse once, the phone's ending as "everywhere".
+			if !slices.Equal(heard, []logout.EndReason{logout.EndEverywhere, logout.EndExpired}) {
+				t.Errorf("the hook heard %v, want [everywhere expired]", heard)
+			}
+		})
+	}
+}
+
+// The cookie of a session that was logged out, brought again once the
+// session would have lapsed, is no session at all: no lapse is told of, and
+// "sign out everywhere" from it ends nobody's sessions.
+func TestStaleCookieOfALoggedOutSession(t *testing.T) {
+	for _, kind := range []string{"redis", "revocable cookie"} {
+		t.Run(kind, func(t *testing.T) {
+			var heard []logout.EndReason
+			e := newIdleEnv(t, kind, func(c *logout.Config) {
+				c.OnSessionEnd = func(_ context.Context, end logout.SessionEnd) { heard = append(heard, end.Reason) }
+			})
+			s := testSession()
+			s.Expiry = e.clock.Now().Add(time.Hour)
+			stale := signInAt(t, e, s)
+			phone := signInAt(t, e, testSession())
+			if resp := serve(e.h, logoutRequest(http.MethodPost, stale)); resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("logout: status %d", resp.StatusCode)
+			}
+			e.clock.Advance(16 * time.Minute) // idle, were it alive (the store's clock only: the phone's record stays)
+			if _, err, _ := e.browse(t, jarOf(stale)); !errors.Is(err, logout.ErrNoSession) {
+				t.Errorf("a page with the stale cookie: %v, want ErrNoSession", err)
+			}
+			if _, err := currentSession(e.h, stale); !errors.Is(err, logout.ErrNoSession) {
+				t.Errorf("Session with the stale cookie: %v, want ErrNoSession", err)
+			}
+			serve(e.h.Everywhere(), logoutRequest(http.MethodPost, stale))
+			if !slices.Equal(heard, []logout.EndReason{logout.EndLogout}) {
+				t.Errorf("the hook heard %v, want only the logout", heard)
+			}
+			e.clock.Advance(-16 * time.Minute)
+			if _, err := currentSession(e.h, phone); err != nil {
+				t.Errorf("the stale cookie's \"everywhere\" ended the phone's session: %v", err)
 			}
 		})
 	}

@@ -315,7 +315,7 @@ type newestCookie struct {
 func (c *RevocableCookieStore) newest(ctx context.Context, token string, idle time.Duration) (newestCookie, error) {
 	s, handle, err := c.openIdle(token, idle)
 	if err != nil {
-		return newestCookie{}, err
+		return newestCookie{}, c.lapseOf(ctx, handle, err)
 	}
 	if err := c.checkLifetimeOf(s); err != nil {
 		return newestCookie{}, err

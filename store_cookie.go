@@ -140,7 +140,7 @@ func (c *RevocableCookieStore) Save(_ context.Context, s Session) (string, error
 func (c *RevocableCookieStore) Load(ctx context.Context, token string) (Session, error) {
 	s, handle, err := c.open(token)
 	if err != nil {
-		return Session{}, err
+		return Session{}, c.lapseOf(ctx, handle, err)
 	}
 	if err := c.checkRevoked(ctx, handle, s); err != nil {
 		return Session{}, err
@@ -168,7 +168,7 @@ func (c *RevocableCookieStore) Update(ctx context.Context, token string, s Sessi
 func (c *RevocableCookieStore) update(ctx context.Context, token string, s Session, was string) (string, error) {
 	old, handle, err := c.open(token)
 	if err != nil {
-		return "", err
+		return "", c.lapseOf(ctx, handle, err)
 	}
 	if err := sameSession(old, s); err != nil {
 		return "", err
@@ -287,8 +287,12 @@ func (c *RevocableCookieStore) maxLifetime() time.Duration { return c.list.Lifet
 // sessions, so it cannot say which it ended.
 func (c *RevocableCookieStore) endOthers(ctx context.Context, token string, before time.Time) ([]string, error) {
 	// The callers have just loaded the session: a logout that ended it
-	// since changes nothing the user asked for.
+	// since changes nothing the user asked for, and one that lapsed still
+	// names its user.
 	s, handle, err := c.open(token)
+	if lapsed := asLapsed(err); lapsed != nil {
+		s, err = lapsed.s, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -301,21 +305,28 @@ func (c *RevocableCookieStore) endOthers(ctx context.Context, token string, befo
 // revoked) is ErrNoSession, lapsed or not, so that a stale copy of its
 // cookie can end nobody's sessions.
 func (c *RevocableCookieStore) identify(ctx context.Context, token string) (Session, error) {
-	s, handle, err := c.open(token)
+	return c.Load(ctx, token)
+}
+
+// lapseOf is err as a read of the session returns it: a lapsed session
+// that was ended before it lapsed (logged out, revoked) is no session at
+// all, so that its stale cookie is never told of as a lapse, nor names a
+// user. The records of those endings live until a minute past the
+// session's expiry, and so does a lapse: a browser drops the cookie at
+// its expiry, and one brought later is a copy. It costs a round trip only
+// when the session lapsed; when that fails, the lapse is not told of.
+func (c *RevocableCookieStore) lapseOf(ctx context.Context, handle []byte, err error) error {
 	lapsed := asLapsed(err)
-	switch {
-	case lapsed != nil:
-		s = lapsed.s
-	case err != nil:
-		return Session{}, err
+	if lapsed == nil {
+		return err
 	}
-	if err := c.checkRevoked(ctx, handle, s); err != nil {
-		return Session{}, err
+	if c.clock().After(lapsed.s.Expiry.Add(time.Minute)) {
+		return ErrNoSession
 	}
-	if lapsed != nil {
-		return Session{}, lapsed
+	if err := c.checkRevoked(ctx, handle, lapsed.s); err != nil {
+		return ErrNoSession
 	}
-	return s, nil
+	return lapsed
 }
 
 // checkLifetime refuses a session that could outlive the records that end it.
