@@ -437,35 +437,8 @@ func TestWaitingRefreshFailsWhenTheHolderFails(t *testing.T) {
 			gate := newRefreshGate(nil)
 			a, b, bWaits, _, _, cookies := twoInstances(t, e, newStore, gate)
 
-			aDone := make(chan error, 1)
-			go func() {
-				_, err := a.Refresh(httptest.NewRecorder(), refreshRequest(cookies))
-				aDone <- err
-			}()
-			<-gate.entered // a holds the lease, and the provider holds a
-			for len(bWaits) > 0 {
-				<-bWaits
-			}
-			type result struct {
-				s   logout.Session
-				err error
-			}
-			bDone := make(chan result, 1)
-			go func() {
-				s, err := b.Refresh(httptest.NewRecorder(), refreshRequest(cookies))
-				bDone <- result{s, err}
-			}()
-			select {
-			case <-bWaits: // b found the lease taken and waits
-			case r := <-bDone:
-				t.Fatalf("b did not wait for a's refresh: %v", r.err)
-			}
-			gate.release <- false // the provider fails a's refresh
-			if err := <-aDone; err == nil {
-				t.Fatal("a's refresh succeeded through a failing provider")
-			}
-			if r := <-bDone; r.err == nil {
-				t.Errorf("b's refresh reported success though nothing was refreshed (got the old tokens back: %v)", r.s.RefreshToken != "")
+			if s, err := refreshWhileTheHolderFails(t, a, b, gate, bWaits, refreshRequest(cookies), refreshRequest(cookies)); err == nil {
+				t.Errorf("b's refresh reported success though nothing was refreshed (got the old tokens back: %v)", s.RefreshToken != "")
 			}
 		})
 	}
@@ -502,38 +475,46 @@ func TestWaitingRefreshNeverReturnsAnExpiredAccessToken(t *testing.T) {
 			if c := rec.Result().Cookies(); len(c) > 0 {
 				cookies = c
 			}
-			aDone := make(chan error, 1)
-			go func() {
-				_, err := a.Refresh(httptest.NewRecorder(), refreshRequest(cookies))
-				aDone <- err
-			}()
-			<-gate.entered
-			for len(bWaits) > 0 {
-				<-bWaits
-			}
-			type result struct {
-				s   logout.Session
-				err error
-			}
-			bDone := make(chan result, 1)
-			go func() {
-				s, err := b.Refresh(httptest.NewRecorder(), page)
-				bDone <- result{s, err}
-			}()
-			select {
-			case <-bWaits:
-			case r := <-bDone:
-				t.Fatalf("b did not wait for a's refresh: %v", r.err)
-			}
-			gate.release <- false
-			if err := <-aDone; err == nil {
-				t.Fatal("a's refresh succeeded through a failing provider")
-			}
-			if r := <-bDone; r.err == nil {
-				t.Errorf("b's refresh reported success with an access token that expired at %v", r.s.AccessTokenExpiry)
+			if s, err := refreshWhileTheHolderFails(t, a, b, gate, bWaits, refreshRequest(cookies), page); err == nil {
+				t.Errorf("b's refresh reported success with an access token that expired at %v", s.AccessTokenExpiry)
 			}
 		})
 	}
+}
+
+// refreshWhileTheHolderFails has a refresh aReq on a take the lease, one
+// bReq on b wait for it, and the provider fail a's; it returns b's result.
+func refreshWhileTheHolderFails(t *testing.T, a, b *logout.Handler, gate *refreshGate, bWaits chan struct{}, aReq, bReq *http.Request) (logout.Session, error) {
+	t.Helper()
+	aDone := make(chan error, 1)
+	go func() {
+		_, err := a.Refresh(httptest.NewRecorder(), aReq)
+		aDone <- err
+	}()
+	<-gate.entered // a holds the lease, and the provider holds a
+	for len(bWaits) > 0 {
+		<-bWaits
+	}
+	type result struct {
+		s   logout.Session
+		err error
+	}
+	bDone := make(chan result, 1)
+	go func() {
+		s, err := b.Refresh(httptest.NewRecorder(), bReq)
+		bDone <- result{s, err}
+	}()
+	select {
+	case <-bWaits: // b found the lease taken and waits
+	case r := <-bDone:
+		t.Fatalf("b did not wait for a's refresh: %v", r.err)
+	}
+	gate.release <- false // the provider fails a's refresh
+	if err := <-aDone; err == nil {
+		t.Fatal("a's refresh succeeded through a failing provider")
+	}
+	r := <-bDone
+	return r.s, r.err
 }
 
 // A refresh that takes as long as its bound allows (a slow provider) keeps
